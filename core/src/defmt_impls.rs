@@ -1,0 +1,416 @@
+//! `defmt::Format` for every public data type, kept in one place so the
+//! rest of the crate carries no logging-framework attributes.
+//!
+//! The output mirrors `Debug`/`Display` closely enough to grep logs with the
+//! same patterns.
+
+use defmt::{write, Format, Formatter};
+
+use crate::container::{
+    Container, ContainerError, ContainerWriter, Dtype, DtypeError, Section, SectionError,
+    SectionSpec, ShapeIssue,
+};
+use crate::crc32::Crc32;
+use crate::packed::{PackError, PackedLayout, PackedMatrix, PackedWord, TypedPackedMatrix};
+use crate::quant::{BitWidth, BitWidthError, QuantParams, QuantParamsError};
+use crate::requant::{RequantError, Requantizer, RoundingMode};
+
+impl Format for BitWidth {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "B{=u8}", self.bits());
+    }
+}
+
+impl Format for BitWidthError {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "BitWidthError {{ bits: {=u8} }}", self.bits);
+    }
+}
+
+impl Format for QuantParams {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "QuantParams {{ lower: {=f32}, upper: {=f32}, step: {=f32}, bits: {} }}",
+            self.lower, self.upper, self.step, self.bits
+        );
+    }
+}
+
+impl Format for QuantParamsError {
+    fn format(&self, f: Formatter<'_>) {
+        match *self {
+            QuantParamsError::NonFiniteBound { lower, upper } => write!(
+                f,
+                "NonFiniteBound {{ lower: {=f32}, upper: {=f32} }}",
+                lower, upper
+            ),
+            QuantParamsError::EmptyRange { lower, upper } => write!(
+                f,
+                "EmptyRange {{ lower: {=f32}, upper: {=f32} }}",
+                lower, upper
+            ),
+            QuantParamsError::NonFiniteStep { lower, upper } => write!(
+                f,
+                "NonFiniteStep {{ lower: {=f32}, upper: {=f32} }}",
+                lower, upper
+            ),
+            QuantParamsError::ZeroStep { lower, upper } => write!(
+                f,
+                "ZeroStep {{ lower: {=f32}, upper: {=f32} }}",
+                lower, upper
+            ),
+        }
+    }
+}
+
+impl Format for RoundingMode {
+    fn format(&self, f: Formatter<'_>) {
+        match self {
+            RoundingMode::HalfUp => write!(f, "HalfUp"),
+            RoundingMode::HalfEven => write!(f, "HalfEven"),
+        }
+    }
+}
+
+impl Format for Requantizer {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "Requantizer {{ multiplier: {=i32}, shift: {=i8}, rounding: {} }}",
+            self.multiplier, self.shift, self.rounding
+        );
+    }
+}
+
+impl Format for RequantError {
+    fn format(&self, f: Formatter<'_>) {
+        match *self {
+            RequantError::NonFiniteScale { scale } => {
+                write!(f, "NonFiniteScale {{ scale: {=f64} }}", scale)
+            }
+            RequantError::NonPositiveScale { scale } => {
+                write!(f, "NonPositiveScale {{ scale: {=f64} }}", scale)
+            }
+            RequantError::ScaleOutOfRange { scale } => {
+                write!(f, "ScaleOutOfRange {{ scale: {=f64} }}", scale)
+            }
+            RequantError::MultiplierNotNormalized { multiplier } => write!(
+                f,
+                "MultiplierNotNormalized {{ multiplier: {=i32} }}",
+                multiplier
+            ),
+            RequantError::ShiftOutOfRange { shift } => {
+                write!(f, "ShiftOutOfRange {{ shift: {=i8} }}", shift)
+            }
+        }
+    }
+}
+
+impl Format for PackedLayout {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "PackedLayout {{ bits: {}, rows: {=u32}, cols: {=u32} }}",
+            self.bits, self.rows, self.cols
+        );
+    }
+}
+
+impl Format for PackedWord {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "PackedWord({=u32:#010x})", self.0);
+    }
+}
+
+impl Format for PackedMatrix<'_> {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "PackedMatrix {{ layout: {}, bytes: {=usize} }}",
+            self.layout,
+            self.data.len()
+        );
+    }
+}
+
+impl<const BITS: u8> Format for TypedPackedMatrix<'_, BITS> {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "TypedPackedMatrix<{=u8}>({})", BITS, self.as_untyped());
+    }
+}
+
+impl Format for PackError {
+    fn format(&self, f: Formatter<'_>) {
+        match *self {
+            PackError::LayoutTooLarge { rows, cols, bits } => write!(
+                f,
+                "LayoutTooLarge {{ rows: {=u32}, cols: {=u32}, bits: {} }}",
+                rows, cols, bits
+            ),
+            PackError::CodesLengthMismatch { expected, actual } => write!(
+                f,
+                "CodesLengthMismatch {{ expected: {=usize}, actual: {=usize} }}",
+                expected, actual
+            ),
+            PackError::PackedLengthMismatch { expected, actual } => write!(
+                f,
+                "PackedLengthMismatch {{ expected: {=usize}, actual: {=usize} }}",
+                expected, actual
+            ),
+            PackError::OutputLengthMismatch { expected, actual } => write!(
+                f,
+                "OutputLengthMismatch {{ expected: {=usize}, actual: {=usize} }}",
+                expected, actual
+            ),
+            PackError::CodeOutOfRange {
+                row,
+                col,
+                value,
+                max,
+            } => write!(
+                f,
+                "CodeOutOfRange {{ row: {=u32}, col: {=u32}, value: {=u8}, max: {=u8} }}",
+                row, col, value, max
+            ),
+            PackError::NonZeroPadding { row, word, value } => write!(
+                f,
+                "NonZeroPadding {{ row: {=u32}, word: {=u32}, value: {=u32:#010x} }}",
+                row, word, value
+            ),
+            PackError::IndexOutOfBounds {
+                row,
+                col,
+                rows,
+                cols,
+            } => write!(
+                f,
+                "IndexOutOfBounds {{ row: {=u32}, col: {=u32}, rows: {=u32}, cols: {=u32} }}",
+                row, col, rows, cols
+            ),
+            PackError::BitWidthMismatch { expected, actual } => write!(
+                f,
+                "BitWidthMismatch {{ expected: {}, actual: {} }}",
+                expected, actual
+            ),
+        }
+    }
+}
+
+impl Format for Dtype {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "{=str}", self.name());
+    }
+}
+
+impl Format for DtypeError {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "DtypeError {{ code: {=u8} }}", self.code);
+    }
+}
+
+impl Format for ShapeIssue {
+    fn format(&self, f: Formatter<'_>) {
+        match *self {
+            ShapeIssue::RankTooLarge { rank } => {
+                write!(f, "RankTooLarge {{ rank: {=usize} }}", rank)
+            }
+            ShapeIssue::UnusedDimNonZero { dim } => {
+                write!(f, "UnusedDimNonZero {{ dim: {=u8} }}", dim)
+            }
+            ShapeIssue::PackedRankNotTwo { rank } => {
+                write!(f, "PackedRankNotTwo {{ rank: {=usize} }}", rank)
+            }
+            ShapeIssue::TooLarge => write!(f, "TooLarge"),
+            ShapeIssue::LengthMismatch { expected, actual } => write!(
+                f,
+                "LengthMismatch {{ expected: {=u64}, actual: {=u64} }}",
+                expected, actual
+            ),
+        }
+    }
+}
+
+impl Format for ContainerError {
+    fn format(&self, f: Formatter<'_>) {
+        match *self {
+            ContainerError::Truncated { needed, actual } => write!(
+                f,
+                "Truncated {{ needed: {=usize}, actual: {=usize} }}",
+                needed, actual
+            ),
+            ContainerError::BadMagic { found } => {
+                write!(f, "BadMagic {{ found: {=[u8; 8]:02x} }}", found)
+            }
+            ContainerError::UnsupportedVersion { version } => {
+                write!(f, "UnsupportedVersion {{ version: {=u16} }}", version)
+            }
+            ContainerError::UnsupportedFlags { flags } => {
+                write!(f, "UnsupportedFlags {{ flags: {=u16:#06x} }}", flags)
+            }
+            ContainerError::LengthMismatch { header, actual } => write!(
+                f,
+                "LengthMismatch {{ header: {=u32}, actual: {=usize} }}",
+                header, actual
+            ),
+            ContainerError::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "ChecksumMismatch {{ stored: {=u32:#010x}, computed: {=u32:#010x} }}",
+                stored, computed
+            ),
+            ContainerError::NonZeroReserved { section } => {
+                write!(f, "NonZeroReserved {{ section: {} }}", section)
+            }
+            ContainerError::TooManySections { count } => {
+                write!(f, "TooManySections {{ count: {=u32} }}", count)
+            }
+            ContainerError::SectionTableOutOfBounds {
+                table_end,
+                file_len,
+            } => write!(
+                f,
+                "SectionTableOutOfBounds {{ table_end: {=u64}, file_len: {=usize} }}",
+                table_end, file_len
+            ),
+            ContainerError::BadSectionName { section } => {
+                write!(f, "BadSectionName {{ section: {=u32} }}", section)
+            }
+            ContainerError::DuplicateSectionName { section, first } => write!(
+                f,
+                "DuplicateSectionName {{ section: {=u32}, first: {=u32} }}",
+                section, first
+            ),
+            ContainerError::UnsupportedDtype { section, dtype } => write!(
+                f,
+                "UnsupportedDtype {{ section: {=u32}, dtype: {=u8} }}",
+                section, dtype
+            ),
+            ContainerError::UnsupportedBitWidth { section, bits } => write!(
+                f,
+                "UnsupportedBitWidth {{ section: {=u32}, bits: {=u8} }}",
+                section, bits
+            ),
+            ContainerError::ShapeMismatch { section, issue } => write!(
+                f,
+                "ShapeMismatch {{ section: {=u32}, issue: {} }}",
+                section, issue
+            ),
+            ContainerError::MisalignedSection { section, offset } => write!(
+                f,
+                "MisalignedSection {{ section: {=u32}, offset: {=u32} }}",
+                section, offset
+            ),
+            ContainerError::SectionOutOfBounds {
+                section,
+                offset,
+                len,
+            } => write!(
+                f,
+                "SectionOutOfBounds {{ section: {=u32}, offset: {=u32}, len: {=u32} }}",
+                section, offset, len
+            ),
+            ContainerError::UnorderedSections {
+                section,
+                offset,
+                previous_offset,
+            } => write!(
+                f,
+                "UnorderedSections {{ section: {=u32}, offset: {=u32}, previous_offset: {=u32} }}",
+                section, offset, previous_offset
+            ),
+            ContainerError::OverlappingSections {
+                section,
+                offset,
+                previous_end,
+            } => write!(
+                f,
+                "OverlappingSections {{ section: {=u32}, offset: {=u32}, previous_end: {=u64} }}",
+                section, offset, previous_end
+            ),
+            ContainerError::NonZeroPadding { offset } => {
+                write!(f, "NonZeroPadding {{ offset: {=usize} }}", offset)
+            }
+            ContainerError::InvalidPackedSection { section, error } => write!(
+                f,
+                "InvalidPackedSection {{ section: {=u32}, error: {} }}",
+                section, error
+            ),
+            ContainerError::OutputTooSmall { needed, actual } => write!(
+                f,
+                "OutputTooSmall {{ needed: {=usize}, actual: {=usize} }}",
+                needed, actual
+            ),
+            ContainerError::FileTooLarge => write!(f, "FileTooLarge"),
+        }
+    }
+}
+
+impl Format for SectionError {
+    fn format(&self, f: Formatter<'_>) {
+        match *self {
+            SectionError::DtypeMismatch { expected, actual } => write!(
+                f,
+                "DtypeMismatch {{ expected: {}, actual: {} }}",
+                expected, actual
+            ),
+            SectionError::IndexOutOfBounds { index, len } => write!(
+                f,
+                "IndexOutOfBounds {{ index: {=usize}, len: {=usize} }}",
+                index, len
+            ),
+            SectionError::Packed(error) => write!(f, "Packed({})", error),
+        }
+    }
+}
+
+impl Format for Container<'_> {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "Container {{ bytes: {=usize}, sections: {=u32}, crc32: {=u32:#010x} }}",
+            self.bytes.len(),
+            self.section_count,
+            self.checksum()
+        );
+    }
+}
+
+impl Format for Section<'_> {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "Section {{ name: {=str}, dtype: {}, bits: {}, shape: {}, bytes: {=usize} }}",
+            self.name,
+            self.dtype,
+            self.bits,
+            self.shape(),
+            self.data.len()
+        );
+    }
+}
+
+impl Format for SectionSpec<'_> {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "SectionSpec {{ name: {=str}, dtype: {}, bits: {=u8}, shape: {}, bytes: {=usize} }}",
+            self.name,
+            self.dtype,
+            self.bits,
+            self.shape,
+            self.data.len()
+        );
+    }
+}
+
+impl Format for ContainerWriter {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "ContainerWriter");
+    }
+}
+
+impl Format for Crc32 {
+    fn format(&self, f: Formatter<'_>) {
+        write!(f, "Crc32 {{ value: {=u32:#010x} }}", self.finalize());
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one command that runs every test of tdquant (CI runs exactly this).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+(cd firmware-example && cargo fmt --check)
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --release -- -D warnings
+(cd firmware-example && cargo clippy --release -- -D warnings)
+
+step "core builds no_std, no alloc, for the Cortex-M4"
+cargo build --release -p tdquant-core --target thumbv7em-none-eabihf
+cargo build --release -p tdquant-core --target thumbv7em-none-eabihf --features defmt
+
+step "cargo test --workspace (release: candle is ~180x slower in debug)"
+cargo test --workspace --release
+
+step "firmware under QEMU, compared with the host"
+bash scripts/firmware-check.sh

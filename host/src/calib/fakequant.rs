@@ -1,0 +1,462 @@
+//! The 2DQuant fake quantizer: asymmetric, uniform, per-tensor, with two
+//! learnable scalar bounds `l` (lower) and `u` (upper).
+//!
+//! Forward (released `quant_arch.py: FakeQuantizerWeight/Act.forward`, all
+//! f32, each step rounded separately, in this order):
+//!
+//! ```text
+//! N = 2^b − 1;  s = (u − l)/N;  c = clamp(x, l, u);  t = (c − l)/s;
+//! r = round_half_to_even(t);  y = s·r + l
+//! ```
+//!
+//! `clamp` follows `torch.clamp` = `min(max(x, l), u)`: a NaN `x` stays NaN
+//! and, should `l > u`, every element becomes `u`. Rounding is
+//! `torch.round`, i.e. half to even. candle's `Tensor::round` is Rust's
+//! `f32::round` (half **away** from zero) and has no gradient, so the whole
+//! quantizer is one candle [`CustomOp3`] with a hand-written backward.
+//!
+//! Backward = the released straight-through estimator
+//! (`Differentiable_Round`: identity; `Differentiable_Clip.backward`), then
+//! ordinary autograd through `s`, `−l` and `+l`. Per element, with upstream
+//! gradient `g`, `t` and `r` as in the forward:
+//!
+//! | quantity | contribution |
+//! |---|---|
+//! | `∂/∂x` | `g` if `l ≤ x ≤ u`, else 0 (`grad_input[(x < l) \| (x > u)] = 0`) |
+//! | `∂/∂l` | `g·([x ≤ l] + (t − r)/N)` (`grad_min[x > l] = 0`, so `x == l` counts) |
+//! | `∂/∂u` | `g·([x ≥ u] + (r − t)/N)` (`grad_max[x < u] = 0`, so `x == u` counts) |
+//!
+//! The `±1` from the clip and the `(t − r)/N` from the step size are exactly
+//! the per-region table of 2DQuant Eq. 2: below `l`: `t = r = 0`, so
+//! `∂/∂l = 1`; above `u`: `t ≈ r = N`, so `∂/∂u = 1`. Elements *at* a bound
+//! get both the clip's 1 and `∂/∂x = 1`, as in the released code.
+//! The `(t − r)/N` terms use the f32 `t` and `r` of the forward (so for
+//! `x > u` they are the tiny `(t − N)/N` torch would also produce) and all
+//! bound sums are accumulated in f64, then rounded to f32.
+
+use std::sync::Mutex;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, Var,
+};
+
+use super::par;
+
+/// Bit widths accepted by the quantizer (codes must fit a `u8`).
+pub const MIN_BITS: u8 = 1;
+/// Largest supported bit width.
+pub const MAX_BITS: u8 = 8;
+
+/// Elements per parallel block of the fake-quant kernels.
+const BLOCK: usize = 1 << 15;
+
+/// `N = 2^b − 1` as f32 (the number of steps of a `b`-bit grid), or an error
+/// for `b ∉ [MIN_BITS, MAX_BITS]`.
+pub fn levels(bits: u8) -> Result<f32> {
+    if !(MIN_BITS..=MAX_BITS).contains(&bits) {
+        bail!("tdquant fake quantizer: bit width {bits} outside {MIN_BITS}..={MAX_BITS}");
+    }
+    Ok(((1u32 << bits) - 1) as f32)
+}
+
+/// One quantization grid `{l + k·s : k = 0..=N}` with `s = (u − l)/N`
+/// computed in f32 exactly as the released code does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QuantGrid {
+    /// Lower bound `l`.
+    pub lower: f32,
+    /// Upper bound `u`.
+    pub upper: f32,
+    /// `N = 2^b − 1`.
+    pub levels: f32,
+    /// Step `s = (u − l)/N` (f32 division).
+    pub step: f32,
+}
+
+impl QuantGrid {
+    /// Grid for bounds `(lower, upper)` at `bits` bits.
+    pub fn new(lower: f32, upper: f32, bits: u8) -> Result<Self> {
+        let levels = levels(bits)?;
+        Ok(Self::with_levels(lower, upper, levels))
+    }
+
+    /// Grid for bounds `(lower, upper)` with `levels = 2^b − 1` given directly.
+    #[inline]
+    pub fn with_levels(lower: f32, upper: f32, levels: f32) -> Self {
+        Self {
+            lower,
+            upper,
+            levels,
+            step: (upper - lower) / levels,
+        }
+    }
+
+    /// `torch.clamp(x, l, u)` = `min(max(x, l), u)` with NaN propagation.
+    #[inline(always)]
+    pub fn clamp(&self, x: f32) -> f32 {
+        let a = if x < self.lower { self.lower } else { x };
+        if a > self.upper {
+            self.upper
+        } else {
+            a
+        }
+    }
+
+    /// The unrounded grid coordinate `t = (clamp(x) − l)/s` (f32).
+    #[inline(always)]
+    pub fn coordinate(&self, x: f32) -> f32 {
+        (self.clamp(x) - self.lower) / self.step
+    }
+
+    /// The rounded grid index `r = round_half_even(t)` as f32.
+    #[inline(always)]
+    pub fn index(&self, x: f32) -> f32 {
+        self.coordinate(x).round_ties_even()
+    }
+
+    /// The fake-quantized value `s·r + l` (two separately rounded f32 ops).
+    #[inline(always)]
+    pub fn quantize(&self, x: f32) -> f32 {
+        self.dequantize(self.index(x))
+    }
+
+    /// `s·r + l` for a grid index `r` (e.g. an integer code as f32).
+    #[inline(always)]
+    pub fn dequantize(&self, r: f32) -> f32 {
+        self.step * r + self.lower
+    }
+
+    /// The `b`-bit code `r` as `u8`. A NaN input gives 0 (saturating cast);
+    /// for `l < u` and finite `x` the code is always in `0..=N`.
+    #[inline(always)]
+    pub fn code(&self, x: f32) -> u8 {
+        self.index(x) as u8
+    }
+}
+
+/// Fake-quantize `x` into `out` (same length) with bounds `(l, u)` at
+/// `bits` bits: exactly the f32 forward of [`FakeQuantizer::forward`], no
+/// autograd. Parallel over blocks for large inputs.
+pub fn fake_quant_f32_slice(x: &[f32], l: f32, u: f32, bits: u8, out: &mut [f32]) -> Result<()> {
+    let grid = QuantGrid::new(l, u, bits)?;
+    if x.len() != out.len() {
+        bail!(
+            "fake_quant_f32_slice: input has {} elements, output {}",
+            x.len(),
+            out.len()
+        );
+    }
+    par::map_blocks_mut(out, BLOCK, |r, o| {
+        for (y, &v) in o.iter_mut().zip(&x[r]) {
+            *y = grid.quantize(v);
+        }
+    });
+    Ok(())
+}
+
+/// The `bits`-bit codes `r ∈ 0..=N` of `x` (same f32 arithmetic as
+/// [`fake_quant_f32_slice`]; `s·code + l` reproduces its output bit for bit).
+pub fn codes_f32_slice(x: &[f32], l: f32, u: f32, bits: u8, out: &mut [u8]) -> Result<()> {
+    let grid = QuantGrid::new(l, u, bits)?;
+    if x.len() != out.len() {
+        bail!(
+            "codes_f32_slice: input has {} elements, output {}",
+            x.len(),
+            out.len()
+        );
+    }
+    par::map_blocks_mut(out, BLOCK, |r, o| {
+        for (c, &v) in o.iter_mut().zip(&x[r]) {
+            *c = grid.code(v);
+        }
+    });
+    Ok(())
+}
+
+/// Per-element contributions `(∂y/∂l, ∂y/∂u)` of the released STE for one
+/// element `x` (upstream gradient 1), in f64. See the module docs.
+#[inline(always)]
+pub fn bound_grads(grid: &QuantGrid, x: f32) -> (f64, f64) {
+    let t = grid.coordinate(x);
+    let r = t.round_ties_even();
+    let frac = (f64::from(t) - f64::from(r)) / f64::from(grid.levels);
+    let at_lo = if x <= grid.lower { 1.0 } else { 0.0 };
+    let at_hi = if x >= grid.upper { 1.0 } else { 0.0 };
+    (at_lo + frac, at_hi - frac)
+}
+
+/// Borrow the f32 data of a contiguous CPU storage.
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        bail!(
+            "tdquant fake quantizer: {what} must be f32, got {:?}",
+            s.dtype()
+        );
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("tdquant fake quantizer: {what} must be contiguous"),
+    }
+}
+
+/// Read a one-element f32 CPU storage (a bound).
+fn f32_scalar(s: &CpuStorage, l: &Layout, what: &str) -> Result<f32> {
+    let CpuStorage::F32(v) = s else {
+        bail!(
+            "tdquant fake quantizer: {what} must be f32, got {:?}",
+            s.dtype()
+        );
+    };
+    if l.shape().elem_count() != 1 {
+        bail!(
+            "tdquant fake quantizer: {what} must have one element, has shape {:?}",
+            l.shape()
+        );
+    }
+    Ok(v[l.start_offset()])
+}
+
+/// Read a one-element f32 tensor.
+fn tensor_scalar(t: &Tensor) -> Result<f32> {
+    if t.elem_count() != 1 {
+        bail!(
+            "tdquant fake quantizer: bound must have one element, has shape {:?}",
+            t.shape()
+        );
+    }
+    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?[0])
+}
+
+/// Forward op `(x, l, u) ↦ y` with the STE backward.
+struct FakeQuantOp {
+    bits: u8,
+}
+
+impl CustomOp3 for FakeQuantOp {
+    fn name(&self) -> &'static str {
+        "tdquant-fake-quant"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "input")?;
+        let lo = f32_scalar(s2, l2, "lower bound")?;
+        let up = f32_scalar(s3, l3, "upper bound")?;
+        let mut out = vec![0f32; x.len()];
+        fake_quant_f32_slice(x, lo, up, self.bits, &mut out)?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        lo: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grid = QuantGrid::new(tensor_scalar(lo)?, tensor_scalar(up)?, self.bits)?;
+        let op = FakeQuantBwdOp {
+            grid,
+            sums: Mutex::new(None),
+        };
+        let grad = grad.contiguous()?;
+        let dx = x.contiguous()?.apply_op2_no_bwd(&grad, &op)?;
+        let (gl, gu) = op
+            .sums
+            .into_inner()
+            .map_err(|_| candle_core::Error::Msg("fake-quant backward: poisoned lock".into()))?
+            .ok_or_else(|| candle_core::Error::Msg("fake-quant backward did not run".into()))?;
+        let dl = Tensor::full(gl as f32, lo.shape(), lo.device())?.to_dtype(lo.dtype())?;
+        let du = Tensor::full(gu as f32, up.shape(), up.device())?.to_dtype(up.dtype())?;
+        Ok((Some(dx), Some(dl), Some(du)))
+    }
+}
+
+/// Backward kernel `(x, g) ↦ ∂/∂x`, also producing the two bound sums.
+struct FakeQuantBwdOp {
+    grid: QuantGrid,
+    sums: Mutex<Option<(f64, f64)>>,
+}
+
+impl CustomOp2 for FakeQuantBwdOp {
+    fn name(&self) -> &'static str {
+        "tdquant-fake-quant-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, "input")?;
+        let g = f32_slice(s2, l2, "output gradient")?;
+        if x.len() != g.len() {
+            bail!(
+                "fake-quant backward: input has {} elements, gradient {}",
+                x.len(),
+                g.len()
+            );
+        }
+        let grid = self.grid;
+        let mut dx = vec![0f32; x.len()];
+        let parts = par::map_blocks_mut(&mut dx, BLOCK, |r, o| {
+            let (mut sl, mut su) = (0f64, 0f64);
+            for ((d, &v), &gv) in o.iter_mut().zip(&x[r.clone()]).zip(&g[r]) {
+                // grad_input[(x < l) | (x > u)] = 0
+                *d = if v < grid.lower || v > grid.upper {
+                    0.0
+                } else {
+                    gv
+                };
+                let (a, b) = bound_grads(&grid, v);
+                sl += f64::from(gv) * a;
+                su += f64::from(gv) * b;
+            }
+            (sl, su)
+        });
+        let sums = parts
+            .into_iter()
+            .fold((0f64, 0f64), |(a, b), (c, d)| (a + c, b + d));
+        *self
+            .sums
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("fake-quant backward: poisoned lock".into()))? =
+            Some(sums);
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// Apply the differentiable fake quantizer to `x` with bound tensors `lower`,
+/// `upper` (one element each, f32, usually [`Var`]s). Gradients flow to `x`,
+/// `lower` and `upper` as in the released STE (module docs). CPU only.
+pub fn fake_quant(x: &Tensor, lower: &Tensor, upper: &Tensor, bits: u8) -> Result<Tensor> {
+    levels(bits)?;
+    if x.dtype() != DType::F32 {
+        bail!(
+            "tdquant fake quantizer: input must be f32, got {:?}",
+            x.dtype()
+        );
+    }
+    x.contiguous()?.apply_op3(
+        &lower.contiguous()?,
+        &upper.contiguous()?,
+        FakeQuantOp { bits },
+    )
+}
+
+/// A 2DQuant quantizer with learnable per-tensor bounds (`lower_bound`,
+/// `upper_bound` in the released checkpoints, both shape `[1]`).
+#[derive(Clone, Debug)]
+pub struct FakeQuantizer {
+    lower: Var,
+    upper: Var,
+    bits: u8,
+}
+
+impl FakeQuantizer {
+    /// New quantizer on the CPU with bounds `(lower, upper)` (shape `[1]` f32
+    /// [`Var`]s) at `bits` bits.
+    pub fn new(lower: f32, upper: f32, bits: u8) -> Result<Self> {
+        levels(bits)?;
+        let dev = candle_core::Device::Cpu;
+        Ok(Self {
+            lower: Var::from_vec(vec![lower], 1, &dev)?,
+            upper: Var::from_vec(vec![upper], 1, &dev)?,
+            bits,
+        })
+    }
+
+    /// Differentiable fake quantization of `x` (f32, any shape).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        fake_quant(x, self.lower.as_tensor(), self.upper.as_tensor(), self.bits)
+    }
+
+    /// Current bounds `(l, u)`.
+    pub fn bounds(&self) -> Result<(f32, f32)> {
+        Ok((
+            tensor_scalar(self.lower.as_tensor())?,
+            tensor_scalar(self.upper.as_tensor())?,
+        ))
+    }
+
+    /// Overwrite the bounds (e.g. with a DOBI result).
+    pub fn set_bounds(&self, lower: f32, upper: f32) -> Result<()> {
+        let dev = self.lower.device().clone();
+        self.lower.set(&Tensor::from_vec(vec![lower], 1, &dev)?)?;
+        self.upper.set(&Tensor::from_vec(vec![upper], 1, &dev)?)?;
+        Ok(())
+    }
+
+    /// Bit width `b`.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
+    /// The current grid (bounds and step) for the no-grad slice functions.
+    pub fn grid(&self) -> Result<QuantGrid> {
+        let (l, u) = self.bounds()?;
+        QuantGrid::new(l, u, self.bits)
+    }
+
+    /// The lower-bound variable.
+    pub fn lower(&self) -> &Var {
+        &self.lower
+    }
+
+    /// The upper-bound variable.
+    pub fn upper(&self) -> &Var {
+        &self.upper
+    }
+
+    /// Both bound variables `[lower, upper]`, e.g. for an optimizer.
+    pub fn vars(&self) -> Vec<Var> {
+        vec![self.lower.clone(), self.upper.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candle_round_is_half_away_but_ours_is_half_even() {
+        let t = Tensor::new(&[0.5f32, 1.5, 2.5, -0.5], &candle_core::Device::Cpu).unwrap();
+        let r = t.round().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(
+            r,
+            vec![1.0, 2.0, 3.0, -1.0],
+            "candle round changed semantics"
+        );
+        let g = QuantGrid::new(0.0, 15.0, 4).unwrap();
+        assert_eq!(g.step, 1.0);
+        let q: Vec<f32> = [0.5f32, 1.5, 2.5, 3.5, 14.5]
+            .iter()
+            .map(|&x| g.quantize(x))
+            .collect();
+        assert_eq!(q, vec![0.0, 2.0, 2.0, 4.0, 14.0]);
+    }
+
+    #[test]
+    fn clamp_matches_torch_semantics() {
+        let g = QuantGrid::new(1.0, -1.0, 2).unwrap(); // l > u: torch gives u everywhere
+        assert_eq!(g.clamp(5.0), -1.0);
+        assert_eq!(g.clamp(-5.0), -1.0);
+        assert!(QuantGrid::new(0.0, 1.0, 2)
+            .unwrap()
+            .clamp(f32::NAN)
+            .is_nan());
+        assert!(levels(0).is_err() && levels(9).is_err());
+        assert_eq!(levels(8).unwrap(), 255.0);
+    }
+}

@@ -1,0 +1,16 @@
+//! tdquant-host: the workstation side of tdquant.
+//!
+//! Modules follow the data path: [`data_root`] finds the data, [`weights`]
+//! loads checkpoints, [`model`] runs SwinIR-light in full precision,
+//! [`bicubic`] makes LR images exactly as MATLAB does, [`eval`] scores outputs
+//! exactly as BasicSR does.
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod bicubic;
+pub mod calib;
+pub mod data_root;
+pub mod eval;
+pub mod image_io;
+pub mod model;
+pub mod weights;

@@ -1,0 +1,357 @@
+//! Weights loader: the real checkpoint loads; broken files give distinct, informative errors.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Tensor};
+use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::weights::{self, WeightsError, WeightsFormat};
+
+const MODEL_SHA256: &str = "f6465b56e49148c96b9fce1f6ee54537c32bd66d5c3658766bdc63a4ff2c0427";
+
+fn model_path(what: &str) -> Option<PathBuf> {
+    data_root_for_test(what).map(|r| r.join("models/swinir_light_x4_local.pth"))
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tdquant_weights_{}_{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn real_tensors(pth: &Path) -> HashMap<String, Tensor> {
+    weights::load(pth).unwrap().tensors
+}
+
+fn save_st(dir: &Path, name: &str, t: &HashMap<String, Tensor>) -> PathBuf {
+    let p = dir.join(name);
+    candle_core::safetensors::save(t, &p).unwrap();
+    p
+}
+
+#[test]
+fn real_pth_loads() {
+    let Some(pth) = model_path("real_pth_loads") else {
+        return;
+    };
+    let w = weights::load(&pth).unwrap();
+    assert_eq!(w.scale, 4);
+    assert_eq!(w.format, WeightsFormat::Pth);
+    assert_eq!(w.tensors.len(), weights::expected_shapes(4).len());
+    assert_eq!(w.tensors.len(), 330, "366 tensors minus 36 buffers");
+    assert_eq!(w.num_params(), 929_628);
+    assert_eq!(w.sha256.as_deref(), Some(MODEL_SHA256));
+    assert_eq!(weights::file_sha256(&pth).unwrap(), MODEL_SHA256);
+    for t in w.tensors.values() {
+        assert_eq!(t.dtype(), DType::F32);
+    }
+}
+
+#[test]
+fn safetensors_roundtrip_matches_pth() {
+    let Some(pth) = model_path("safetensors_roundtrip") else {
+        return;
+    };
+    let dir = scratch("roundtrip");
+    let a = weights::load(&pth).unwrap();
+    // Include the ignored buffers too: they must be dropped, not rejected.
+    let mut t = a.tensors.clone();
+    t.insert(
+        "layers.0.residual_group.blocks.1.attn_mask".into(),
+        Tensor::zeros((64, 64, 64), DType::F32, &candle_core::Device::Cpu).unwrap(),
+    );
+    t.insert(
+        "layers.0.residual_group.blocks.1.attn.relative_position_index".into(),
+        Tensor::zeros((64, 64), DType::I64, &candle_core::Device::Cpu).unwrap(),
+    );
+    let p = save_st(&dir, "w.safetensors", &t);
+    let b = weights::load(&p).unwrap();
+    assert_eq!(b.format, WeightsFormat::Safetensors);
+    assert_eq!(b.scale, 4);
+    assert_eq!(b.tensors.len(), a.tensors.len());
+    for (k, ta) in &a.tensors {
+        let d = (ta - &b.tensors[k])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "{k}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn truncated_pth_is_corrupt() {
+    let Some(pth) = model_path("truncated_pth") else {
+        return;
+    };
+    let dir = scratch("truncated");
+    let bytes = std::fs::read(&pth).unwrap();
+    for (name, len) in [
+        ("half.pth", bytes.len() / 2),
+        ("100.pth", 100),
+        ("minus1.pth", bytes.len() - 1),
+    ] {
+        let p = write(&dir, name, &bytes[..len]);
+        let err = weights::load(&p).unwrap_err();
+        println!("{name}: {err}");
+        assert!(
+            matches!(err, WeightsError::Corrupt { .. }),
+            "{name}: {err:?}"
+        );
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn damaged_pickle_is_corrupt() {
+    let Some(pth) = model_path("damaged_pickle") else {
+        return;
+    };
+    let dir = scratch("damaged");
+    let mut bytes = std::fs::read(&pth).unwrap();
+    // Overwrite bytes inside the stored data.pkl (right after its local header): the zip CRC
+    // or the pickle decoder must reject it.
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"data.pkl")
+        .expect("data.pkl entry")
+        + 8;
+    for b in &mut bytes[at + 10..at + 200] {
+        *b = 0xA5;
+    }
+    let p = write(&dir, "damaged.pth", &bytes);
+    let err = weights::load(&p).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
+    // A zip signature followed by garbage.
+    let mut g = b"PK\x03\x04".to_vec();
+    g.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let p = write(&dir, "garbage.pth", &g);
+    let err = weights::load(&p).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn non_zip_files_are_rejected() {
+    let dir = scratch("nonzip");
+    for (name, bytes) in [
+        (
+            "text.pth",
+            b"this is not a PyTorch checkpoint at all\n".to_vec(),
+        ),
+        ("empty.pth", Vec::new()),
+        (
+            "legacy.pth",
+            vec![
+                0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8,
+            ],
+        ),
+        (
+            "bad.safetensors",
+            [&8u64.to_le_bytes()[..], b"not json"].concat(),
+        ),
+    ] {
+        let p = write(&dir, name, &bytes);
+        let err = weights::load(&p).unwrap_err();
+        println!("{name}: {err}");
+        assert!(
+            matches!(err, WeightsError::NotAZipOrPickle { .. }),
+            "{name}: {err:?}"
+        );
+        assert!(err.to_string().contains(name));
+    }
+    // A safetensors header that lies about its length.
+    let mut b = 1_000_000u64.to_le_bytes().to_vec();
+    b.extend_from_slice(b"{\"a\":1}");
+    let p = write(&dir, "short.safetensors", &b);
+    let err = weights::load(&p).unwrap_err();
+    println!("short.safetensors: {err}");
+    assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_file_is_io() {
+    let err = weights::load("/nonexistent/tdquant/w.pth").unwrap_err();
+    assert!(matches!(err, WeightsError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/tdquant/w.pth"));
+}
+
+#[test]
+fn renamed_key_is_missing_key() {
+    let Some(pth) = model_path("renamed_key") else {
+        return;
+    };
+    let dir = scratch("renamed");
+    let mut t = real_tensors(&pth);
+    let old = "layers.2.residual_group.blocks.3.mlp.fc1.weight";
+    let new = "layers.2.residual_group.blocks.3.mlp.fc_1.weight";
+    let v = t.remove(old).unwrap();
+    t.insert(new.into(), v);
+    let p = save_st(&dir, "renamed.safetensors", &t);
+    let err = weights::load(&p).unwrap_err();
+    println!("{err}");
+    match &err {
+        WeightsError::MissingKey { key, unexpected } => {
+            assert_eq!(key, old);
+            assert_eq!(unexpected.as_deref(), Some(new));
+        }
+        other => panic!("expected MissingKey, got {other:?}"),
+    }
+    assert!(err.to_string().contains(old) && err.to_string().contains(new));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn extra_key_is_unexpected() {
+    let Some(pth) = model_path("extra_key") else {
+        return;
+    };
+    let dir = scratch("extra");
+    let mut t = real_tensors(&pth);
+    let extra = "layers.0.residual_group.blocks.0.attn.qkv.q.weight_quantizer.lower_bound";
+    t.insert(
+        extra.into(),
+        Tensor::zeros(1, DType::F32, &candle_core::Device::Cpu).unwrap(),
+    );
+    let p = save_st(&dir, "extra.safetensors", &t);
+    let err = weights::load(&p).unwrap_err();
+    println!("{err}");
+    assert!(
+        matches!(&err, WeightsError::UnexpectedKey { key } if key == extra),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(extra));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wrong_shape_is_shape_mismatch() {
+    let Some(pth) = model_path("wrong_shape") else {
+        return;
+    };
+    let dir = scratch("shape");
+    let mut t = real_tensors(&pth);
+    let key = "layers.1.residual_group.blocks.0.attn.proj.weight";
+    let v = t[key].reshape((30, 120)).unwrap();
+    t.insert(key.into(), v);
+    let p = save_st(&dir, "shape.safetensors", &t);
+    let err = weights::load(&p).unwrap_err();
+    let msg = err.to_string();
+    println!("{msg}");
+    match &err {
+        WeightsError::ShapeMismatch {
+            key: k,
+            expected,
+            found,
+        } => {
+            assert_eq!(k, key);
+            assert_eq!(expected, &vec![60, 60]);
+            assert_eq!(found, &vec![30, 120]);
+        }
+        other => panic!("expected ShapeMismatch, got {other:?}"),
+    }
+    assert!(msg.contains(key) && msg.contains("[60, 60]") && msg.contains("[30, 120]"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_scale_and_dtype() {
+    let Some(pth) = model_path("bad_scale") else {
+        return;
+    };
+    let dir = scratch("scale");
+    let t0 = real_tensors(&pth);
+    let dev = candle_core::Device::Cpu;
+
+    let mut t = t0.clone();
+    t.insert(
+        "upsample.0.weight".into(),
+        Tensor::zeros((75, 60, 3, 3), DType::F32, &dev).unwrap(),
+    );
+    t.insert(
+        "upsample.0.bias".into(),
+        Tensor::zeros(75, DType::F32, &dev).unwrap(),
+    );
+    let err = weights::load(save_st(&dir, "s5.safetensors", &t)).unwrap_err();
+    println!("{err}");
+    assert!(
+        matches!(&err, WeightsError::BadScale { found } if found == &vec![75, 60, 3, 3]),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("[75, 60, 3, 3]"));
+
+    // A ×2 head with the ×4 body is a valid ×2 model.
+    let mut t = t0.clone();
+    t.insert(
+        "upsample.0.weight".into(),
+        Tensor::zeros((12, 60, 3, 3), DType::F32, &dev).unwrap(),
+    );
+    t.insert(
+        "upsample.0.bias".into(),
+        Tensor::zeros(12, DType::F32, &dev).unwrap(),
+    );
+    let w = weights::load(save_st(&dir, "s2.safetensors", &t)).unwrap();
+    assert_eq!(w.scale, 2);
+    // …but a ×2 weight with a ×4 bias is not.
+    t.insert(
+        "upsample.0.bias".into(),
+        Tensor::zeros(48, DType::F32, &dev).unwrap(),
+    );
+    let err = weights::load(save_st(&dir, "s2b.safetensors", &t)).unwrap_err();
+    assert!(
+        matches!(&err, WeightsError::ShapeMismatch { key, .. } if key == "upsample.0.bias"),
+        "{err:?}"
+    );
+
+    let mut t = t0.clone();
+    t.insert(
+        "norm.weight".into(),
+        t0["norm.weight"].to_dtype(DType::U32).unwrap(),
+    );
+    let err = weights::load(save_st(&dir, "u32.safetensors", &t)).unwrap_err();
+    println!("{err}");
+    assert!(
+        matches!(&err, WeightsError::DtypeUnsupported { key, .. } if key == "norm.weight"),
+        "{err:?}"
+    );
+
+    // f16 is accepted and converted.
+    let mut t = t0.clone();
+    t.insert(
+        "norm.weight".into(),
+        t0["norm.weight"].to_dtype(DType::F16).unwrap(),
+    );
+    let w = weights::load(save_st(&dir, "f16.safetensors", &t)).unwrap();
+    assert_eq!(w.tensors["norm.weight"].dtype(), DType::F32);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_upsample_is_missing_key() {
+    let Some(pth) = model_path("missing_upsample") else {
+        return;
+    };
+    let mut t = real_tensors(&pth);
+    t.remove("upsample.0.weight");
+    let err = weights::from_tensors(t).unwrap_err();
+    assert!(
+        matches!(&err, WeightsError::MissingKey { key, .. } if key == "upsample.0.weight"),
+        "{err:?}"
+    );
+}

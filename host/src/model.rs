@@ -1,19 +1,32 @@
 //! Full-precision SwinIR-light on candle (CPU), with quantization hooks.
 //!
-//! Architecture (2dquant.md §7): embed 60, depths [6,6,6,6], 6 heads of 10, window 8, MLP 120,
+//! Architecture (2dquant.md §7): embed 60, depths `[6, 6, 6, 6]`, 6 heads of 10, window 8, MLP 120,
 //! qkv bias, `q·10^-0.5`, patch norm, `1conv` RSTB tail, `pixelshuffledirect` upsampler,
 //! img_range 1, RGB mean (0.4488, 0.4371, 0.4040). Odd blocks use the cyclic shift 4 and the
 //! −100 region mask. Masks, partition orders and relative-position indices are computed for the
 //! input size (cached per size), never read from the checkpoint; each block's relative-position
 //! bias is gathered once at load into `[6, 64, 64]`.
 //!
-//! Every op used has a backward (hand LayerNorm with biased variance and eps 1e-5,
-//! `candle_nn::ops::softmax`, `gelu_erf`, `index_select`, `conv2d`, `matmul`), so the forward
-//! pass can run inside autograd, e.g. with quantizer bounds held as `Var`s in a [`SiteHook`].
+//! Every op used has a backward, so the forward pass can run inside candle autograd, e.g. with
+//! quantizer bounds held as `Var`s in a [`SiteHook`]. The hot parts are fused CPU custom ops
+//! with hand-written backward passes ([`kernels`]): LayerNorm (biased variance, eps 1e-5),
+//! `softmax(q·kᵀ + bias + mask)`, exact GELU, linear with the bias folded into one GEMM,
+//! batched attention matmuls, residual adds, and 3×3 convolutions as im2col + GEMM on token
+//! maps. Token maps are `[B, H·W, C]` with row-major pixels throughout; the window partition
+//! and the cyclic shift are one gather ([`geometry::partition_order`]).
+//!
+//! Results match PyTorch to ~1e-6 (see `tests/fp_golden.rs`).
 //!
 //! The 16 quantization sites of every Swin block are exposed through [`SiteHook`]: the fused
 //! `qkv` linear is computed as three linears (rows 0–59 → q, 60–119 → k, 120–179 → v), each
-//! with its own weight and input site, as the released 2DQuant code does.
+//! with its own weight and input site, as the released 2DQuant code does. Per block the hook is
+//! called in this order: QInput, QWeight, AttnQ, KInput, KWeight, AttnK, VInput, VWeight,
+//! AttnProb, AttnV, ProjInput, ProjWeight, Fc1Input, Fc1Weight, Fc2Input, Fc2Weight; and
+//! [`SiteHook::feature`] after each block, each RSTB's residual group and each RSTB.
+//!
+//! Threads: the fused kernels and GEMMs use the rayon global pool; candle's own element-wise ops
+//! (only a few remain on the hot path) use candle's barrier pool, sized by
+//! `CANDLE_NUM_THREADS` (default: the physical cores).
 
 pub mod geometry;
 pub mod hook;
@@ -35,6 +48,9 @@ use geometry::WINDOW_TOKENS;
 pub const RGB_MEAN: [f32; 3] = [0.4488, 0.4371, 0.4040];
 /// LayerNorm epsilon (PyTorch default).
 pub const LN_EPS: f64 = 1e-5;
+/// The geometry cache is emptied when it holds this many input sizes (a 256×256 entry is
+/// about 1 MB).
+pub const GEOMETRY_CACHE_SIZES: usize = 32;
 /// Per-head dimension.
 pub const HEAD_DIM: usize = EMBED_DIM / NUM_HEADS;
 
@@ -250,9 +266,9 @@ impl SwinBlock {
         let wv = hook.weight(self.sid(Site::VWeight), &self.wv)?;
         let v = heads(kernels::linear(&xv, &wv, &self.bv)?)?;
 
-        let logits = kernels::bmm_nt(&q, &k)?; // [bw,6,64,64]
         let mask = self.shifted.then_some(&geo.mask);
-        let attn = kernels::attention_softmax(&logits, &self.rpb, mask, NUM_HEADS, geo.n_windows)?;
+        // softmax(q·kᵀ + bias + mask), [bw,6,64,64]
+        let attn = kernels::attention_probs(&q, &k, &self.rpb, mask, NUM_HEADS, geo.n_windows)?;
         let attn = hook.act(self.sid(Site::AttnProb), &attn)?;
         let v = hook.act(self.sid(Site::AttnV), &v)?;
         let o = kernels::bmm(&attn, &v)?
@@ -262,6 +278,13 @@ impl SwinBlock {
         let pw = hook.weight(self.sid(Site::ProjWeight), &self.proj_w)?;
         let o = kernels::linear(&o, &pw, &self.proj_b)?.reshape((b, l, c))?;
         let x = kernels::window_reverse_add(x, &o, order, inverse)?;
+        hook.feature(
+            FeatureTap::AttnResidual {
+                layer: self.layer,
+                block: self.block,
+            },
+            &x,
+        )?;
 
         // ---- MLP branch ----
         let h = self.norm2.forward(&x)?;
@@ -372,13 +395,16 @@ impl SwinIR {
         self.sha256.as_deref()
     }
 
-    /// The (cached) tables for an `h × w` input.
+    /// The (cached) tables for an `h × w` input (see [`GEOMETRY_CACHE_SIZES`]).
     pub fn geometry(&self, h: usize, w: usize) -> Result<Arc<Geometry>> {
         let mut cache = self.geometry.lock().expect("geometry cache poisoned");
         if let Some(g) = cache.get(&(h, w)) {
             return Ok(g.clone());
         }
         let g = Arc::new(Geometry::new(h, w, &self.device)?);
+        if cache.len() >= GEOMETRY_CACHE_SIZES {
+            cache.clear();
+        }
         cache.insert((h, w), g.clone());
         Ok(g)
     }

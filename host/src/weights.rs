@@ -1,12 +1,16 @@
 //! Loading SwinIR-light weights, with no Python.
 //!
-//! Two file formats are read:
+//! Two file formats are read (detected by content, not by extension):
 //! - the official zip-format PyTorch checkpoint (`.pth`), whose top-level dict holds the state dict
 //!   under `"params"` (BasicSR / SwinIR releases). The state dict is taken from `"params"` if that
 //!   key exists, else from `"params_ema"`, else the top-level dict itself is taken as the state dict
-//!   (this is what SwinIR's `main_test_swinir.py` does with `param_key_g = 'params'`). The zip is
-//!   read in memory and its pickle is decoded with [`candle_core::pickle`];
-//! - `.safetensors` (detected by content, not by extension).
+//!   (what SwinIR's `main_test_swinir.py` does with `param_key_g = 'params'`; the official files
+//!   and the local stand-in have only `"params"`). The pickle is decoded with candle's
+//!   [`candle_core::pickle`] machinery; the zip container is read by a small stored-entry reader
+//!   here (`StoredZip`) because the `zip` 9.8 crate behind `candle_core::pickle::read_all`
+//!   rejects the central directory `torch.save` writes ("Invalid Central Directory header"), so
+//!   candle's own `.pth` loader cannot open these files. Entries are CRC-32 checked;
+//! - `.safetensors`.
 //!
 //! The state dict is then validated strictly against the SwinIR-light key set and shapes
 //! ([`expected_shapes`]): every expected key must be present with its exact shape, and no other

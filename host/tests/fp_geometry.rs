@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor};
 use tdquant_host::model::geometry::{
     invert, mirror_pad_indices, pad_amount, pad_to_window, partition_order, region_labels,
-    relative_position_index, shift_mask, Geometry, MASK_VALUE,
+    relative_position_index, shift_mask, Geometry, ShiftMask, MASK_VALUE,
 };
 use tdquant_host::model::pixel_shuffle;
 
@@ -131,7 +131,7 @@ fn partition_orders() {
     }
     let g = Geometry::new(24, 16, &Device::Cpu).unwrap();
     assert_eq!(g.n_windows, 6);
-    assert_eq!(g.mask.len(), 6 * 64 * 64);
+    assert_eq!(g.mask.n_windows(), 6);
     assert!(Geometry::new(20, 16, &Device::Cpu).is_err());
 }
 
@@ -161,4 +161,17 @@ fn pixel_shuffle_matches_pytorch() {
     let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     // channels: c0=[0,1] c1=[2,3] c2=[4,5] c3=[6,7]
     assert_eq!(y, vec![0., 2., 1., 3., 4., 6., 5., 7.]);
+}
+
+#[test]
+fn compact_mask_equals_full_mask() {
+    for (h, w) in [(8, 8), (16, 16), (24, 16), (64, 64), (88, 64), (8, 40)] {
+        let m = ShiftMask::new(h, w);
+        assert_eq!(m.n_windows(), (h / 8) * (w / 8));
+        assert_eq!(m.expand(), shift_mask(h, w), "{h}×{w}");
+    }
+    // Interior windows are unmasked.
+    let m = ShiftMask::new(24, 24);
+    assert!(m.window(0).is_none());
+    assert!(m.window(8).is_some());
 }

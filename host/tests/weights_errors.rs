@@ -355,3 +355,134 @@ fn missing_upsample_is_missing_key() {
         "{err:?}"
     );
 }
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn u16_at(b: &[u8], i: usize) -> usize {
+    u16::from_le_bytes([b[i], b[i + 1]]) as usize
+}
+
+fn u32_at(b: &[u8], i: usize) -> usize {
+    u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as usize
+}
+
+#[test]
+fn pth_without_params_is_no_state_dict() {
+    let Some(pth) = model_path("no_state_dict") else {
+        return;
+    };
+    let dir = scratch("nostate");
+    let mut b = std::fs::read(&pth).unwrap();
+    // The central-directory entry of data.pkl.
+    let cd = (0..b.len() - 4)
+        .rev()
+        .filter(|&i| &b[i..i + 4] == b"PK\x01\x02")
+        .find(|&i| {
+            let n = u16_at(&b, i + 28);
+            b[i + 46..i + 46 + n].ends_with(b"data.pkl")
+        })
+        .expect("data.pkl central entry");
+    let size = u32_at(&b, cd + 20);
+    let lho = u32_at(&b, cd + 42);
+    let start = lho + 30 + u16_at(&b, lho + 26) + u16_at(&b, lho + 28);
+    let data = &mut b[start..start + size];
+    let at = data
+        .windows(6)
+        .position(|w| w == b"params")
+        .expect("params key");
+    data[at + 5] = b'z'; // "params" → "paramz": a valid pickle without a state dict
+    let crc = crc32(&b[start..start + size]);
+    b[cd + 16..cd + 20].copy_from_slice(&crc.to_le_bytes());
+    let p = write(&dir, "paramz.pth", &b);
+    let err = weights::load(&p).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, WeightsError::NoStateDict { .. }), "{err:?}");
+    assert!(err.to_string().contains("paramz.pth"));
+    // Without the CRC fix the same edit is caught as corruption.
+    let mut c = std::fs::read(&pth).unwrap();
+    c[start + at + 5] = b'z';
+    let err = weights::load(write(&dir, "crc.pth", &c)).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
+    assert!(err.to_string().contains("CRC"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Byte edits inside the pickle (with the CRC fixed up so they reach the decoder) give errors,
+/// never panics or a silently loaded model.
+#[test]
+fn edited_pickles_are_rejected_without_panicking() {
+    let Some(pth) = model_path("edited_pickles") else {
+        return;
+    };
+    let orig = std::fs::read(&pth).unwrap();
+    let cd = (0..orig.len() - 4)
+        .rev()
+        .filter(|&i| &orig[i..i + 4] == b"PK\x01\x02")
+        .find(|&i| {
+            let n = u16_at(&orig, i + 28);
+            orig[i + 46..i + 46 + n].ends_with(b"data.pkl")
+        })
+        .unwrap();
+    let size = u32_at(&orig, cd + 20);
+    let lho = u32_at(&orig, cd + 42);
+    let start = lho + 30 + u16_at(&orig, lho + 26) + u16_at(&orig, lho + 28);
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let mut n = 0;
+    for pos in [
+        0usize,
+        1,
+        2,
+        3,
+        20,
+        97,
+        500,
+        1234,
+        4000,
+        9999,
+        size / 2,
+        size - 2,
+        size - 1,
+    ] {
+        for val in [b'.', 0xFF, b'0', b')', b'q', 0x00] {
+            let mut b = orig.clone();
+            if b[start + pos] == val {
+                continue;
+            }
+            b[start + pos] = val;
+            let crc = crc32(&b[start..start + size]);
+            b[cd + 16..cd + 20].copy_from_slice(&crc.to_le_bytes());
+            let r = weights::load_bytes(&b, "edited.pth");
+            let kind = match &r {
+                Ok(_) => "Ok".to_string(),
+                Err(e) => format!("{e:?}")
+                    .split([' ', '{', '('])
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            };
+            *seen.entry(kind).or_default() += 1;
+            n += 1;
+            // An edit that only touches, say, a float's low bits can load; anything structural
+            // must be an error.
+            if let Ok(w) = r {
+                assert_eq!(w.tensors.len(), 330);
+            }
+        }
+    }
+    println!("{n} edits: {seen:?}");
+    assert!(seen.keys().any(|k| k != "Ok"));
+}

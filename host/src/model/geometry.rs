@@ -98,13 +98,91 @@ pub fn shift_mask(h: usize, w: usize) -> Vec<f32> {
     mask
 }
 
+/// The shifted-window mask in compact form. A window's mask depends only on whether it is in
+/// the last window row and/or the last window column (elsewhere all its tokens share one
+/// region and the mask is zero), so 4 mask classes of `64·64` values cover any input size.
+#[derive(Debug, Clone)]
+pub struct ShiftMask {
+    /// Class `c = 2·last_row + last_col`, `4·64·64` values ([`MASK_VALUE`] or 0).
+    pub classes: Vec<f32>,
+    /// Class of each window (row-major over the window grid).
+    pub window_class: Vec<u8>,
+}
+
+impl ShiftMask {
+    /// The mask of an `h × w` input (multiples of 8).
+    pub fn new(h: usize, w: usize) -> Self {
+        assert!(
+            h.is_multiple_of(WINDOW) && w.is_multiple_of(WINDOW) && h > 0 && w > 0,
+            "{h}×{w} is not a non-zero multiple of {WINDOW}"
+        );
+        let (gh, gw) = (h / WINDOW, w / WINDOW);
+        // Region of in-window row r for an interior window row (0) or the last one (1/2).
+        let region = |last: bool, r: usize| -> u8 {
+            if !last {
+                0
+            } else if r < SHIFT {
+                1
+            } else {
+                2
+            }
+        };
+        let n = WINDOW_TOKENS;
+        let mut classes = vec![0f32; 4 * n * n];
+        for class in 0..4 {
+            let (last_row, last_col) = (class / 2 == 1, class % 2 == 1);
+            let label = |t: usize| 3 * region(last_row, t / WINDOW) + region(last_col, t % WINDOW);
+            for i in 0..n {
+                for j in 0..n {
+                    if label(i) != label(j) {
+                        classes[(class * n + i) * n + j] = MASK_VALUE;
+                    }
+                }
+            }
+        }
+        let window_class = (0..gh * gw)
+            .map(|win| 2 * u8::from(win / gw == gh - 1) + u8::from(win % gw == gw - 1))
+            .collect();
+        ShiftMask {
+            classes,
+            window_class,
+        }
+    }
+
+    /// Number of windows.
+    pub fn n_windows(&self) -> usize {
+        self.window_class.len()
+    }
+
+    /// The `64·64` mask of window `win`, or `None` when it is all zeros.
+    #[inline]
+    pub fn window(&self, win: usize) -> Option<&[f32]> {
+        let c = self.window_class[win] as usize;
+        let n = WINDOW_TOKENS * WINDOW_TOKENS;
+        (c != 0).then(|| &self.classes[c * n..(c + 1) * n])
+    }
+
+    /// The full `[nW, 64, 64]` mask, flattened (equals [`shift_mask`]).
+    pub fn expand(&self) -> Vec<f32> {
+        let n = WINDOW_TOKENS * WINDOW_TOKENS;
+        let mut out = Vec::with_capacity(self.n_windows() * n);
+        for win in 0..self.n_windows() {
+            match self.window(win) {
+                Some(m) => out.extend_from_slice(m),
+                None => out.extend(std::iter::repeat_n(0f32, n)),
+            }
+        }
+        out
+    }
+}
+
 /// For each token of the window-partitioned order, the pixel it is read from. With
 /// `shifted`, the map is first rolled by (−4, −4) (`torch.roll(x, (−4, −4), (1, 2))`), so the
 /// token at rolled position `(y, x)` reads pixel `((y+4) mod h, (x+4) mod w)`. The same table
 /// undoes the partition and the roll: output pixel `order[t]` takes token `t`.
 pub fn partition_order(h: usize, w: usize, shifted: bool) -> Vec<u32> {
     assert!(
-        h % WINDOW == 0 && w % WINDOW == 0,
+        h.is_multiple_of(WINDOW) && w.is_multiple_of(WINDOW),
         "{h}×{w} is not a multiple of {WINDOW}"
     );
     let s = if shifted { SHIFT } else { 0 };
@@ -163,14 +241,14 @@ pub struct Geometry {
     pub order_shifted: Tensor,
     /// Its inverse.
     pub inverse_shifted: Arc<Vec<u32>>,
-    /// [`shift_mask`], `nW·64·64` values.
-    pub mask: Arc<Vec<f32>>,
+    /// The shifted-window mask ([`ShiftMask`], compact).
+    pub mask: Arc<ShiftMask>,
 }
 
 impl Geometry {
     /// Builds the tables for an `h × w` input (multiples of 8).
     pub fn new(h: usize, w: usize, device: &Device) -> Result<Self> {
-        if h == 0 || w == 0 || h % WINDOW != 0 || w % WINDOW != 0 {
+        if h == 0 || w == 0 || !h.is_multiple_of(WINDOW) || !w.is_multiple_of(WINDOW) {
             candle_core::bail!("input {h}×{w} is not a non-zero multiple of {WINDOW}");
         }
         let n_windows = (h / WINDOW) * (w / WINDOW);
@@ -185,7 +263,7 @@ impl Geometry {
             order: t(order)?,
             inverse_shifted: Arc::new(invert(&order_shifted)),
             order_shifted: t(order_shifted)?,
-            mask: Arc::new(shift_mask(h, w)),
+            mask: Arc::new(ShiftMask::new(h, w)),
         })
     }
 }

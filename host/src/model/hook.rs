@@ -182,6 +182,14 @@ pub enum FeatureTap {
     ConvFirst,
     /// After `patch_embed.norm`, `[B, HW, 60]`.
     PatchEmbed,
+    /// Residual stream of Swin block `block` of RSTB `layer` after its attention branch
+    /// (`x + attn(LN1(x))`, the input of LayerNorm 2), `[B, HW, 60]`.
+    AttnResidual {
+        /// RSTB index.
+        layer: u8,
+        /// Block index.
+        block: u8,
+    },
     /// Output of Swin block `block` of RSTB `layer` (residuals included), `[B, HW, 60]`.
     Block {
         /// RSTB index.
@@ -209,6 +217,9 @@ impl FeatureTap {
         match self {
             FeatureTap::ConvFirst => "conv_first".into(),
             FeatureTap::PatchEmbed => "patch_embed".into(),
+            FeatureTap::AttnResidual { layer, block } => {
+                format!("layers.{layer}.blocks.{block}.attn_residual")
+            }
             FeatureTap::Block { layer, block } => format!("layers.{layer}.blocks.{block}"),
             FeatureTap::ResidualGroup(l) => format!("layers.{l}.residual_group"),
             FeatureTap::Layer(l) => format!("layers.{l}"),

@@ -1,0 +1,119 @@
+//! `tdquant upscale` end to end: any colour type and size ≥ 1×1 in, an RGB8
+//! PNG of exactly scale × the size out, written atomically; bad input gives a
+//! clear error and no output file.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use tdquant_host::data_root::data_root_for_test;
+
+fn tdquant() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tdquant"))
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tdq-upscale-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn upscales_odd_sizes_and_colour_types() {
+    let Some(root) = data_root_for_test("upscales_odd_sizes_and_colour_types") else {
+        return;
+    };
+    let dir = tmpdir("ok");
+    let cases: Vec<(&str, image::DynamicImage)> = vec![
+        ("one.png", image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(1, 1, image::Rgb([200, 10, 90])))),
+        (
+            "gray16.png",
+            image::DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(13, 5, |x, y| {
+                image::Luma([(x * 5000 + y * 300) as u16])
+            })),
+        ),
+        (
+            "rgba.png",
+            image::DynamicImage::ImageRgba8(image::ImageBuffer::from_fn(9, 17, |x, y| {
+                image::Rgba([(x * 20) as u8, (y * 10) as u8, 77, 128])
+            })),
+        ),
+    ];
+    for (name, img) in cases {
+        let input = dir.join(name);
+        img.save(&input).unwrap();
+        let output = dir.join(format!("sr-{name}"));
+        let st = tdquant()
+            .arg("--data")
+            .arg(&root)
+            .arg("upscale")
+            .arg(&input)
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{name}: {}", String::from_utf8_lossy(&st.stderr));
+        let sr = image::open(&output).unwrap();
+        assert_eq!((sr.width(), sr.height()), (img.width() * 4, img.height() * 4), "{name}");
+        assert!(matches!(sr, image::DynamicImage::ImageRgb8(_)), "{name}: RGB8 output");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn upscale_output_matches_eval_path_on_a_benchmark_image() {
+    // The CLI's PNG equals BasicSR's tensor2img of the model output that the
+    // evaluation scores, so `upscale` and `eval` can never disagree.
+    let Some(root) = data_root_for_test("upscale_output_matches_eval_path") else {
+        return;
+    };
+    let dir = tmpdir("bfly");
+    let input = root.join("benchmark/Set5/LR_bicubic/X4/butterflyx4.png");
+    let output = dir.join("butterfly.png");
+    let st = tdquant().arg("--data").arg(&root).arg("upscale").arg(&input).arg("-o").arg(&output).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let model = tdquant_host::model::SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let lr = tdquant_host::image_io::rgb8_to_f32(&tdquant_host::image_io::read_rgb8(&input).unwrap());
+    let x = tdquant_host::app::image_to_tensor(&lr, model.device()).unwrap();
+    let y = tdquant_host::app::tensor_to_image(&model.upscale(&x).unwrap()).unwrap();
+    let want = tdquant_host::image_io::tensor2img(&y);
+    let got = image::open(&output).unwrap().to_rgb8();
+    assert!(got == want, "CLI PNG differs from the evaluated output");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let dir = tmpdir("bad");
+    let junk = dir.join("junk.png");
+    std::fs::write(&junk, b"definitely not a png").unwrap();
+    let output = dir.join("out.png");
+    let st = tdquant().arg("upscale").arg(&junk).arg("-o").arg(&output).output().unwrap();
+    assert!(!st.status.success());
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(err.contains("junk.png"), "error names the file: {err}");
+    assert!(!output.exists(), "no output on failure");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+
+    let st = tdquant()
+        .arg("upscale")
+        .arg(&junk)
+        .arg("-o")
+        .arg(&output)
+        .arg("--model")
+        .arg(dir.join("missing.pth"))
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unimplemented_subcommands_fail_loudly() {
+    for cmd in ["parity"] {
+        let st = tdquant().arg(cmd).output().unwrap();
+        assert!(!st.status.success(), "{cmd} must not pretend to succeed");
+        let err = String::from_utf8_lossy(&st.stderr);
+        assert!(err.contains("not implemented"), "{cmd}: {err}");
+    }
+}

@@ -28,4 +28,7 @@ if ! command -v defmt-print >/dev/null; then
   log "cargo install defmt-print"
   cargo install defmt-print --version 1.2.0 --locked --quiet
 fi
+# nvcc 13.0.88 from PyPI (venv in ~/.cache/tdquant) for scripts/gpu-ptx.sh.
+bash "$(dirname "$0")/gpu-ptx.sh" --install
+
 log "ok"

@@ -21,5 +21,11 @@ cargo build --release -p tdquant-core --target thumbv7em-none-eabihf --features 
 step "cargo test --workspace (release: candle is ~180x slower in debug)"
 cargo test --workspace --release
 
+step "gpu: committed PTX is current, ptxas -arch=sm_90 accepts it"
+bash scripts/gpu-ptx.sh --check
+
+step "gpu: cuda feature against the stub libcuda (no-device path; GPU tests SKIPPED)"
+bash scripts/gpu-cuda-test.sh
+
 step "firmware under QEMU, compared with the host"
 bash scripts/firmware-check.sh

@@ -1,0 +1,273 @@
+//! The `cust` backend: loads the committed PTX (`gpu/ptx/*.ptx`) and launches
+//! the kernels of `gpu/kernels/*.cu`.
+//!
+//! Linking needs a `libcuda`: the real driver, or the stub of
+//! `gpu/cuda-stub/` through `CUDA_LIBRARY_PATH` (see `scripts/gpu-cuda-test.sh`).
+//! At run time `libcuda.so.1` must be loadable; with the stub (or a driver
+//! and no GPU) [`CudaBackend::new`] records `CUDA_ERROR_NO_DEVICE` and every
+//! entry point returns [`GpuError::NoDevice`] with the driver's message.
+
+use cust::context::CurrentContext;
+use cust::error::CudaError;
+use cust::memory::DeviceCopy;
+use cust::prelude::*;
+use tdquant_core::{PackedLayout, Requantizer};
+
+use crate::{
+    check_same_len, check_unpack_args, padding_error, DeviceInfo, GpuError, IntegerBackend,
+    KernelRequantizer, BLOCK,
+};
+
+// SAFETY: plain-old-data `#[repr(C)]` struct of integers (no pointers, no
+// padding), mirrored by `tdq_requantizer` in tdq_arith.cuh.
+unsafe impl DeviceCopy for KernelRequantizer {}
+
+/// Upper bound on blocks per launch; the kernels are grid-stride loops.
+const MAX_BLOCKS: u64 = 16 * 1024;
+
+/// The kernels on CUDA device 0, through the `cust` driver API.
+///
+/// Construction never fails: without a usable device the error is kept and
+/// returned by every entry point, so callers (and `backend()`) need no
+/// special case.
+pub struct CudaBackend {
+    state: Result<Loaded, GpuError>,
+}
+
+/// Field order is drop order: everything goes before the context.
+struct Loaded {
+    stream: Stream,
+    unpack: Module,
+    requant: Module,
+    device_name: String,
+    context: Context,
+}
+
+impl core::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.state {
+            Ok(loaded) => f
+                .debug_struct("CudaBackend")
+                .field("device", &loaded.device_name)
+                .finish(),
+            Err(err) => f.debug_struct("CudaBackend").field("error", err).finish(),
+        }
+    }
+}
+
+impl Default for CudaBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CudaBackend {
+    /// Initialises the driver, device 0 and the kernel modules. Without a
+    /// device, the returned backend answers [`GpuError::NoDevice`].
+    pub fn new() -> Self {
+        Self {
+            state: Loaded::init(),
+        }
+    }
+
+    /// Why this backend cannot run, if it cannot.
+    pub fn init_error(&self) -> Option<&GpuError> {
+        self.state.as_ref().err()
+    }
+
+    /// The loaded state, with the context made current on this thread (the
+    /// driver's current context is per thread, and tests call from many).
+    fn ready(&self) -> Result<&Loaded, GpuError> {
+        let loaded = self.state.as_ref().map_err(Clone::clone)?;
+        CurrentContext::set_current(&loaded.context).map_err(cuda_error("cuCtxSetCurrent"))?;
+        Ok(loaded)
+    }
+}
+
+/// The driver's text for `err` (cust's `Display` quotes it).
+fn driver_message(err: CudaError) -> String {
+    format!("{} [{err:?}]", err.to_string().trim_matches('"'))
+}
+
+fn no_device(step: &'static str) -> impl Fn(CudaError) -> GpuError {
+    move |err| GpuError::NoDevice(format!("{} ({step})", driver_message(err)))
+}
+
+fn cuda_error(step: &'static str) -> impl Fn(CudaError) -> GpuError {
+    move |err| GpuError::Cuda(format!("{step}: {}", driver_message(err)))
+}
+
+fn grid_for(n: u64) -> u32 {
+    crate::grid_for(n, MAX_BLOCKS)
+}
+
+impl Loaded {
+    fn init() -> Result<Self, GpuError> {
+        let context = cust::quick_init().map_err(no_device("cuInit / primary context"))?;
+        let device = Device::get_device(0).map_err(no_device("cuDeviceGet"))?;
+        let device_name = device.name().map_err(no_device("cuDeviceGetName"))?;
+        let unpack = Module::from_ptx(crate::ptx::UNPACK, &[])
+            .map_err(cuda_error("loading tdq_unpack.ptx (PTX ISA 9.0, sm_90)"))?;
+        let requant = Module::from_ptx(crate::ptx::REQUANT, &[])
+            .map_err(cuda_error("loading tdq_requant.ptx (PTX ISA 9.0, sm_90)"))?;
+        // A blocking stream (not NON_BLOCKING): cust's synchronous copies
+        // (`from_slice`, `copy_to`) run on the legacy default stream, and a
+        // pageable host-to-device copy may return before its DMA ends; a
+        // blocking stream orders our launches after it.
+        let stream =
+            Stream::new(StreamFlags::DEFAULT, None).map_err(cuda_error("cuStreamCreate"))?;
+        Ok(Self {
+            stream,
+            unpack,
+            requant,
+            device_name,
+            context,
+        })
+    }
+
+    /// Elementwise requantization kernels share this shape.
+    fn requantize<A: DeviceCopy, O: DeviceCopy + Default + Clone>(
+        &self,
+        kernel: &'static str,
+        acc: &[A],
+        out: &mut [O],
+        rq: Requantizer,
+        clamp: Option<(i32, i32)>,
+    ) -> Result<(), GpuError> {
+        check_same_len(acc.len(), out.len())?;
+        if acc.is_empty() {
+            return Ok(());
+        }
+        let n = u64::try_from(acc.len()).unwrap_or(u64::MAX);
+        let d_acc = DeviceBuffer::from_slice(acc).map_err(cuda_error("cuMemAlloc/HtoD acc"))?;
+        let d_out = DeviceBuffer::from_slice(&vec![O::default(); out.len()])
+            .map_err(cuda_error("cuMemAlloc out"))?;
+        let function = self
+            .requant
+            .get_function(kernel)
+            .map_err(cuda_error("cuModuleGetFunction"))?;
+        let stream = &self.stream;
+        let rq = KernelRequantizer::from(rq);
+        let (grid, block) = (grid_for(n), BLOCK);
+        let acc_ptr = d_acc.as_device_ptr();
+        let out_ptr = d_out.as_device_ptr();
+        // SAFETY: the argument list matches the kernel's C signature
+        // (tdq_requant.cu): two device pointers to buffers of n elements of
+        // the right types, n, the requantizer by value [, min, max].
+        let launched = unsafe {
+            match clamp {
+                None => launch!(function<<<grid, block, 0, stream>>>(acc_ptr, out_ptr, n, rq)),
+                Some((min, max)) => launch!(
+                    function<<<grid, block, 0, stream>>>(acc_ptr, out_ptr, n, rq, min, max)
+                ),
+            }
+        };
+        launched.map_err(cuda_error(kernel))?;
+        stream
+            .synchronize()
+            .map_err(cuda_error("cuStreamSynchronize"))?;
+        d_out.copy_to(out).map_err(cuda_error("DtoH out"))?;
+        Ok(())
+    }
+}
+
+impl IntegerBackend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn device(&self) -> Result<DeviceInfo, GpuError> {
+        let loaded = self.ready()?;
+        Ok(DeviceInfo {
+            name: loaded.device_name.clone(),
+            accelerator: true,
+        })
+    }
+
+    fn unpack_codes(
+        &self,
+        layout: PackedLayout,
+        packed: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), GpuError> {
+        let loaded = self.ready()?;
+        if !check_unpack_args(layout, packed, out.len())? {
+            return Ok(());
+        }
+        let words = u64::from(layout.rows) * u64::from(layout.words_per_row());
+        // cuMemAlloc pointers are 256-byte aligned: the kernel's 32-bit word
+        // loads are aligned.
+        let d_packed =
+            DeviceBuffer::from_slice(packed).map_err(cuda_error("cuMemAlloc/HtoD packed"))?;
+        let d_out = DeviceBuffer::from_slice(&vec![0u8; out.len()])
+            .map_err(cuda_error("cuMemAlloc out"))?;
+        let d_bad =
+            DeviceBuffer::from_slice(&[u64::MAX]).map_err(cuda_error("cuMemAlloc first_bad"))?;
+        let function = loaded
+            .unpack
+            .get_function("tdq_unpack_codes")
+            .map_err(cuda_error("cuModuleGetFunction"))?;
+        let stream = &loaded.stream;
+        let (grid, block) = (grid_for(words), BLOCK);
+        let (rows, cols, bits) = (layout.rows, layout.cols, u32::from(layout.bits.bits()));
+        let (packed_ptr, out_ptr, bad_ptr) = (
+            d_packed.as_device_ptr(),
+            d_out.as_device_ptr(),
+            d_bad.as_device_ptr(),
+        );
+        // SAFETY: matches tdq_unpack_codes(const uint8_t*, uint8_t*, uint32_t,
+        // uint32_t, uint32_t, unsigned long long*); the buffers hold
+        // rows·words_per_row·4 bytes, rows·cols bytes and one u64 (lengths
+        // checked by check_unpack_args).
+        let launched = unsafe {
+            launch!(function<<<grid, block, 0, stream>>>(
+                packed_ptr, out_ptr, rows, cols, bits, bad_ptr
+            ))
+        };
+        launched.map_err(cuda_error("tdq_unpack_codes"))?;
+        stream
+            .synchronize()
+            .map_err(cuda_error("cuStreamSynchronize"))?;
+        let mut bad = [0u64];
+        d_bad
+            .copy_to(&mut bad)
+            .map_err(cuda_error("DtoH first_bad"))?;
+        if bad[0] != u64::MAX {
+            return Err(padding_error(layout, packed, bad[0]));
+        }
+        d_out.copy_to(out).map_err(cuda_error("DtoH out"))?;
+        Ok(())
+    }
+
+    fn requantize_i32(
+        &self,
+        rq: Requantizer,
+        acc: &[i32],
+        out: &mut [i64],
+    ) -> Result<(), GpuError> {
+        self.ready()?
+            .requantize("tdq_requantize_i32", acc, out, rq, None)
+    }
+
+    fn requantize_i32_clamped(
+        &self,
+        rq: Requantizer,
+        acc: &[i32],
+        min: i32,
+        max: i32,
+        out: &mut [i32],
+    ) -> Result<(), GpuError> {
+        self.ready()?
+            .requantize("tdq_requantize_i32_clamp", acc, out, rq, Some((min, max)))
+    }
+
+    fn requantize_i64(
+        &self,
+        rq: Requantizer,
+        acc: &[i64],
+        out: &mut [i64],
+    ) -> Result<(), GpuError> {
+        self.ready()?
+            .requantize("tdq_requantize_i64", acc, out, rq, None)
+    }
+}

@@ -1,0 +1,37 @@
+//! CPU parity of the kernels' whole-tensor loops (`HostKernelBackend`: the
+//! CUDA kernels with the thread index turned into a loop counter) against
+//! the `CpuReference` oracle, results and errors, with `==`.
+
+mod common;
+
+use tdquant_gpu::HostKernelBackend;
+
+#[test]
+fn unpack_matches_core() {
+    common::suite::unpack(&HostKernelBackend, 1_000);
+}
+
+#[test]
+fn unpack_extremes_match_core() {
+    common::suite::unpack_extremes(&HostKernelBackend);
+}
+
+#[test]
+fn requantize_matches_core() {
+    common::suite::requant(&HostKernelBackend, 1_000, 300);
+}
+
+#[test]
+fn requantize_extremes_match_core() {
+    common::suite::requant_extremes(&HostKernelBackend);
+}
+
+#[test]
+fn unpack_large_matches_core() {
+    common::suite::unpack_large(&HostKernelBackend);
+}
+
+#[test]
+fn requantize_large_matches_core() {
+    common::suite::requant_large(&HostKernelBackend);
+}

@@ -14,7 +14,7 @@ cargo run --release --quiet -p tdquant-tests --example demo_fixture -- expect \
   "${TDQ_MODEL:-$root/tests/fixtures/demo.tdq}" >"$out/expected.txt"
 
 ( cd firmware-example && cargo build --release --quiet )
-elf=firmware-example/target/thumbv7em-none-eabihf/release/tdquant-firmware-example
+elf=firmware-example/target/thumbv7em-none-eabihf/release/container_demo
 
 set +e
 timeout 120 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \

@@ -9,7 +9,7 @@ if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
   log "rustup target add thumbv7em-none-eabihf"
   rustup target add thumbv7em-none-eabihf
 fi
-for c in clippy rustfmt; do
+for c in clippy rustfmt llvm-tools; do
   if ! rustup component list --installed | grep -q "^$c"; then
     log "rustup component add $c"
     rustup component add "$c"

@@ -29,3 +29,6 @@ bash scripts/gpu-cuda-test.sh
 
 step "firmware under QEMU, compared with the host"
 bash scripts/firmware-check.sh
+
+step "integer SwinIR-light on the Cortex-M4 under QEMU, bit-exact with the host (W4A4 x4, 32x32 tile)"
+bash scripts/firmware-int-check.sh 4 32

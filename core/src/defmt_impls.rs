@@ -414,3 +414,106 @@ impl Format for Crc32 {
         write!(f, "Crc32 {{ value: {=u32:#010x} }}", self.finalize());
     }
 }
+
+// Integer SwinIR-light (`int`): its error and size types.
+
+impl Format for crate::int::OpError {
+    fn format(&self, f: Formatter<'_>) {
+        match *self {
+            crate::int::OpError::Shape {
+                what,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "Shape {{ what: {=str}, expected: {=usize}, actual: {=usize} }}",
+                what, expected, actual
+            ),
+            crate::int::OpError::Param { what } => write!(f, "Param {{ what: {=str} }}", what),
+        }
+    }
+}
+
+impl Format for crate::int::IntModelError {
+    fn format(&self, f: Formatter<'_>) {
+        use crate::int::IntModelError as E;
+        match *self {
+            E::Container(e) => write!(f, "Container({})", e),
+            E::MissingSection { name } => write!(f, "MissingSection {{ name: {=str} }}", name),
+            E::BadSection { name } => write!(f, "BadSection {{ name: {=str} }}", name),
+            E::BadMeta { index, value } => {
+                write!(
+                    f,
+                    "BadMeta {{ index: {=usize}, value: {=i32} }}",
+                    index, value
+                )
+            }
+            E::BadConstant {
+                section,
+                block,
+                error,
+            } => write!(
+                f,
+                "BadConstant {{ section: {=str}, block: {=usize}, error: {} }}",
+                section, block, error
+            ),
+        }
+    }
+}
+
+impl Format for crate::int::ScratchLen {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "ScratchLen {{ words: {=usize}, bytes: {=usize} }}",
+            self.words, self.bytes
+        );
+    }
+}
+
+impl Format for crate::int::Tiling {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "Tiling {{ tile: {=usize}, halo: {=usize} }}",
+            self.tile, self.halo
+        );
+    }
+}
+
+impl Format for crate::int::RunError {
+    fn format(&self, f: Formatter<'_>) {
+        use crate::int::RunError as E;
+        match *self {
+            E::BadSize => write!(f, "BadSize"),
+            E::InputLength { expected, actual } => write!(
+                f,
+                "InputLength {{ expected: {=usize}, actual: {=usize} }}",
+                expected, actual
+            ),
+            E::OutputLength { expected, actual } => write!(
+                f,
+                "OutputLength {{ expected: {=usize}, actual: {=usize} }}",
+                expected, actual
+            ),
+            E::ScratchTooSmall { needed, given } => write!(
+                f,
+                "ScratchTooSmall {{ needed: {}, given: {} }}",
+                needed, given
+            ),
+            E::Op(e) => write!(f, "Op({})", e),
+        }
+    }
+}
+
+impl Format for crate::int::IntModel<'_> {
+    fn format(&self, f: Formatter<'_>) {
+        write!(
+            f,
+            "IntModel {{ bits: {}, scale: {=usize}, stream_frac: {=u32} }}",
+            self.bits(),
+            self.scale(),
+            self.stream_frac()
+        );
+    }
+}

@@ -18,6 +18,9 @@
 //! * [`container`]: the `.tdq` model file (header, section table, aligned
 //!   payloads, CRC-32), parsed zero-copy and written without allocation.
 //! * [`crc32`](mod@crc32): CRC-32/IEEE with a compile-time table.
+//! * [`int`]: the integer-only SwinIR-light (operators, the validated
+//!   [`IntModel`](int::IntModel), whole-image and tiled execution); the
+//!   contract is `docs/integer-semantics.md`.
 //!
 //! # Data path
 //!
@@ -73,6 +76,7 @@ pub mod container;
 pub mod crc32;
 #[cfg(feature = "defmt")]
 mod defmt_impls;
+pub mod int;
 pub mod packed;
 pub mod quant;
 pub mod requant;

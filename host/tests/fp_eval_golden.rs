@@ -37,7 +37,9 @@ fn eval_reproduces_reference_metrics_on_set5_set14_b100() {
         assert_eq!(set.images.len(), gcount, "{}: image count", set.name);
         for img in &set.images {
             let g = &gset[&img.name];
-            let gp = g["psnr_y"].as_f64().unwrap_or_else(|| panic!("{}/{} missing", set.name, img.name));
+            let gp = g["psnr_y"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{}/{} missing", set.name, img.name));
             let gs = g["ssim_y"].as_f64().unwrap();
             let dp = (img.psnr_y - gp).abs();
             let ds = (img.ssim_y - gs).abs();
@@ -57,7 +59,13 @@ fn eval_reproduces_reference_metrics_on_set5_set14_b100() {
             set.name, set.count, set.mean_psnr_y, gmean, set.mean_ssim_y
         );
     }
-    eprintln!("{checked} images: worst |ΔPSNR| {worst_psnr:.2e} dB, worst |ΔSSIM| {worst_ssim:.2e}");
+    eprintln!(
+        "{checked} images: worst |ΔPSNR| {worst_psnr:.2e} dB, worst |ΔSSIM| {worst_ssim:.2e}"
+    );
     assert_eq!(checked, 119, "Set5 + Set14 + B100");
-    assert!(failures.is_empty(), "outside tolerance:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "outside tolerance:\n{}",
+        failures.join("\n")
+    );
 }

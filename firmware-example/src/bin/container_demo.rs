@@ -70,7 +70,11 @@ fn report(model: &[u8]) -> bool {
         let mut crc = Crc32::new();
         for row in 0..layout.rows {
             let Some(codes) = matrix.row_codes(row) else {
-                defmt::error!("TDQ section {=str}: row {=u32} missing", section.name(), row);
+                defmt::error!(
+                    "TDQ section {=str}: row {=u32} missing",
+                    section.name(),
+                    row
+                );
                 return false;
             };
             for code in codes {

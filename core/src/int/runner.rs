@@ -1,0 +1,657 @@
+//! Whole-network integer execution with caller-provided scratch memory.
+//!
+//! # Data flow (stream = `i32` Q`F`, saturated to ±2^24)
+//!
+//! ```text
+//! u8 RGB ─(mirror pad to ×8)─ X = 128·p − M_c (i16) ─ conv_first ─► F0 (stream) ─┐
+//!   R = patch_norm(F0)                                                           │
+//!   4 × RSTB:  R0 = R;  6 Swin blocks on R (in place);                           │
+//!              R = clamp(conv(i16(R ≫ k_l)) + R0)                               │
+//!   R = norm(R);  R = clamp(conv_after_body(i16(R ≫ k_cab)) + F0) ◄──────────────┘
+//!   V = upsample(i16(R ≫ k_up))  (Q8 pixel units, 3s² channels)
+//!   pixel = clamp(rshift_round(V, 8), 0, 255), pixel-shuffled, cropped
+//! ```
+//!
+//! `i16(v ≫ k)` is `clamp(rshift_round(v, k), −32768, 32767)`. A Swin block:
+//!
+//! ```text
+//! per 8×8 window (rolled by −4, −4 in odd blocks; tokens row-major in the window):
+//!   LN1 → Y → three FixedQuant → q/k/v input codes
+//!   q, k, v linears → AttnQ/AttnK/AttnV codes
+//!   per head: softmax_codes → AttnProb codes; av_codes → ProjInput codes
+//!   proj → R[token] = clamp_stream(R + clamp_stream(rshift_round(t, frac)))
+//! per token:
+//!   LN2 → FixedQuant → fc1 input codes → fc1 raw t → gelu_code → fc2 input codes
+//!   fc2 → R[token] = clamp_stream(R + clamp_stream(rshift_round(t, frac)))
+//! ```
+//!
+//! Windows are disjoint and tokens are independent in the MLP, so both run
+//! in place; the results do not depend on the order in which windows,
+//! tokens or heads are processed.
+//!
+//! # Scratch
+//!
+//! `words` holds four `Hp·Wp·60` stream maps (`Hp`, `Wp` = the region size
+//! rounded up to a multiple of 8); `bytes` the per-window code buffers
+//! ([`WORK_BYTES`]). [`scratch_len`] gives both.
+//!
+//! # Tiling ([`upscale_tiled`])
+//!
+//! The image is cut into a grid of `tile × tile` **cores** (the last row and
+//! column of cores may be smaller). Each core is processed as an independent
+//! image: its **context** is the core grown by `halo` LR pixels on every side,
+//! clipped to the image; the context is mirror-padded to a multiple of 8 (the
+//! evaluation rule) and run through the network, and only the output pixels
+//! of the core are written. Output pixel `(Y, X)` therefore comes from the
+//! core containing LR pixel `(Y / s, X / s)`. With one core covering the image
+//! (`tile ≥ max(h, w)`) the result equals [`upscale`] exactly; otherwise it
+//! differs near core seams by at most what the halo fails to capture (the
+//! network's receptive field is far larger than any practical halo), which is
+//! deterministic, identical on every backend, and measured in the docs.
+//!
+//! # Index arithmetic
+//!
+//! Every index below is a pixel coordinate `< Hp` or `< Wp`, a token `< 64`,
+//! a channel `< 120` or a product of those; `scratch_len` computed
+//! `Hp·Wp·4·60` (and the image sizes `h·w·3·s²`) with checked arithmetic, so
+//! none of these products can overflow, and every slice access is either
+//! `get`-based or within a buffer of that checked size. Functions relying on
+//! this carry `#[allow(clippy::arithmetic_side_effects)]` (and
+//! `indexing_slicing` where they index those buffers).
+
+use core::fmt;
+
+use super::arith::{clamp_i16, clamp_stream, rshift_round};
+use super::attention::{av_codes, softmax_codes};
+use super::gelu::gelu_code;
+use super::layernorm::{normalize, MAX_CHANNELS};
+use super::linear::{linear, linear_codes};
+use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
+use super::{OpError, DEPTH, EMBED, HEADS, HEAD_DIM, LAYERS, MLP, RPB_ROWS, SHIFT, TOKENS, WINDOW};
+
+/// Bytes of per-window work space: 7 code maps of `64 × 60` and one `64 × 64`.
+pub const WORK_BYTES: usize = 7 * TOKENS * EMBED + TOKENS * TOKENS;
+
+/// Scratch sizes for one region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScratchLen {
+    /// `i32` words.
+    pub words: usize,
+    /// Bytes.
+    pub bytes: usize,
+}
+
+/// Tile-wise processing parameters (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    /// Core side in LR pixels (≥ 1).
+    pub tile: usize,
+    /// Context added on every side, in LR pixels.
+    pub halo: usize,
+}
+
+impl Tiling {
+    /// Scratch for any core of this tiling (the largest context is
+    /// `tile + 2·halo` square).
+    pub fn scratch_len(&self) -> Option<ScratchLen> {
+        let side = self.halo.checked_mul(2)?.checked_add(self.tile)?;
+        scratch_len(side, side)
+    }
+}
+
+/// Why a run was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// Zero or overflowing dimensions, or a zero tile.
+    BadSize,
+    /// `img` does not hold `h·w·3` bytes.
+    InputLength {
+        /// Required.
+        expected: usize,
+        /// Given.
+        actual: usize,
+    },
+    /// `out` does not hold `(s·h)·(s·w)·3` bytes.
+    OutputLength {
+        /// Required.
+        expected: usize,
+        /// Given.
+        actual: usize,
+    },
+    /// The scratch is too small.
+    ScratchTooSmall {
+        /// Required.
+        needed: ScratchLen,
+        /// Given.
+        given: ScratchLen,
+    },
+    /// An operator refused its arguments (cannot happen with a validated
+    /// model and correctly sized buffers).
+    Op(OpError),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::BadSize => f.write_str("image or tile size is zero or too large"),
+            RunError::InputLength { expected, actual } => {
+                write!(f, "input image: expected {expected} bytes, got {actual}")
+            }
+            RunError::OutputLength { expected, actual } => {
+                write!(f, "output image: expected {expected} bytes, got {actual}")
+            }
+            RunError::ScratchTooSmall { needed, given } => write!(
+                f,
+                "scratch too small: need {} words + {} bytes, got {} + {}",
+                needed.words, needed.bytes, given.words, given.bytes
+            ),
+            RunError::Op(e) => write!(f, "integer operator: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for RunError {}
+
+impl From<OpError> for RunError {
+    fn from(e: OpError) -> Self {
+        RunError::Op(e)
+    }
+}
+
+/// `n` rounded up to a multiple of 8 (`None` on overflow).
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn pad8(n: usize) -> Option<usize> {
+    n.checked_add(WINDOW - 1).map(|v| v / WINDOW * WINDOW)
+}
+
+/// Scratch needed to process an `h × w` region.
+pub fn scratch_len(h: usize, w: usize) -> Option<ScratchLen> {
+    if h == 0 || w == 0 {
+        return None;
+    }
+    let pixels = pad8(h)?.checked_mul(pad8(w)?)?;
+    Some(ScratchLen {
+        words: pixels.checked_mul(4 * EMBED)?,
+        bytes: WORK_BYTES,
+    })
+}
+
+/// The evaluation padding: source index of position `i` of a side of
+/// length `n` padded by repeating the mirror (`0 1 … n−1 n−1 … 0 0 1 …`).
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn mirror(i: usize, n: usize) -> usize {
+    let period = 2 * n;
+    let m = i % period;
+    if m < n {
+        m
+    } else {
+        period - 1 - m
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Rect {
+    y: usize,
+    x: usize,
+    h: usize,
+    w: usize,
+}
+
+fn check_io(
+    model: &IntModel<'_>,
+    img: &[u8],
+    h: usize,
+    w: usize,
+    out: &[u8],
+) -> Result<(), RunError> {
+    if h == 0 || w == 0 {
+        return Err(RunError::BadSize);
+    }
+    let expected = h
+        .checked_mul(w)
+        .and_then(|p| p.checked_mul(3))
+        .ok_or(RunError::BadSize)?;
+    if img.len() != expected {
+        return Err(RunError::InputLength {
+            expected,
+            actual: img.len(),
+        });
+    }
+    let s = model.scale();
+    let expected_out = expected
+        .checked_mul(s)
+        .and_then(|v| v.checked_mul(s))
+        .ok_or(RunError::BadSize)?;
+    if out.len() != expected_out {
+        return Err(RunError::OutputLength {
+            expected: expected_out,
+            actual: out.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Upscales an `h × w` RGB image (`img`: `h·w·3` bytes, row-major,
+/// interleaved) into `out` (`(s·h)·(s·w)·3` bytes) as one region: pads to a
+/// multiple of 8 with the edge-repeating mirror, runs the integer network,
+/// crops. Scratch: [`scratch_len`]`(h, w)`.
+pub fn upscale(
+    model: &IntModel<'_>,
+    img: &[u8],
+    h: usize,
+    w: usize,
+    out: &mut [u8],
+    words: &mut [i32],
+    bytes: &mut [u8],
+) -> Result<(), RunError> {
+    check_io(model, img, h, w, out)?;
+    let all = Rect { y: 0, x: 0, h, w };
+    run_region(model, img, w, all, all, out, words, bytes)
+}
+
+/// [`upscale`] tile by tile (see the [module docs](self)). Scratch:
+/// [`Tiling::scratch_len`].
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+pub fn upscale_tiled(
+    model: &IntModel<'_>,
+    img: &[u8],
+    h: usize,
+    w: usize,
+    tiling: Tiling,
+    out: &mut [u8],
+    words: &mut [i32],
+    bytes: &mut [u8],
+) -> Result<(), RunError> {
+    check_io(model, img, h, w, out)?;
+    if tiling.tile == 0 {
+        return Err(RunError::BadSize);
+    }
+    let mut ty = 0;
+    while ty < h {
+        let th = tiling.tile.min(h - ty);
+        let mut tx = 0;
+        while tx < w {
+            let tw = tiling.tile.min(w - tx);
+            let core_rect = Rect {
+                y: ty,
+                x: tx,
+                h: th,
+                w: tw,
+            };
+            let y0 = ty.saturating_sub(tiling.halo);
+            let x0 = tx.saturating_sub(tiling.halo);
+            let y1 = ty.saturating_add(th).saturating_add(tiling.halo).min(h);
+            let x1 = tx.saturating_add(tw).saturating_add(tiling.halo).min(w);
+            let context = Rect {
+                y: y0,
+                x: x0,
+                h: y1 - y0,
+                w: x1 - x0,
+            };
+            run_region(model, img, w, context, core_rect, out, words, bytes)?;
+            tx += tw;
+        }
+        ty += th;
+    }
+    Ok(())
+}
+
+/// Scratch maps of one region.
+struct Maps<'s> {
+    r: &'s mut [i32],
+    r0: &'s mut [i32],
+    f0: &'s mut [i32],
+    a: &'s mut [i32],
+}
+
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn run_region(
+    model: &IntModel<'_>,
+    img: &[u8],
+    img_w: usize,
+    context: Rect,
+    core_rect: Rect,
+    out: &mut [u8],
+    words: &mut [i32],
+    bytes: &mut [u8],
+) -> Result<(), RunError> {
+    let needed = scratch_len(context.h, context.w).ok_or(RunError::BadSize)?;
+    if words.len() < needed.words || bytes.len() < needed.bytes {
+        return Err(RunError::ScratchTooSmall {
+            needed,
+            given: ScratchLen {
+                words: words.len(),
+                bytes: bytes.len(),
+            },
+        });
+    }
+    let hp = pad8(context.h).ok_or(RunError::BadSize)?;
+    let wp = pad8(context.w).ok_or(RunError::BadSize)?;
+    let map = hp * wp * EMBED;
+    let (r, rest) = words.split_at_mut(map);
+    let (r0, rest) = rest.split_at_mut(map);
+    let (f0, rest) = rest.split_at_mut(map);
+    let a = rest.get_mut(..map).ok_or(RunError::BadSize)?;
+    let maps = Maps { r, r0, f0, a };
+    let work = bytes.get_mut(..WORK_BYTES).ok_or(RunError::BadSize)?;
+
+    // Input conversion, conv_first, patch norm.
+    let offsets = model.input_offset();
+    let input = maps.a.get_mut(..hp * wp * 3).ok_or(RunError::BadSize)?;
+    for (p, px) in input.chunks_exact_mut(3).enumerate() {
+        let sy = context.y + mirror(p / wp, context.h);
+        let sx = context.x + mirror(p % wp, context.w);
+        let src = (sy * img_w + sx) * 3;
+        for (c, v) in px.iter_mut().enumerate() {
+            let pixel = i32::from(img.get(src + c).copied().unwrap_or(0));
+            *v = INPUT_GAIN * pixel - offsets[c];
+        }
+    }
+    {
+        let f0 = &mut *maps.f0;
+        model.conv_first().run(input, hp, wp, |p, o, v| {
+            if let Some(dst) = f0.get_mut(p * EMBED + o) {
+                *dst = clamp_stream(v);
+            }
+        })?;
+    }
+    maps.r.copy_from_slice(maps.f0);
+    layer_norm_stream(model.pe_norm(), maps.r)?;
+
+    for l in 0..LAYERS {
+        maps.r0.copy_from_slice(maps.r);
+        for b in 0..DEPTH {
+            let index = l * DEPTH + b;
+            swin_block(model, index, &model.block(index), maps.r, hp, wp, work)?;
+        }
+        to_i16(maps.r, maps.a, model.rstb_shift(l));
+        let r = &mut *maps.r;
+        let r0 = &*maps.r0;
+        model.rstb_conv(l).run(maps.a, hp, wp, |p, o, v| {
+            let i = p * EMBED + o;
+            if let (Some(dst), Some(&skip)) = (r.get_mut(i), r0.get(i)) {
+                *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(skip));
+            }
+        })?;
+    }
+
+    layer_norm_stream(model.norm(), maps.r)?;
+    to_i16(maps.r, maps.a, model.cab_shift());
+    {
+        let r = &mut *maps.r;
+        let f0 = &*maps.f0;
+        model.conv_after_body().run(maps.a, hp, wp, |p, o, v| {
+            let i = p * EMBED + o;
+            if let (Some(dst), Some(&skip)) = (r.get_mut(i), f0.get(i)) {
+                *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(skip));
+            }
+        })?;
+    }
+    to_i16(maps.r, maps.a, model.up_shift());
+
+    let s = model.scale();
+    let s2 = s * s;
+    let out_w = img_w * s * 3;
+    model.upsample().run(maps.a, hp, wp, |p, o, v| {
+        let (y, x) = (p / wp, p % wp);
+        // Region-local → image coordinates; keep only the core.
+        let (gy, gx) = (context.y + y, context.x + x);
+        if y >= context.h
+            || x >= context.w
+            || gy < core_rect.y
+            || gy >= core_rect.y + core_rect.h
+            || gx < core_rect.x
+            || gx >= core_rect.x + core_rect.w
+        {
+            return;
+        }
+        let (c, sub) = (o / s2, o % s2);
+        let (i, j) = (sub / s, sub % s);
+        let pixel = rshift_round(v, PIXEL_FRAC).clamp(0, 255) as u8;
+        let at = (gy * s + i) * out_w + (gx * s + j) * 3 + c;
+        if let Some(dst) = out.get_mut(at) {
+            *dst = pixel;
+        }
+    })?;
+    Ok(())
+}
+
+/// `a = i16(r ≫ k)`.
+fn to_i16(r: &[i32], a: &mut [i32], k: u32) {
+    for (dst, &v) in a.iter_mut().zip(r) {
+        *dst = clamp_i16(rshift_round(i64::from(v), k));
+    }
+}
+
+/// A LayerNorm whose output stays in the stream, token by token, in place.
+fn layer_norm_stream(
+    ln: &super::layernorm::LnParams<super::view::LeI32<'_>>,
+    r: &mut [i32],
+) -> Result<(), OpError> {
+    let mut token = [0i32; EMBED];
+    for px in r.chunks_exact_mut(EMBED) {
+        token.copy_from_slice(px);
+        ln.apply_to_stream(&token, px)?;
+    }
+    Ok(())
+}
+
+/// One Swin block on the stream `r` (`hp × wp × 60`), in place.
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn swin_block(
+    model: &IntModel<'_>,
+    index: usize,
+    bp: &BlockParams<'_>,
+    r: &mut [i32],
+    hp: usize,
+    wp: usize,
+    work: &mut [u8],
+) -> Result<(), RunError> {
+    attention(model, index, bp, r, hp, wp, work)?;
+    mlp(model, index, bp, r, hp * wp, work)
+}
+
+/// Region label (0, 1, 2) of rolled coordinate `i` of a side of length `n`:
+/// `[0, n−8)`, `[n−8, n−4)`, `[n−4, n)`.
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn region(i: usize, n: usize) -> u8 {
+    if i + WINDOW < n {
+        0
+    } else if i + SHIFT < n {
+        1
+    } else {
+        2
+    }
+}
+
+/// The 64 tokens of window `(wy, wx)` of an `hp × wp` map (multiples of 8):
+/// `pos[t]` is the pixel (`y·wp + x`) token `t` reads and writes, and
+/// `labels[t]` its shifted-window region label (`3·row_region + col_region`
+/// in the rolled frame; used only when `shifted`). Tokens are row-major in
+/// the window; with `shifted` the map is rolled by (−4, −4) first, so token
+/// `(r, c)` of the window reads pixel `((8wy + r + 4) mod hp, (8wx + c + 4) mod wp)`.
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+pub fn window_tokens(
+    wy: usize,
+    wx: usize,
+    hp: usize,
+    wp: usize,
+    shifted: bool,
+    pos: &mut [usize; TOKENS],
+    labels: &mut [u8; TOKENS],
+) {
+    let shift = if shifted { SHIFT } else { 0 };
+    let (hp, wp) = (hp.max(1), wp.max(1));
+    for (t, (p, label)) in pos.iter_mut().zip(labels.iter_mut()).enumerate() {
+        let ry = wy.saturating_mul(WINDOW).saturating_add(t / WINDOW);
+        let rx = wx.saturating_mul(WINDOW).saturating_add(t % WINDOW);
+        *p = (ry.saturating_add(shift) % hp)
+            .saturating_mul(wp)
+            .saturating_add(rx.saturating_add(shift) % wp);
+        *label = 3 * region(ry, hp) + region(rx, wp);
+    }
+}
+
+/// The attention branch of a block, window by window.
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn attention(
+    model: &IntModel<'_>,
+    index: usize,
+    bp: &BlockParams<'_>,
+    r: &mut [i32],
+    hp: usize,
+    wp: usize,
+    work: &mut [u8],
+) -> Result<(), RunError> {
+    let levels = model.bits().levels();
+    let plane = TOKENS * EMBED;
+    let (qin, rest) = work.split_at_mut(plane);
+    let (kin, rest) = rest.split_at_mut(plane);
+    let (vin, rest) = rest.split_at_mut(plane);
+    let (qc, rest) = rest.split_at_mut(plane);
+    let (kc, rest) = rest.split_at_mut(plane);
+    let (vc, rest) = rest.split_at_mut(plane);
+    let (oc, rest) = rest.split_at_mut(plane);
+    let probs = rest.get_mut(..TOKENS * TOKENS).ok_or(RunError::BadSize)?;
+    let row0 = u32::try_from(index * 4 * EMBED).map_err(|_| RunError::BadSize)?;
+    let e32 = EMBED as u32;
+    let mut xhat = [0i32; MAX_CHANNELS];
+    let xhat = &mut xhat[..EMBED];
+    let mut token = [0i32; EMBED];
+    let mut pos = [0usize; TOKENS];
+    let mut labels = [0u8; TOKENS];
+    let w = model.w_attn();
+    for wy in 0..hp / WINDOW {
+        for wx in 0..wp / WINDOW {
+            window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);
+            for (t, &p) in pos.iter().enumerate() {
+                let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
+                token.copy_from_slice(src);
+                normalize(&token, bp.ln1.eps_t, xhat)?;
+                for (c, &xh) in xhat.iter().enumerate() {
+                    let y = bp.ln1.output(c, xh);
+                    let at = t * EMBED + c;
+                    qin[at] = bp.fq_q.code(y);
+                    kin[at] = bp.fq_k.code(y);
+                    vin[at] = bp.fq_v.code(y);
+                }
+            }
+            linear_codes(qin, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q, levels, qc)?;
+            linear_codes(
+                kin,
+                EMBED,
+                w,
+                row0 + e32,
+                EMBED,
+                &bp.aff_k,
+                &bp.c_k,
+                levels,
+                kc,
+            )?;
+            linear_codes(
+                vin,
+                EMBED,
+                w,
+                row0 + 2 * e32,
+                EMBED,
+                &bp.aff_v,
+                &bp.c_v,
+                levels,
+                vc,
+            )?;
+            let mask = bp.shifted.then_some(&labels[..]);
+            for h in 0..HEADS {
+                let col = h * HEAD_DIM;
+                let rpb = bp.rpb.sub(h * RPB_ROWS, RPB_ROWS);
+                softmax_codes(qc, kc, EMBED, col, &bp.qk, rpb, mask, &bp.prob, probs)?;
+                av_codes(probs, vc, EMBED, col, &bp.av, levels, oc, EMBED)?;
+            }
+            let frac = bp.aff_proj.frac;
+            linear(
+                oc,
+                EMBED,
+                w,
+                row0 + 3 * e32,
+                EMBED,
+                &bp.aff_proj,
+                &bp.c_proj,
+                |t, j, v| {
+                    add_to_stream(r, pos[t] * EMBED + j, rshift_round(v, frac));
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `r[at] = clamp_stream(r[at] + clamp_stream(y))`.
+#[allow(clippy::arithmetic_side_effects)] // both terms are i32: the i64 sum cannot overflow
+fn add_to_stream(r: &mut [i32], at: usize, y: i64) {
+    if let Some(dst) = r.get_mut(at) {
+        *dst = clamp_stream(i64::from(*dst) + i64::from(clamp_stream(y)));
+    }
+}
+
+/// The MLP branch of a block, 64 tokens at a time.
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn mlp(
+    model: &IntModel<'_>,
+    index: usize,
+    bp: &BlockParams<'_>,
+    r: &mut [i32],
+    pixels: usize,
+    work: &mut [u8],
+) -> Result<(), RunError> {
+    let (fc1in, rest) = work.split_at_mut(TOKENS * EMBED);
+    let hidden = rest.get_mut(..TOKENS * MLP).ok_or(RunError::BadSize)?;
+    let row1 = u32::try_from(index * MLP).map_err(|_| RunError::BadSize)?;
+    let row2 = u32::try_from(index * EMBED).map_err(|_| RunError::BadSize)?;
+    let mut xhat = [0i32; MAX_CHANNELS];
+    let xhat = &mut xhat[..EMBED];
+    let mut token = [0i32; EMBED];
+    let gelu = bp.gelu;
+    let frac = bp.aff_fc2.frac;
+    let mut p0 = 0;
+    while p0 < pixels {
+        let n = TOKENS.min(pixels - p0);
+        for t in 0..n {
+            let p = p0 + t;
+            let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
+            token.copy_from_slice(src);
+            normalize(&token, bp.ln2.eps_t, xhat)?;
+            for (c, &xh) in xhat.iter().enumerate() {
+                fc1in[t * EMBED + c] = bp.fq_fc1.code(bp.ln2.output(c, xh));
+            }
+        }
+        linear(
+            &fc1in[..n * EMBED],
+            EMBED,
+            model.w_fc1(),
+            row1,
+            MLP,
+            &bp.aff_fc1,
+            &bp.c_fc1,
+            |t, j, v| {
+                if let Some(dst) = hidden.get_mut(t * MLP + j) {
+                    *dst = gelu_code(v, &gelu);
+                }
+            },
+        )?;
+        linear(
+            &hidden[..n * MLP],
+            MLP,
+            model.w_fc2(),
+            row2,
+            EMBED,
+            &bp.aff_fc2,
+            &bp.c_fc2,
+            |t, j, v| {
+                add_to_stream(r, (p0 + t) * EMBED + j, rshift_round(v, frac));
+            },
+        )?;
+        p0 += n;
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Host wrapper of the integer-only SwinIR-light in `tdquant_core::int`:
+//! owns the `.tdq` bytes and the scratch, turns images into the `u8` RGB
+//! buffers the core runner takes and back, and evaluates the integer path
+//! on the benchmark sets (BasicSR protocol, like the FP and fake-quant paths).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image::RgbImage;
+use tdquant_core::int::{self, IntModel, Tiling};
+
+use crate::eval::{self, EvalReport, RgbImageF32};
+
+/// A loaded, validated integer model.
+#[derive(Clone, Debug)]
+pub struct IntSr {
+    bytes: Vec<u8>,
+    scale: usize,
+}
+
+impl IntSr {
+    /// Validates `bytes` as an integer SwinIR-light.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        let scale = IntModel::parse(&bytes)
+            .map_err(|e| anyhow::anyhow!("invalid integer model: {e}"))?
+            .scale();
+        Ok(Self { bytes, scale })
+    }
+
+    /// Reads and validates a `.tdq` file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_bytes(bytes).with_context(|| format!("loading {}", path.display()))
+    }
+
+    /// The file bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The upscaling factor.
+    pub fn scale(&self) -> usize {
+        self.scale
+    }
+
+    /// The parsed model (parsing is cheap and allocation-free).
+    pub fn model(&self) -> IntModel<'_> {
+        // Validated in from_bytes; the bytes are immutable since.
+        IntModel::parse(&self.bytes).expect("validated at construction")
+    }
+
+    /// Upscales an interleaved RGB buffer (`h·w·3` bytes) as one region.
+    pub fn upscale_raw(&self, img: &[u8], h: usize, w: usize) -> Result<Vec<u8>> {
+        let need = int::scratch_len(h, w).context("image size")?;
+        let mut words = vec![0i32; need.words];
+        let mut bytes = vec![0u8; need.bytes];
+        let s = self.scale;
+        let mut out = vec![0u8; h * w * 3 * s * s];
+        int::upscale(&self.model(), img, h, w, &mut out, &mut words, &mut bytes)
+            .map_err(|e| anyhow::anyhow!("integer upscale: {e}"))?;
+        Ok(out)
+    }
+
+    /// Upscales tile by tile (see `tdquant_core::int::runner` for the rule).
+    pub fn upscale_raw_tiled(
+        &self,
+        img: &[u8],
+        h: usize,
+        w: usize,
+        tiling: Tiling,
+    ) -> Result<Vec<u8>> {
+        let need = tiling.scratch_len().context("tile size")?;
+        let mut words = vec![0i32; need.words];
+        let mut bytes = vec![0u8; need.bytes];
+        let s = self.scale;
+        let mut out = vec![0u8; h * w * 3 * s * s];
+        int::upscale_tiled(
+            &self.model(),
+            img,
+            h,
+            w,
+            tiling,
+            &mut out,
+            &mut words,
+            &mut bytes,
+        )
+        .map_err(|e| anyhow::anyhow!("integer upscale: {e}"))?;
+        Ok(out)
+    }
+
+    /// Upscales an RGB8 image.
+    pub fn upscale_rgb8(&self, img: &RgbImage, tiling: Option<Tiling>) -> Result<RgbImage> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let out = match tiling {
+            Some(t) => self.upscale_raw_tiled(img.as_raw(), h, w, t)?,
+            None => self.upscale_raw(img.as_raw(), h, w)?,
+        };
+        let s = self.scale as u32;
+        RgbImage::from_raw(img.width() * s, img.height() * s, out).context("output size")
+    }
+
+    /// The evaluation interface: LR as CHW `u8/255` floats → SR floats
+    /// (`u8/255`, so BasicSR's `tensor2img` recovers the integer pixels).
+    pub fn upscale_f32(&self, lr: &RgbImageF32, tiling: Option<Tiling>) -> Result<RgbImageF32> {
+        let img = f32_to_rgb8(lr);
+        let out = self.upscale_rgb8(&img, tiling)?;
+        Ok(eval::rgb8_to_f32(&out))
+    }
+}
+
+/// CHW floats holding `u8/255` values → RGB8 (exact inverse of `rgb8_to_f32`).
+pub fn f32_to_rgb8(img: &RgbImageF32) -> RgbImage {
+    let n = img.h * img.w;
+    let mut raw = Vec::with_capacity(3 * n);
+    for k in 0..n {
+        for c in 0..3 {
+            let v = (img.data[c * n + k] * 255.0).round().clamp(0.0, 255.0);
+            raw.push(v as u8);
+        }
+    }
+    RgbImage::from_raw(img.w as u32, img.h as u32, raw).expect("sized for the image")
+}
+
+/// BasicSR-exact evaluation of the integer model on `sets` under `root`.
+pub fn eval_int(
+    model: &IntSr,
+    root: &Path,
+    sets: &[&str],
+    tiling: Option<Tiling>,
+) -> Result<EvalReport> {
+    eval::evaluate_sets(root, sets, model.scale(), &mut |lr| {
+        model.upscale_f32(lr, tiling)
+    })
+}
+
+/// `--tile T --halo H` → a tiling (`None` without `--tile`).
+pub fn tiling(tile: Option<usize>, halo: usize) -> Option<Tiling> {
+    tile.map(|tile| Tiling { tile, halo })
+}
+
+/// `tdquant upscale --int model.tdq`: integer-only upscaling of one image.
+pub fn cli_upscale(
+    model_path: &Path,
+    input: &Path,
+    output: &Path,
+    tiling: Option<Tiling>,
+) -> Result<()> {
+    let sr = IntSr::load(model_path)?;
+    let img = crate::image_io::read_rgb8(input)?;
+    let t0 = std::time::Instant::now();
+    let out = sr.upscale_rgb8(&img, tiling)?;
+    let secs = t0.elapsed().as_secs_f64();
+    crate::image_io::save_png_atomic(output, &out)?;
+    eprintln!(
+        "integer W{b}A{b}: {}x{} → {}x{} in {secs:.2} s, wrote {}",
+        img.width(),
+        img.height(),
+        out.width(),
+        out.height(),
+        output.display(),
+        b = sr.model().bits().bits()
+    );
+    Ok(())
+}
+
+/// `tdquant eval --int model.tdq`: BasicSR-exact PSNR/SSIM-Y of the integer
+/// path; prints the table and writes `eval.json` / `eval.md` to `out_dir`.
+pub fn cli_eval(
+    model_path: &Path,
+    root: &Path,
+    sets: &[String],
+    out_dir: &Path,
+    tiling: Option<Tiling>,
+) -> Result<EvalReport> {
+    let sr = IntSr::load(model_path)?;
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    crate::app::check_sets_exist(root, &sets)?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    eprintln!(
+        "integer W{b}A{b} evaluation of {}",
+        model_path.display(),
+        b = sr.model().bits().bits()
+    );
+    let report = eval_int(&sr, root, &sets, tiling)?;
+    report.print_table();
+    crate::app::write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
+    crate::app::write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
+    eprintln!("wrote {}/eval.json and eval.md", out_dir.display());
+    Ok(report)
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The integer SwinIR-light on a Cortex-M4 under QEMU, bit-exact with the host.
+#
+#   export (cargo host export) → LR tile + expected hash (CPU oracle)
+#   → firmware build embedding both → QEMU run (-icount, deterministic)
+#   → compare the firmware's SHA-256 line with the host's.
+# Then the same firmware with a corrupted model must report the error and
+# exit 1. Usage: scripts/firmware-int-check.sh [bits (4)] [tile side (32)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bits=${1:-4}
+side=${2:-32}
+data=${TDQUANT_DATA:-$root/../shared/data}
+out=$root/target/firmware-int/w$bits
+mkdir -p "$out"
+image=$data/benchmark/Set5/LR_bicubic/X4/babyx4.png
+
+cargo host --data "$data" export --model "$data/models/swinir_light_x4_local.pth" \
+  --bounds "$data/golden/dobi_released_w$bits.safetensors" --bits "$bits" -o "$out/model.tdq"
+cargo run --release --quiet -p tdquant-host --example firmware_tile -- \
+  "$out/model.tdq" "$image" "$side" "$out/tile.rgb" >"$out/expected.txt"
+
+elf=firmware-example/target/thumbv7em-none-eabihf/release/upscale_tile
+build() { # $1 = model file
+  ( cd firmware-example && TDQ_INT_MODEL="$1" TDQ_TILE="$out/tile.rgb" \
+      TDQ_TILE_H="$side" TDQ_TILE_W="$side" cargo build --release --quiet --bin upscale_tile )
+}
+run_qemu() { # $1 = log file; prints QEMU's exit status
+  set +e
+  timeout 900 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -icount shift=0 \
+    -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
+    >"$1.frames" 2>"$1.stderr"
+  local rc=$?
+  set -e
+  defmt-print -e "$elf" --log-format '{L} {s}' <"$1.frames" >"$1" 2>&1 || true
+  echo "$rc"
+}
+
+build "$out/model.tdq"
+
+# No allocator and no floating point anywhere in the binary (so certainly not
+# on the inference path): every Cortex-M4 FPU instruction is a `v…` mnemonic.
+sysroot=$(rustc --print sysroot)
+objdump=$(ls "$sysroot"/lib/rustlib/*/bin/llvm-objdump 2>/dev/null | head -1)
+[ -x "$objdump" ] || { echo "llvm-objdump missing (rustup component add llvm-tools)" >&2; exit 1; }
+"$objdump" -d --no-show-raw-insn "$elf" >"$out/firmware.dis"
+fp=$(grep -cE '^\s+[0-9a-f]+:\s+v[a-z]' "$out/firmware.dis" || true)
+alloc=$("$objdump" -t "$elf" | grep -ciE '__rust_alloc|__rg_alloc|__rust_no_alloc_shim' || true)
+echo "disassembly: $(wc -l <"$out/firmware.dis") lines, FPU instructions: $fp, allocator symbols: $alloc"
+if [ "$fp" -ne 0 ] || [ "$alloc" -ne 0 ]; then
+  grep -E '^\s+[0-9a-f]+:\s+v[a-z]' "$out/firmware.dis" | head >&2
+  echo "firmware-int-check: FAILED — floating point or an allocator in the firmware" >&2
+  exit 1
+fi
+size_line=$("${objdump%objdump}size" "$elf" 2>/dev/null | tail -1 || true)
+[ -n "$size_line" ] && echo "size (text data bss): $size_line"
+
+start=$(date +%s)
+rc=$(run_qemu "$out/firmware.log")
+echo "QEMU wall time: $(( $(date +%s) - start )) s"
+cat "$out/firmware.log"
+if [ "$rc" -ne 0 ]; then
+  echo "firmware-int-check: FAILED — QEMU exited with $rc (124 = timeout)" >&2
+  cat "$out/firmware.log.stderr" >&2
+  exit 1
+fi
+grep -o "TDQ tile .*" "$out/firmware.log" >"$out/got.txt" || true
+if ! diff -u "$out/expected.txt" "$out/got.txt"; then
+  echo "firmware-int-check: FAILED — firmware output hash differs from the host oracle" >&2
+  exit 1
+fi
+echo "firmware-int-check: OK — W${bits}A${bits} ${side}x${side} tile hash identical on Cortex-M4 and host"
+
+# Corrupt model: one flipped byte in the middle of the file.
+python3 - "$out/model.tdq" "$out/corrupt.tdq" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[len(b) // 2] ^= 0x55
+open(sys.argv[2], 'wb').write(b)
+PY
+build "$out/corrupt.tdq"
+rc=$(run_qemu "$out/corrupt.log")
+cat "$out/corrupt.log"
+build "$out/model.tdq"
+if [ "$rc" -ne 1 ] || ! grep -q "TDQ model rejected" "$out/corrupt.log"; then
+  echo "firmware-int-check: FAILED — corrupt model gave exit $rc (want 1 and an error report)" >&2
+  exit 1
+fi
+echo "firmware-int-check: OK — corrupt model reported, exit status 1"

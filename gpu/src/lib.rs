@@ -481,7 +481,10 @@ mod tests {
             );
         }
         for module in [ptx::UNPACK, ptx::REQUANT] {
-            assert!(module.lines().any(|l| l == ".version 9.0"), "PTX ISA must be 9.0");
+            assert!(
+                module.lines().any(|l| l == ".version 9.0"),
+                "PTX ISA must be 9.0"
+            );
             assert!(module.lines().any(|l| l == ".target sm_90"));
             assert!(module.contains("release 13.0, V13.0.88"), "pinned nvcc");
         }

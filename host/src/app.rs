@@ -185,3 +185,244 @@ pub fn bench_fp(model_path: &Path, h: usize, w: usize, iters: usize) -> Result<f
 pub fn default_model(data_root: &Path) -> PathBuf {
     data_root.join("models").join("swinir_light_x4_local.pth")
 }
+
+/// `tdquant eval --bounds`: BasicSR-exact PSNR/SSIM-Y of the **fake-quant**
+/// model with the bounds in `bounds_path` (a `tdquant calibrate` bounds file,
+/// or a metadata-less file such as the golden `dobi_released_w*.safetensors`,
+/// which needs `bits`). The bounds are checked against the model (SHA-256 of
+/// the weights, scale) and the requested bit width before any image is
+/// processed. Prints the table and writes `eval.json` and `eval.md`.
+pub fn eval_quant(
+    model_path: &Path,
+    bounds_path: &Path,
+    bits: Option<u8>,
+    data_root: &Path,
+    sets: &[String],
+    out_dir: &Path,
+) -> Result<EvalReport> {
+    use crate::calib::bounds_file::{load_bounds, BoundsExpect};
+    use crate::calib::QuantHook;
+    if let Some(b) = bits {
+        crate::calib::check_bits(b)?;
+    }
+    let model = SwinIR::load(model_path)
+        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let loaded = load_bounds(
+        bounds_path,
+        &BoundsExpect {
+            bits,
+            weights_sha256: model.weights_sha256(),
+            scale: Some(model.scale()),
+        },
+    )?;
+    if loaded.meta.is_none() {
+        eprintln!(
+            "note: {} has no tdquant metadata; using W{b}A{b} as given, model identity not checked",
+            bounds_path.display(),
+            b = loaded.bits
+        );
+    }
+    let sets_ref: Vec<&str> = sets.iter().map(String::as_str).collect();
+    check_sets_exist(data_root, &sets_ref)?;
+    fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let hook = QuantHook::from_bounds(loaded.bits, &loaded.bounds)?;
+    eprintln!(
+        "fake-quant W{b}A{b} evaluation with {}",
+        bounds_path.display(),
+        b = loaded.bits
+    );
+    let device = model.device().clone();
+    let report = eval::evaluate_sets(data_root, &sets_ref, model.scale(), &mut |lr| {
+        let x = image_to_tensor(lr, &device)?;
+        tensor_to_image(&model.upscale_with(&x, &hook)?)
+    })?;
+    report.print_table();
+    write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
+    write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
+    eprintln!("wrote {}/eval.json and eval.md", out_dir.display());
+    Ok(report)
+}
+
+/// `tdquant calibrate`: run (or, with `resume`, continue) a calibration into
+/// `out_dir` and print the evaluation table. See [`crate::calib::calibrate`].
+pub fn calibrate(
+    cfg: &crate::calib::calibrate::CalibConfig,
+    out_dir: &Path,
+    resume: bool,
+    opts: &crate::calib::calibrate::RunOptions,
+) -> Result<crate::calib::calibrate::CalibOutcome> {
+    let outcome = crate::calib::calibrate::calibrate(cfg, out_dir, resume, opts)?;
+    if let Some(r) = &outcome.report {
+        println!();
+        print!("{}", r.eval_table());
+        for s in &r.stages {
+            println!("  {:<40} {:>8.1} s", s.stage, s.seconds);
+        }
+        println!("  {:<40} {:>8.1} s", "total", r.total_seconds);
+        if let Some(b) = &outcome.bounds_path {
+            println!("bounds: {}", b.display());
+        }
+        println!("report: {}", out_dir.join("report.md").display());
+    }
+    Ok(outcome)
+}
+
+/// `tdquant bench dqc`: median seconds of one DQC step (teacher + fake-quant
+/// student forward, backward, Adam) for `batch` random `patch × patch` LR
+/// inputs at W`bits`A`bits`.
+pub fn bench_dqc(
+    model_path: &Path,
+    bits: u8,
+    batch: usize,
+    micro_batch: usize,
+    patch: usize,
+    iters: usize,
+) -> Result<f64> {
+    crate::calib::check_bits(bits)?;
+    crate::calib::data::check_patch(patch)?;
+    let model = SwinIR::load(model_path)
+        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let secs = crate::calib::dqc::bench_dqc_step(&model, bits, batch, micro_batch, patch, iters)?;
+    println!(
+        "dqc step  x{}  W{bits}A{bits}  batch {batch} x {patch}x{patch}  median of {iters}: {secs:.3} s  ({:.2} it/s, {} threads)",
+        model.scale(),
+        1.0 / secs,
+        candle_core::utils::get_num_threads()
+    );
+    Ok(secs)
+}
+
+/// Process-wide runtime settings for the CLI, applied at start-up (before
+/// any candle call), each only when the user has not set it:
+///
+/// * `CANDLE_NUM_THREADS=1`: candle's element-wise ops then run on the
+///   calling thread instead of its spinning barrier pool. On 2 cores the
+///   pool's spin-waits cost more than the parallelism gains (measured:
+///   DQC step 4.6 s → 3.3 s, FP 128×128 forward 0.98 s → 0.83 s); matmuls
+///   and the fused kernels keep using all `RAYON_NUM_THREADS` threads.
+/// * glibc malloc (`mallopt`): serve blocks up to 32 MiB from the heap and
+///   never trim it (`M_MMAP_THRESHOLD` 32 MiB, `M_TRIM_THRESHOLD` 4 GiB,
+///   `M_TOP_PAD` 512 MiB), so the large short-lived tensors of a forward /
+///   backward pass reuse memory instead of page-faulting fresh zero pages
+///   (~17 % of a DQC step before). Skipped if any `MALLOC_*` variable is set.
+pub fn tune_runtime() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // Single-threaded here: called first thing in main.
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let user_set = std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MALLOC_"));
+        if !user_set {
+            // SAFETY: mallopt only adjusts allocator parameters.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+                libc::mallopt(libc::M_TOP_PAD, 512 << 20);
+            }
+        }
+    }
+}
+
+/// Options of `tdquant bench int`.
+#[derive(Clone, Debug)]
+pub struct BenchIntOptions {
+    /// SwinIR-light weights (FP reference, and the export when `tdq` is unset).
+    pub model: PathBuf,
+    /// A `.tdq` file; default: exported in-process from the golden DOBI bounds.
+    pub tdq: Option<PathBuf>,
+    /// Bit width of the in-process export.
+    pub bits: u8,
+    /// LR image side for the FP and fast integer runs.
+    pub size: usize,
+    /// LR image side for the scalar oracle (0: skip it).
+    pub oracle_size: usize,
+    /// Timed runs (median).
+    pub iters: usize,
+}
+
+/// `tdquant bench int`: FP forward, scalar integer oracle and fast integer
+/// path timed in one process; prints the times and ratios. Returns
+/// (FP seconds, fast seconds).
+pub fn bench_int(root: &Path, opts: &BenchIntOptions) -> Result<(f64, f64)> {
+    let weights = crate::weights::load(&opts.model)
+        .with_context(|| format!("loading model {}", opts.model.display()))?;
+    let fp_model = SwinIR::from_weights(&weights)?;
+    let bytes = match &opts.tdq {
+        Some(p) => fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => {
+            let path = root.join(format!("golden/dobi_released_w{}.safetensors", opts.bits));
+            let loaded = crate::export::load_export_bounds(&path, Some(opts.bits))?;
+            let batch = loaded
+                .calibration_batch
+                .as_ref()
+                .context("bounds file has no calibration batch")?;
+            let stats = crate::export::calib_stats(&fp_model, batch)?;
+            crate::export::export(
+                &weights,
+                &loaded.bounds,
+                opts.bits,
+                &stats,
+                &crate::export::ExportOptions::default(),
+            )?
+            .bytes
+        }
+    };
+    let sr = crate::intmodel::IntSr::from_bytes(bytes)?;
+    let int_model = sr.model();
+    let fast = crate::intfast::FastIntModel::new(&int_model)?;
+    let (n, iters) = (opts.size, opts.iters.max(1));
+    let image = |side: usize| -> Vec<u8> {
+        (0..side * side * 3)
+            .map(|i| ((i as u64).wrapping_mul(2_654_435_761) % 251) as u8)
+            .collect()
+    };
+    let median = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let mut times = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t0 = Instant::now();
+            f()?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    };
+    let threads = rayon::current_num_threads();
+    println!(
+        "bench int: W{b}A{b} x{s}, LR {n}x{n}, median of {iters}, {threads} threads",
+        b = int_model.bits().bits(),
+        s = sr.scale()
+    );
+    let fp = model::bench_fp_forward(&fp_model, n, n, iters)?.as_secs_f64();
+    println!("  fp (candle)        {n}x{n}: {fp:.3} s");
+    let img = image(n);
+    let _ = fast.upscale(&img, n, n)?; // warm-up
+    let fast_s = median(&mut || fast.upscale(&img, n, n).map(|_| ()))?;
+    let px = (n * n) as f64;
+    println!(
+        "  integer fast       {n}x{n}: {fast_s:.3} s  ({:.0} LR px/s)",
+        px / fast_s
+    );
+    if opts.oracle_size > 0 {
+        let m = opts.oracle_size;
+        let small = image(m);
+        let oracle = median(&mut || sr.upscale_raw(&small, m, m).map(|_| ()))?;
+        let fast_small = median(&mut || fast.upscale(&small, m, m).map(|_| ()))?;
+        let mpx = (m * m) as f64;
+        println!(
+            "  integer oracle     {m}x{m}: {oracle:.3} s  ({:.0} LR px/s); fast on {m}x{m}: {fast_small:.3} s; fast/oracle speed-up {:.2}x",
+            mpx / oracle,
+            oracle / fast_small
+        );
+    }
+    println!(
+        "  ratio fp / integer fast at {n}x{n}: {:.2}x ({})",
+        fp / fast_s,
+        if fp / fast_s >= 1.0 {
+            "integer faster"
+        } else {
+            "integer slower"
+        }
+    );
+    Ok((fp, fast_s))
+}

@@ -3,7 +3,9 @@
 //! Modules follow the data path: [`data_root`] finds the data, [`weights`]
 //! loads checkpoints, [`model`] runs SwinIR-light in full precision,
 //! [`bicubic`] makes LR images exactly as MATLAB does, [`eval`] scores outputs
-//! exactly as BasicSR does.
+//! exactly as BasicSR does, [`export`] turns weights and bounds into the
+//! integer-only `.tdq` model and [`intmodel`] runs it (through
+//! `tdquant_core::int`).
 #![deny(missing_docs)]
 
 pub mod app;
@@ -11,6 +13,9 @@ pub mod bicubic;
 pub mod calib;
 pub mod data_root;
 pub mod eval;
+pub mod export;
 pub mod image_io;
+pub mod intfast;
+pub mod intmodel;
 pub mod model;
 pub mod weights;

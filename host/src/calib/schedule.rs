@@ -177,3 +177,69 @@ impl ScheduledAdam {
         self.schedule.lr_at(self.t)
     }
 }
+
+/// Adam over a flat vector of f32 parameters with an explicit, serializable
+/// state (first / second moments and the step count), so DQC can checkpoint
+/// and resume bit-exactly. The arithmetic is PyTorch's single-tensor CPU
+/// `torch.optim.Adam` (no weight decay, no amsgrad) step for f32 tensors,
+/// operation by operation (Python floats are f64 and enter f32 kernels
+/// rounded to f32):
+///
+/// ```text
+/// t += 1
+/// m = m + f32(1−β₁)·(g − m)                 # exp_avg.lerp_(grad, 1−β₁)
+/// v = v·f32(β₂) + f32(1−β₂)·g·g             # mul_(β₂).addcmul_(g, g, 1−β₂)
+/// step_size = lr/(1 − β₁ᵗ)                  # f64
+/// denom = √v / f32(√(1 − β₂ᵗ)) + f32(ε)
+/// θ = θ + f32(−step_size)·(m / denom)       # addcdiv_
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlatAdam {
+    /// Hyper-parameters (`lr` is replaced by the schedule's rate per step).
+    pub cfg: AdamConfig,
+    /// First moments.
+    pub m: Vec<f32>,
+    /// Second moments.
+    pub v: Vec<f32>,
+    /// Steps taken.
+    pub t: u64,
+}
+
+impl FlatAdam {
+    /// Fresh state for `n` parameters.
+    pub fn new(n: usize, cfg: AdamConfig) -> Self {
+        Self {
+            cfg,
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            t: 0,
+        }
+    }
+
+    /// One step at learning rate `lr`: updates `params` in place from `grads`.
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f64) {
+        assert_eq!(params.len(), self.m.len(), "parameter count changed");
+        assert_eq!(grads.len(), self.m.len(), "gradient count mismatch");
+        self.t += 1;
+        let t = self.t as f64;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let w1 = (1.0 - b1) as f32;
+        let b2f = b2 as f32;
+        let w2 = (1.0 - b2) as f32;
+        let bc1 = 1.0 - b1.powf(t);
+        let bc2 = 1.0 - b2.powf(t);
+        let step_size = lr / bc1;
+        let bc2_sqrt = bc2.sqrt() as f32;
+        let eps = self.cfg.eps as f32;
+        let neg_step = (-step_size) as f32;
+        for i in 0..params.len() {
+            let g = grads[i];
+            let m = self.m[i] + w1 * (g - self.m[i]);
+            let v = self.v[i] * b2f + w2 * g * g;
+            self.m[i] = m;
+            self.v[i] = v;
+            let denom = v.sqrt() / bc2_sqrt + eps;
+            params[i] += neg_step * (m / denom);
+        }
+    }
+}

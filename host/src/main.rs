@@ -188,7 +188,9 @@ struct CalibrateArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// DOBI variant: paper (one-sided for post-softmax / post-GELU sites) or
-    /// released (all two-sided, released step).
+    /// released (all two-sided, released step as the released code computes it
+    /// on the CPU; matches the golden files) or released-cuda (its CUDA
+    /// rounding of the step).
     #[arg(long)]
     dobi_mode: Option<String>,
     /// Override the DOBI strategy of a site kind, e.g.

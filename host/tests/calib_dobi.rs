@@ -35,7 +35,7 @@ impl Rng {
 fn all_configs(bits: u8) -> Vec<DobiConfig> {
     let mut v = Vec::new();
     for strategy in [DobiStrategy::TwoSided, DobiStrategy::OneSided] {
-        for step in [DobiStep::Released, DobiStep::Paper] {
+        for step in [DobiStep::Released, DobiStep::ReleasedCuda, DobiStep::Paper] {
             v.push(DobiConfig {
                 bits,
                 strategy,

@@ -5,7 +5,8 @@
 //! `[8, 3, 64, 64]` batch, no padding) reproduces the 768 golden bounds: ≥ 99 % within a
 //! relative difference of 1e-5, every other bound exactly one candidate step away (a near-tie
 //! flip: our FP activations differ from PyTorch's by ~1e-6 relative, and the objective norms
-//! are accumulated differently).
+//! are accumulated differently). The 288 weight bounds (identical inputs) must be
+//! bit-identical.
 //!
 //! (ii) With the golden bounds loaded, fake-quant Set5 / Set14 PSNR-Y matches
 //! `dobi_released_metrics.json` within 0.01 dB for W4A4, W3A3 and W2A2.
@@ -119,6 +120,9 @@ fn released_dobi_matches_golden_bounds() {
             println!("  MISMATCH: {b}");
         }
         summary.push((bits, close, exact, flips.len(), bad.len()));
+        // Weights are identical on both sides, so their bounds must be too
+        // (this pins the released step's CPU rounding, `(max − min)/200`).
+        assert_eq!(w_exact, w_total, "W{bits}: weight bounds not bit-identical");
         assert!(
             bad.is_empty(),
             "W{bits}: {} bounds neither close nor one step away",

@@ -20,17 +20,26 @@
 //!
 //! # f32 arithmetic of the candidates
 //!
-//! All candidate arithmetic is f32, as torch does on the 0-d CUDA tensors of
-//! the calibration pass. One detail matters for bit-exactness:
-//! `(max − min) / (2 * num)` divides a CUDA tensor by a Python int, and
-//! PyTorch's CUDA `div_true_kernel` turns a division by a CPU scalar into a
-//! multiplication by its f32 reciprocal (`a * (1/b)`). [`DobiStep::Released`]
-//! therefore uses `Δ = (mx − mn) · f32(1/(2K))` (`f32(1/K)` one-sided);
-//! `diff·i` multiplies by `f32(i)` and the adds/subs are f32. In `quant`,
-//! `s = (ub − lb)/(2^bit − 1)` divides by a *tensor* (`bit` is the
-//! `n_bit` parameter), so it is a true f32 division, as in
-//! [`QuantGrid`]. The paper has no code: [`DobiStep::Paper`] uses the true
-//! f32 division `(mx − mn)/(2K)`.
+//! All candidate arithmetic is f32, as torch does on the 0-d tensors of the
+//! calibration pass: `diff·i` multiplies by `f32(i)` and the adds/subs are
+//! f32. In `quant`, `s = (ub − lb)/(2^bit − 1)` divides by a *tensor*
+//! (`bit` is the `n_bit` parameter), so it is a true f32 division, as in
+//! [`QuantGrid`]. One detail depends on the device the released code runs
+//! on: `(max − min) / (2 * num)` divides a tensor by a Python int.
+//!
+//! * On the **CPU**, PyTorch's `div_true_kernel` computes the true f32
+//!   division `a / b` ([`DobiStep::Released`]). The golden files
+//!   (`golden/dobi_released_w*.safetensors`, produced by the released code
+//!   on CPU) confirm it: with `(mx − mn)/(2K)` all 144 weight quantizers of
+//!   each golden file are reproduced bit for bit; with the reciprocal
+//!   multiply only 108–125 of 144 are.
+//! * On a **CUDA** device, `div_true_kernel` turns a division by a CPU scalar
+//!   into a multiplication by its f32 reciprocal (`a * (1/b)`):
+//!   [`DobiStep::ReleasedCuda`] uses `Δ = (mx − mn) · f32(1/(2K))`
+//!   (`f32(1/K)` one-sided), for checkpoints calibrated on a GPU.
+//!
+//! The paper has no code: [`DobiStep::Paper`] uses the true f32 division
+//! `(mx − mn)/(2K)`.
 //!
 //! Degenerate candidates: the released two-sided loop stops at `i = K − 1`,
 //! where `u − l = 2Δ > 0`. The paper's `i = K` gives `l ≈ u ≈ (mn + mx)/2`;
@@ -102,10 +111,14 @@ pub enum DobiStrategy {
 /// Released-code or paper schedule of candidates and tie rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DobiStep {
-    /// Released `DOBI`: `Δ = (mx−mn)/(2K)` two-sided, `(mx−mn)/K` one-sided
-    /// (CUDA reciprocal-multiply rounding), `i = 0..K`, strict `<` (first
-    /// minimum wins).
+    /// Released `DOBI` as PyTorch runs it on the CPU: `Δ = (mx−mn)/(2K)`
+    /// two-sided, `(mx−mn)/K` one-sided (true f32 divisions), `i = 0..K`,
+    /// strict `<` (first minimum wins). Matches the golden files.
     Released,
+    /// Released `DOBI` as PyTorch runs it on a CUDA device: as
+    /// [`DobiStep::Released`] but `Δ = (mx−mn)·f32(1/(2K))` (resp.
+    /// `·f32(1/K)`), the CUDA reciprocal-multiply rounding.
+    ReleasedCuda,
     /// Paper Algorithm 1: `Δ = (mx−mn)/(2K)` for both strategies, `i = 0..=K`,
     /// `≤` (last minimum wins).
     Paper,
@@ -128,14 +141,23 @@ pub struct DobiConfig {
 pub const DEFAULT_K: usize = 100;
 
 impl DobiConfig {
-    /// What the released code runs for every quantizer: two-sided, released
-    /// step, `K = 100`.
+    /// What the released code runs for every quantizer on the CPU (the
+    /// golden files): two-sided, released step, `K = 100`.
     pub fn released(bits: u8) -> Self {
         Self {
             bits,
             strategy: DobiStrategy::TwoSided,
             step: DobiStep::Released,
             k: DEFAULT_K,
+        }
+    }
+
+    /// [`DobiConfig::released`] with the CUDA rounding of the step
+    /// ([`DobiStep::ReleasedCuda`]).
+    pub fn released_cuda(bits: u8) -> Self {
+        Self {
+            step: DobiStep::ReleasedCuda,
+            ..Self::released(bits)
         }
     }
 
@@ -152,7 +174,7 @@ impl DobiConfig {
     /// Number of candidates (`K`, or `K + 1` for the paper).
     pub fn num_candidates(&self) -> usize {
         match self.step {
-            DobiStep::Released => self.k,
+            DobiStep::Released | DobiStep::ReleasedCuda => self.k,
             DobiStep::Paper => self.k + 1,
         }
     }
@@ -214,8 +236,12 @@ pub fn dobi_candidates(mn: f32, mx: f32, cfg: &DobiConfig) -> Vec<(f32, f32)> {
     let k = cfg.k as f32;
     let delta = match (cfg.step, cfg.strategy) {
         // CUDA `tensor / python_int` = tensor * f32(1 / int).
-        (DobiStep::Released, DobiStrategy::TwoSided) => range * (1.0f32 / (2.0 * k)),
-        (DobiStep::Released, DobiStrategy::OneSided) => range * (1.0f32 / k),
+        // CPU `tensor / python_int`: true f32 division.
+        (DobiStep::Released, DobiStrategy::TwoSided) => range / (2.0 * k),
+        (DobiStep::Released, DobiStrategy::OneSided) => range / k,
+        // CUDA `tensor / python_int` = tensor * f32(1 / int).
+        (DobiStep::ReleasedCuda, DobiStrategy::TwoSided) => range * (1.0f32 / (2.0 * k)),
+        (DobiStep::ReleasedCuda, DobiStrategy::OneSided) => range * (1.0f32 / k),
         (DobiStep::Paper, _) => range / (2.0 * k),
     };
     (0..cfg.num_candidates())
@@ -232,7 +258,7 @@ pub fn dobi_candidates(mn: f32, mx: f32, cfg: &DobiConfig) -> Vec<(f32, f32)> {
 /// `true` if `a` should replace the current best `b` under the tie rule.
 fn better(step: DobiStep, a: f64, b: f64) -> bool {
     match step {
-        DobiStep::Released => a < b,
+        DobiStep::Released | DobiStep::ReleasedCuda => a < b,
         DobiStep::Paper => a <= b,
     }
 }
@@ -620,14 +646,16 @@ mod tests {
     }
 
     #[test]
-    fn released_step_uses_cuda_reciprocal() {
+    fn released_steps_cpu_division_and_cuda_reciprocal() {
         // A range where x/200 and x*f32(1/200) differ in the last bit.
         let mut found = false;
         for i in 1..10_000u32 {
             let range = 1.0 + i as f32 * 1e-4;
             if range / 200.0 != range * (1.0 / 200.0) {
-                let c = dobi_candidates(0.0, range, &DobiConfig::released(4));
+                let c = dobi_candidates(0.0, range, &DobiConfig::released_cuda(4));
                 assert_eq!(c[1].0, range * (1.0f32 / 200.0));
+                let c = dobi_candidates(0.0, range, &DobiConfig::released(4));
+                assert_eq!(c[1].0, range / 200.0);
                 let p = dobi_candidates(0.0, range, &DobiConfig::paper(4, DobiStrategy::TwoSided));
                 assert_eq!(p[1].0, range / 200.0);
                 found = true;

@@ -125,9 +125,13 @@ pub enum DobiMode {
     /// Paper §3.2 / Algorithm 1: one-sided for `AttnProb` and `Fc2Input`,
     /// two-sided elsewhere, paper step and tie rule.
     Paper,
-    /// Released code: every site two-sided, released step (bit-exact target
-    /// of the golden bounds).
+    /// Released code: every site two-sided, released step as PyTorch
+    /// computes it on the CPU (bit-exact target of the golden bounds).
     Released,
+    /// Released code as run on a CUDA device (step rounded as
+    /// [`DobiStep::ReleasedCuda`]).
+    #[serde(rename = "released-cuda")]
+    ReleasedCuda,
 }
 
 impl DobiMode {
@@ -135,6 +139,7 @@ impl DobiMode {
     pub fn config(self, site: Site, bits: u8) -> DobiConfig {
         match self {
             DobiMode::Released => DobiConfig::released(bits),
+            DobiMode::ReleasedCuda => DobiConfig::released_cuda(bits),
             DobiMode::Paper => DobiConfig::paper(bits, paper_strategy(site)),
         }
     }
@@ -144,6 +149,7 @@ impl DobiMode {
         match self {
             DobiMode::Paper => "paper",
             DobiMode::Released => "released",
+            DobiMode::ReleasedCuda => "released-cuda",
         }
     }
 }
@@ -259,6 +265,7 @@ impl InitPlan {
                     strategy_name(c.strategy),
                     match c.step {
                         DobiStep::Released => "released",
+                        DobiStep::ReleasedCuda => "released-cuda",
                         DobiStep::Paper => "paper",
                     },
                     c.k

@@ -116,9 +116,13 @@ fn butterfly_intermediates_match_golden() {
     }
     // The DQC feature points are recorded too, and the taps fire in forward order.
     let order: Vec<FeatureTap> = rec.take().into_iter().map(|(t, _)| t).collect();
-    assert_eq!(order.len(), 1 + 1 + 4 * (6 + 2) + 3);
+    // Per block: the attention residual (LN2 input) and the block output.
+    assert_eq!(order.len(), 1 + 1 + 4 * (6 * 2 + 2) + 3);
     assert_eq!(order[0], FeatureTap::ConvFirst);
-    assert_eq!(order[8], FeatureTap::ResidualGroup(0));
+    assert_eq!(order[2], FeatureTap::AttnResidual { layer: 0, block: 0 });
+    assert_eq!(order[3], FeatureTap::Block { layer: 0, block: 0 });
+    assert_eq!(order[14], FeatureTap::ResidualGroup(0));
+    assert_eq!(order[15], FeatureTap::Layer(0));
     assert_eq!(*order.last().unwrap(), FeatureTap::Upsample);
 }
 

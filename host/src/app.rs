@@ -91,8 +91,7 @@ pub fn eval_fp(
     sets: &[String],
     out_dir: &Path,
 ) -> Result<EvalReport> {
-    let model = SwinIR::load(model_path)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let model = load_model(model_path)?;
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     check_sets_exist(data_root, &sets)?;
     fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -101,11 +100,23 @@ pub fn eval_fp(
         let x = image_to_tensor(lr, &device)?;
         tensor_to_image(&model.upscale(&x)?)
     })?;
+    publish_eval_report(&report, out_dir)?;
+    Ok(report)
+}
+
+/// Loads SwinIR-light weights, naming the file in the error.
+fn load_model(model_path: &Path) -> Result<SwinIR> {
+    SwinIR::load(model_path).with_context(|| format!("loading model {}", model_path.display()))
+}
+
+/// Prints the evaluation table and writes `eval.json` and `eval.md` into
+/// `out_dir` (atomically).
+fn publish_eval_report(report: &EvalReport, out_dir: &Path) -> Result<()> {
     report.print_table();
     write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
     write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
     eprintln!("wrote {}/eval.json and eval.md", out_dir.display());
-    Ok(report)
+    Ok(())
 }
 
 /// Fails early, naming the folder, when a benchmark set is missing.
@@ -131,8 +142,7 @@ pub fn check_sets_exist(data_root: &Path, sets: &[&str]) -> Result<()> {
 /// writes the PNG atomically.
 pub fn upscale_fp(input: &Path, output: &Path, model_path: &Path) -> Result<()> {
     let lr = image_io::read_rgb8(input)?;
-    let model = SwinIR::load(model_path)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let model = load_model(model_path)?;
     let img = image_io::rgb8_to_f32(&lr);
     let x = image_to_tensor(&img, model.device())?;
     let big = img.h * img.w >= 128 * 128;
@@ -167,8 +177,7 @@ pub fn upscale_fp(input: &Path, output: &Path, model_path: &Path) -> Result<()> 
 
 /// `tdquant bench fp`: median FP forward time for an `h × w` LR image.
 pub fn bench_fp(model_path: &Path, h: usize, w: usize, iters: usize) -> Result<f64> {
-    let model = SwinIR::load(model_path)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let model = load_model(model_path)?;
     let t = model::bench_fp_forward(&model, h, w, iters)?;
     let secs = t.as_secs_f64();
     println!(
@@ -205,8 +214,7 @@ pub fn eval_quant(
     if let Some(b) = bits {
         crate::calib::check_bits(b)?;
     }
-    let model = SwinIR::load(model_path)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let model = load_model(model_path)?;
     let loaded = load_bounds(
         bounds_path,
         &BoundsExpect {
@@ -236,10 +244,7 @@ pub fn eval_quant(
         let x = image_to_tensor(lr, &device)?;
         tensor_to_image(&model.upscale_with(&x, &hook)?)
     })?;
-    report.print_table();
-    write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
-    write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
-    eprintln!("wrote {}/eval.json and eval.md", out_dir.display());
+    publish_eval_report(&report, out_dir)?;
     Ok(report)
 }
 
@@ -280,8 +285,7 @@ pub fn bench_dqc(
 ) -> Result<f64> {
     crate::calib::check_bits(bits)?;
     crate::calib::data::check_patch(patch)?;
-    let model = SwinIR::load(model_path)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let model = load_model(model_path)?;
     let secs = crate::calib::dqc::bench_dqc_step(&model, bits, batch, micro_batch, patch, iters)?;
     println!(
         "dqc step  x{}  W{bits}A{bits}  batch {batch} x {patch}x{patch}  median of {iters}: {secs:.3} s  ({:.2} it/s, {} threads)",

@@ -4,15 +4,17 @@
 # must finish in under 8 minutes there.
 #
 #   scripts/gpu-check.sh          build + run (a machine with both cargo and a GPU)
-#   scripts/gpu-check.sh bundle   build only: release test binaries with
-#                                 --features cuda into target/gpu-check/
-#                                 (a GPU machine without Rust or network runs
-#                                 the bundle; carry target/gpu-check there)
+#   scripts/gpu-check.sh bundle   build only, into target/gpu-check/: the
+#                                 cuda_backend test binary and the gpu_parity
+#                                 example (--features cuda), the W4/W3/W2
+#                                 integer models and the Set5 x4 LR images
+#                                 (a GPU machine without Rust, data or network
+#                                 runs the bundle; carry target/gpu-check)
 #   scripts/gpu-check.sh run      run target/gpu-check/ (needs no cargo)
 #
 # With the device tool of this workplace: `scripts/gpu-check.sh bundle` here,
 # then run `bash scripts/gpu-check.sh run` there with carry ["target/gpu-check"]
-# (about 14 MB; the log lands in $OUT/gpu-check.log).
+# (about 20 MB; the logs land in $OUT/gpu-check.log and $OUT/gpu-parity.log).
 #
 # Linking uses the stub libcuda (soname libcuda.so.1, link time only); at run
 # time the loader must resolve libcuda.so.1 to the REAL driver: this script
@@ -48,6 +50,14 @@ for line in sys.stdin:
   [ -s "$bundle/executables.txt" ] || die "no cuda_backend test executable was built"
   while read -r exe; do cp "$exe" "$bundle/cuda_backend"; done <"$bundle/executables.txt"
   rm "$bundle/executables.txt"
+  cargo build -p tdquant-gpu --release --features cuda --example gpu_parity
+  cp target/release/examples/gpu_parity "$bundle/gpu_parity"
+  strip "$bundle/cuda_backend" "$bundle/gpu_parity" 2>/dev/null || true
+  bash scripts/gpu-models.sh "$bundle/models"
+  local data="${TDQUANT_DATA:-../shared/data}"
+  mkdir -p "$bundle/images"
+  cp "$data"/benchmark/Set5/LR_bicubic/X4/*.png "$bundle/images/" \
+    || die "Set5 LR x4 images not found under $data (set TDQUANT_DATA)"
   git rev-parse HEAD >"$bundle/commit.txt" 2>/dev/null || true
   git status --porcelain -- gpu >>"$bundle/commit.txt" 2>/dev/null || true
   log "bundle: $(du -sh "$bundle" | cut -f1) in $bundle (carry it to the GPU machine, then: scripts/gpu-check.sh run)"
@@ -85,26 +95,24 @@ run_bundle() {
 
   log "1/3 GPU property tests (GPU vs core oracle, ==; TDQ_REQUIRE_GPU=1)"
   # Serial: one stream, and clean per-test output.
-  if ! TDQ_REQUIRE_GPU=1 timeout "$budget_s" "$bundle/cuda_backend" --nocapture --test-threads=1 \
-       2>&1 | tee "$logdir/gpu-check.log"; then
+  if ! TDQ_REQUIRE_GPU=1 TDQ_GPU_MODELS="$bundle/models" timeout "$budget_s" \
+       "$bundle/cuda_backend" --nocapture --test-threads=1 2>&1 | tee "$logdir/gpu-check.log"; then
     die "GPU property tests (log: $logdir/gpu-check.log)"
   fi
   grep -q 'SKIPPED' "$logdir/gpu-check.log" && die "a GPU test was skipped"
 
-  log "2/3 Set5 x4 parity, CPU oracle vs GPU (W4A4, W3A3, W2A2)"
-  # TODO(issue 6, integer SwinIR ops): once core/src/int/ and its kernels
-  # exist, run `cargo host parity --int <model>.tdq --sets Set5` for each
-  # bit width here (from the bundle: add the tdquant binary and the .tdq
-  # files) and fail on any SHA-256 mismatch.
-  log "   TODO: not implemented yet (needs the integer SwinIR operators)"
+  log "2/3 Set5 x4 parity, CPU oracle vs GPU (W4A4, W3A3, W2A2), and 3/3 kernel benchmark"
+  local left=$((budget_s - (SECONDS - start)))
+  [ "$left" -gt 30 ] || die "no time left for the Set5 parity run"
+  if ! timeout "$left" "$bundle/gpu_parity" --models "$bundle/models" --images "$bundle/images" \
+       --bench-size 256 --bench-iters 5 2>&1 | tee "$logdir/gpu-parity.log"; then
+    die "Set5 parity or benchmark (log: $logdir/gpu-parity.log)"
+  fi
+  grep -q 'MISMATCH' "$logdir/gpu-parity.log" && die "a Set5 output differs"
+  [ "$(grep -c ' identical$' "$logdir/gpu-parity.log")" -eq 30 ] \
+    || die "expected 30 identical Set5 outputs (5 images x 3 bit widths x 2 kernel paths)"
 
-  log "3/3 kernel benchmark"
-  # TODO(issue 6, integer SwinIR ops): per-kernel time (CUDA events),
-  # achieved bandwidth vs the 4.8 TB/s H200 roofline, end-to-end time for a
-  # 256x256 LR x4 image; print a table for the README.
-  log "   TODO: not implemented yet"
-
-  log "PASSED in $((SECONDS - start)) s (property tests only; Set5 parity and benchmark are TODO)"
+  log "PASSED in $((SECONDS - start)) s"
 }
 
 case "${1:-all}" in

@@ -17,6 +17,11 @@ export CUDA_LIBRARY_PATH="$PWD/$stub"
 
 cargo clippy -p tdquant-gpu --no-deps --all-targets --release --features cuda -- -D warnings
 
+# The integer models the SwinIR tests run (exported from the golden
+# released-DOBI bounds; regenerated when missing).
+export TDQ_GPU_MODELS="$PWD/target/gpu-models"
+bash scripts/gpu-models.sh "$TDQ_GPU_MODELS"
+
 tests=(cargo test -p tdquant-gpu --release --features cuda --lib --test cuda_backend -- --nocapture)
 if ldconfig -p | grep -q 'libcuda\.so\.1'; then
   echo "[gpu-cuda-test] a real libcuda.so.1 is installed: testing against it (stub used only to link)"

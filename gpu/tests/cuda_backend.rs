@@ -14,8 +14,11 @@ mod common;
 
 use std::sync::OnceLock;
 
+use tdquant_core::int::IntModel;
 use tdquant_core::{pack_codes, BitWidth, PackedLayout, Requantizer, RoundingMode};
-use tdquant_gpu::{backend, CudaBackend, GpuError, IntegerBackend};
+use tdquant_gpu::{
+    backend, parity, CpuReference, CudaBackend, GpuError, IntegerBackend, KernelPath,
+};
 
 fn env_is_1(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1")
@@ -126,4 +129,112 @@ fn gpu_requant_large() {
         return;
     };
     common::suite::requant_large(gpu);
+}
+
+/// The integer models of the device check (`w4.tdq`, `w3.tdq`, `w2.tdq`
+/// exported by `scripts/gpu-cuda-test.sh` / `scripts/gpu-check.sh` into the
+/// folder named by TDQ_GPU_MODELS), or `None` after printing why.
+fn models_or_skip(test: &str) -> Option<Vec<(String, Vec<u8>)>> {
+    let Ok(dir) = std::env::var("TDQ_GPU_MODELS") else {
+        let why = "TDQ_GPU_MODELS is not set (scripts/gpu-cuda-test.sh and scripts/gpu-check.sh export the models and set it)";
+        if env_is_1("TDQ_REQUIRE_GPU") {
+            panic!("{test}: {why}");
+        }
+        println!("SKIPPED: {test}: {why}");
+        return None;
+    };
+    let mut out = Vec::new();
+    for bits in [4, 3, 2] {
+        let path = std::path::Path::new(&dir).join(format!("w{bits}.tdq"));
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{test}: reading {}: {e}", path.display()));
+        out.push((format!("W{bits}A{bits}"), bytes));
+    }
+    Some(out)
+}
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// The integer SwinIR-light entry point on the no-device path: the same
+/// `NoDevice` error, output untouched.
+#[test]
+fn no_cuda_device_error_path_upscale() {
+    let cuda = CudaBackend::new();
+    let Some(err) = cuda.init_error().cloned() else {
+        println!("a CUDA device is present: the no-device path runs on machines without one");
+        return;
+    };
+    let Some(models) = models_or_skip("no_cuda_device_error_path_upscale") else {
+        return;
+    };
+    let model = IntModel::parse(&models[0].1).expect("valid model");
+    let img = [9u8; 2 * 3 * 3];
+    let mut out = vec![0u8; 2 * 3 * 3 * 16];
+    for path in [KernelPath::Fused, KernelPath::PerOperator] {
+        assert_eq!(
+            cuda.upscale(&model, &img, 2, 3, &mut out, path),
+            Err(err.clone())
+        );
+    }
+    assert!(out.iter().all(|&b| b == 0), "output untouched");
+}
+
+/// The whole integer network on the GPU against the scalar oracle, `==`,
+/// for random image sizes (odd, smaller than a window, several windows) and
+/// contents, both kernel paths, at W4A4, W3A3 and W2A2: every kernel of
+/// tdq_swinir.cu runs on every case with a different grid.
+#[test]
+fn gpu_swinir_parity() {
+    let Some(gpu) = gpu_or_skip("gpu_swinir_parity") else {
+        return;
+    };
+    let Some(models) = models_or_skip("gpu_swinir_parity") else {
+        return;
+    };
+    let mut sizes: Vec<(usize, usize)> = vec![(1, 1), (1, 9), (8, 8), (9, 7), (17, 33), (40, 24)];
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..26 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        sizes.push((1 + (s % 48) as usize, 1 + ((s >> 16) % 48) as usize));
+    }
+    for (name, bytes) in &models {
+        let model = IntModel::parse(bytes).expect("valid model");
+        let scale = model.scale();
+        for (case, &(h, w)) in sizes.iter().enumerate() {
+            let img = random_bytes(h * w * 3, 0x9e37_79b9 ^ case as u64);
+            let mut want = vec![0u8; h * w * 3 * scale * scale];
+            CpuReference
+                .upscale(&model, &img, h, w, &mut want, KernelPath::Fused)
+                .unwrap();
+            for path in [KernelPath::Fused, KernelPath::PerOperator] {
+                let mut got = vec![0u8; want.len()];
+                gpu.upscale(&model, &img, h, w, &mut got, path)
+                    .unwrap_or_else(|e| panic!("{name} {h}x{w} {path:?}: {e}"));
+                let p = parity::compare(&want, &got, w * scale);
+                assert!(
+                    p.matches(),
+                    "{name} {h}x{w} {path:?} (case {case}): GPU differs from the oracle: {}",
+                    p.first_diff
+                        .map_or_else(|| "hash only".into(), |d| d.to_string())
+                );
+            }
+        }
+        println!(
+            "gpu_swinir_parity: {name}: {} sizes x 2 kernel paths identical",
+            sizes.len()
+        );
+    }
 }

@@ -18,4 +18,5 @@ pub mod image_io;
 pub mod intfast;
 pub mod intmodel;
 pub mod model;
+pub mod parity;
 pub mod weights;

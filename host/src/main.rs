@@ -102,11 +102,30 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Compare CPU-integer and GPU outputs bit for bit.
+    /// Compare CPU-integer and GPU outputs bit for bit (SHA-256 per image,
+    /// first differing pixel); exits non-zero on any mismatch. The GPU is
+    /// the CUDA backend of a `--features cuda` build.
     Parity {
-        /// Remaining arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        rest: Vec<String>,
+        /// The integer model (`tdquant export`).
+        #[arg(long)]
+        int: PathBuf,
+        /// Comma-separated benchmark sets (LR inputs).
+        #[arg(long, value_delimiter = ',', default_value = "Set5")]
+        sets: Vec<String>,
+        /// GPU side: gpu (the CUDA backend) or emulated (the same kernels
+        /// compiled for the CPU; slow).
+        #[arg(long, default_value = "gpu")]
+        backend: String,
+        /// Kernels: fused, per-op or both.
+        #[arg(long, default_value = "both")]
+        kernels: String,
+        /// CPU side: oracle (scalar core::int) or fast (multi-threaded,
+        /// byte-identical to the oracle).
+        #[arg(long, default_value = "oracle")]
+        cpu: String,
+        /// At most this many images per set (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
     },
     /// Benchmarks (FP forward, calibration step, integer inference).
     #[command(subcommand)]
@@ -396,10 +415,6 @@ fn calibrate(a: CalibrateArgs, root: &std::path::Path) -> anyhow::Result<()> {
     app::calibrate(&cfg, &out, false, &opts).map(|_| ())
 }
 
-fn not_yet(name: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`tdquant {name}` is not implemented in this build yet")
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let root = data_root(cli.data.as_deref());
     let model_or_default = |m: Option<PathBuf>| m.unwrap_or_else(|| app::default_model(&root));
@@ -477,7 +492,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &output,
         )
         .map(|_| ()),
-        Command::Parity { .. } => not_yet("parity"),
+        Command::Parity {
+            int,
+            sets,
+            backend,
+            kernels,
+            cpu,
+            limit,
+        } => {
+            use tdquant_gpu::KernelPath;
+            use tdquant_host::parity::{run_parity, CpuSide, ParityBackend, ParityOptions};
+            let backend = match backend.as_str() {
+                "gpu" | "cuda" => ParityBackend::Gpu,
+                "emulated" => ParityBackend::Emulated,
+                other => anyhow::bail!("--backend {other:?}: expected gpu or emulated"),
+            };
+            let paths = match kernels.as_str() {
+                "fused" => vec![KernelPath::Fused],
+                "per-op" => vec![KernelPath::PerOperator],
+                "both" => vec![KernelPath::Fused, KernelPath::PerOperator],
+                other => anyhow::bail!("--kernels {other:?}: expected fused, per-op or both"),
+            };
+            let cpu = match cpu.as_str() {
+                "oracle" => CpuSide::Oracle,
+                "fast" => CpuSide::Fast,
+                other => anyhow::bail!("--cpu {other:?}: expected oracle or fast"),
+            };
+            run_parity(
+                &int,
+                &root,
+                &ParityOptions {
+                    sets,
+                    backend,
+                    paths,
+                    cpu,
+                    limit,
+                },
+            )
+        }
         Command::Bench(BenchCommand::Fp { model, size, iters }) => {
             app::bench_fp(&model_or_default(model), size, size, iters).map(|_| ())
         }

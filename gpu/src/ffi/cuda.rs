@@ -13,6 +13,12 @@ use cust::memory::DeviceCopy;
 use cust::prelude::*;
 use tdquant_core::{PackedLayout, Requantizer};
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tdquant_core::int::IntModel;
+
+use crate::swinir::{self, Kernel, KernelPath, KernelRunner, BLOCK_THREADS};
 use crate::{
     check_same_len, check_unpack_args, padding_error, DeviceInfo, GpuError, IntegerBackend,
     KernelRequantizer, BLOCK,
@@ -39,6 +45,7 @@ struct Loaded {
     stream: Stream,
     unpack: Module,
     requant: Module,
+    swinir: Module,
     device_name: String,
     context: Context,
 }
@@ -110,6 +117,8 @@ impl Loaded {
             .map_err(cuda_error("loading tdq_unpack.ptx (PTX ISA 9.0, sm_90)"))?;
         let requant = Module::from_ptx(crate::ptx::REQUANT, &[])
             .map_err(cuda_error("loading tdq_requant.ptx (PTX ISA 9.0, sm_90)"))?;
+        let swinir = Module::from_ptx(crate::ptx::SWINIR, &[])
+            .map_err(cuda_error("loading tdq_swinir.ptx (PTX ISA 9.0, sm_90)"))?;
         // A blocking stream (not NON_BLOCKING): cust's synchronous copies
         // (`from_slice`, `copy_to`) run on the legacy default stream, and a
         // pageable host-to-device copy may return before its DMA ends; a
@@ -120,6 +129,7 @@ impl Loaded {
             stream,
             unpack,
             requant,
+            swinir,
             device_name,
             context,
         })
@@ -269,5 +279,157 @@ impl IntegerBackend for CudaBackend {
     ) -> Result<(), GpuError> {
         self.ready()?
             .requantize("tdq_requantize_i64", acc, out, rq, None)
+    }
+    fn upscale(
+        &self,
+        model: &IntModel<'_>,
+        img: &[u8],
+        h: usize,
+        w: usize,
+        out: &mut [u8],
+        path: KernelPath,
+    ) -> Result<(), GpuError> {
+        let loaded = self.ready()?;
+        let mut runner = CudaRunner::new(loaded, false);
+        let mut result = vec![0u8; out.len()];
+        swinir::run(&mut runner, model, img, h, w, &mut result, path)?;
+        out.copy_from_slice(&result);
+        Ok(())
+    }
+}
+
+/// Time and minimum memory traffic of one kernel over a profiled run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KernelProfile {
+    /// Entry point.
+    pub kernel: &'static str,
+    /// Launches.
+    pub launches: u32,
+    /// Seconds, launch to completion (each launch synchronised).
+    pub seconds: f64,
+    /// Bytes the launches must at least read and write.
+    pub bytes: u64,
+}
+
+impl CudaBackend {
+    /// [`IntegerBackend::upscale`], synchronising after every launch to time
+    /// it: per-kernel times and minimum traffic (for the bandwidth
+    /// roofline), sorted by time. Also returns the output.
+    pub fn profile_upscale(
+        &self,
+        model: &IntModel<'_>,
+        img: &[u8],
+        h: usize,
+        w: usize,
+        path: KernelPath,
+    ) -> Result<(Vec<u8>, Vec<KernelProfile>), GpuError> {
+        let loaded = self.ready()?;
+        let mut runner = CudaRunner::new(loaded, true);
+        let mut out = vec![
+            0u8;
+            h.saturating_mul(w)
+                .saturating_mul(3 * model.scale() * model.scale())
+        ];
+        swinir::run(&mut runner, model, img, h, w, &mut out, path)?;
+        let mut rows: Vec<KernelProfile> = runner.profile.into_values().collect();
+        rows.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        Ok((out, rows))
+    }
+}
+
+/// [`KernelRunner`] on the device through `cust`.
+struct CudaRunner<'a> {
+    loaded: &'a Loaded,
+    buffers: Vec<DeviceBuffer<u8>>,
+    profiling: bool,
+    profile: BTreeMap<&'static str, KernelProfile>,
+}
+
+impl<'a> CudaRunner<'a> {
+    fn new(loaded: &'a Loaded, profiling: bool) -> Self {
+        Self {
+            loaded,
+            buffers: Vec::new(),
+            profiling,
+            profile: BTreeMap::new(),
+        }
+    }
+
+    /// The buffer holding `[ptr, ptr + len)` and the offset of `ptr` in it.
+    fn find(&self, ptr: u64, len: usize) -> Result<(usize, usize), GpuError> {
+        for (i, b) in self.buffers.iter().enumerate() {
+            let base = b.as_device_ptr().as_raw();
+            if ptr >= base && ptr - base + len as u64 <= b.len() as u64 {
+                return Ok((i, (ptr - base) as usize));
+            }
+        }
+        Err(GpuError::Cuda(format!(
+            "copy of {len} bytes at {ptr:#x} is outside every allocation"
+        )))
+    }
+}
+
+impl KernelRunner for CudaRunner<'_> {
+    fn alloc(&mut self, bytes: usize) -> Result<u64, GpuError> {
+        // cuMemAlloc is 256-byte aligned.
+        let b = DeviceBuffer::<u8>::zeroed(bytes.max(1)).map_err(cuda_error("cuMemAlloc"))?;
+        let ptr = b.as_device_ptr().as_raw();
+        self.buffers.push(b);
+        Ok(ptr)
+    }
+    fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), GpuError> {
+        let (i, off) = self.find(dst, src.len())?;
+        let mut slice = self.buffers[i].index(off..off + src.len());
+        slice.copy_from(src).map_err(cuda_error("HtoD"))
+    }
+    fn download(&mut self, src: u64, dst: &mut [u8]) -> Result<(), GpuError> {
+        let (i, off) = self.find(src, dst.len())?;
+        let slice = self.buffers[i].index(off..off + dst.len());
+        slice.copy_to(dst).map_err(cuda_error("DtoH"))
+    }
+    fn launch(
+        &mut self,
+        kernel: Kernel,
+        items: u64,
+        args: &[u8],
+        bytes: u64,
+    ) -> Result<(), GpuError> {
+        let function = self
+            .loaded
+            .swinir
+            .get_function(kernel.entry())
+            .map_err(cuda_error("cuModuleGetFunction"))?;
+        let grid = crate::grid_for(items, MAX_BLOCKS);
+        let t0 = Instant::now();
+        // The kernel's single parameter is its argument struct by value:
+        // cuLaunchKernel copies sizeof(struct) bytes from this pointer.
+        let params = [args.as_ptr() as *mut core::ffi::c_void];
+        // SAFETY: `args` is the exact #[repr(C)] argument struct of this
+        // kernel (sizes asserted on both sides), whose device addresses
+        // point into this runner's live buffers, each sized by swinir::run
+        // for the launch's work items.
+        unsafe {
+            self.loaded
+                .stream
+                .launch(&function, grid, BLOCK_THREADS, 0, &params)
+                .map_err(cuda_error(kernel.entry()))?;
+        }
+        if self.profiling {
+            self.synchronize()?;
+            let row = self.profile.entry(kernel.entry()).or_insert(KernelProfile {
+                kernel: kernel.entry(),
+                ..KernelProfile::default()
+            });
+            row.launches += 1;
+            row.seconds += t0.elapsed().as_secs_f64();
+            row.bytes += bytes;
+        }
+        Ok(())
+    }
+    fn synchronize(&mut self) -> Result<(), GpuError> {
+        self.loaded
+            .stream
+            .synchronize()
+            .map_err(cuda_error("cuStreamSynchronize (a kernel failed)"))
     }
 }

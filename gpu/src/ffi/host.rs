@@ -55,7 +55,75 @@ extern "C" {
         n: u64,
         rq: KernelRequantizer,
     );
+    fn tdq_host_rshift_round(v: i64, k: u32) -> i64;
+    fn tdq_host_exp2_neg_q31(d: u64) -> u32;
+    fn tdq_host_isqrt_u128(hi: u64, lo: u64) -> u64;
+    fn tdq_host_ln_normalize(x: *const i32, n: u32, eps_t: i64, xhat: *mut i32);
+    fn tdq_host_ln_output(ln: *const LnParamsC, c: u32, xhat: i32) -> i64;
+    fn tdq_host_fixed_quant_code(fq: *const FixedQuantC, y: i64) -> u8;
+    fn tdq_host_linear_t(
+        x: *const u8,
+        k: u32,
+        w: *const PackedMatrixC,
+        row: u32,
+        aff: *const CodeAffineC,
+        c: i32,
+    ) -> i64;
+    fn tdq_host_gelu_code(t: i64, hi: *const i64, lo: *const i64, levels: u32) -> u8;
+    fn tdq_host_softmax_row(
+        q: *const u8,
+        k: *const u8,
+        stride: u32,
+        col: u32,
+        qk: *const QkParamsC,
+        rpb: *const i16,
+        labels: *const u8,
+        thresholds: *const i64,
+        levels: u32,
+        i: u32,
+        out: *mut u8,
+    );
+    fn tdq_host_av_row(
+        probs_row: *const u8,
+        v: *const u8,
+        stride: u32,
+        col: u32,
+        av: *const AvParamsC,
+        levels: u32,
+        out: *mut u8,
+    );
+    fn tdq_host_conv_output(
+        input: *const i32,
+        h: u32,
+        w: u32,
+        cin: u32,
+        y: u32,
+        x: u32,
+        w_row: *const i16,
+        multiplier: i32,
+        shift: i32,
+        bias: i32,
+    ) -> i64;
+    fn tdq_host_window_token(
+        wy: u32,
+        wx: u32,
+        t: u32,
+        hp: u32,
+        wp: u32,
+        shifted: u32,
+        pos: *mut u32,
+        label: *mut u8,
+    );
+    fn tdq_host_struct_size(which: u32) -> u32;
+    fn tdq_emu_swinir(kernel: u32, grid: u32, block: u32, args: *const u8) -> u32;
 }
+
+use crate::swinir::{
+    AvParamsC, CodeAffineC, FixedQuantC, Kernel, KernelRunner, LnParamsC, PackedMatrixC, QkParamsC,
+    BLOCK_THREADS,
+};
+use tdquant_core::int::{HEAD_DIM, RPB_ROWS, TOKENS};
+use tdquant_core::PackedMatrix;
 
 pub mod host_arith {
     //! The CUDA kernels compiled for the host CPU, as safe Rust functions:
@@ -267,5 +335,311 @@ pub mod host_arith {
     fn len64<T>(slice: &[T]) -> u64 {
         // usize ≤ 64 bits on every supported target.
         u64::try_from(slice.len()).unwrap_or(u64::MAX)
+    }
+}
+
+pub mod swinir_arith {
+    //! The per-element functions of `gpu/kernels/tdq_swinir.cuh`, compiled
+    //! for the host, as safe Rust functions. Each checks the lengths and
+    //! ranges its C function relies on and returns `None` where they do not
+    //! hold; `gpu/tests/swinir_op_parity.rs` compares every one with the
+    //! `tdquant-core` operator it transcribes.
+
+    use super::*;
+
+    /// `tdq_rshift_round`: `core::int::arith::rshift_round`.
+    pub fn rshift_round(v: i64, k: u32) -> i64 {
+        // SAFETY: pure integer function, defined for every argument.
+        unsafe { tdq_host_rshift_round(v, k) }
+    }
+
+    /// `tdq_exp2_neg_q31`: `core::int::exp2::exp2_neg_q31`.
+    pub fn exp2_neg_q31(d: u64) -> u32 {
+        // SAFETY: pure integer function, defined for every argument.
+        unsafe { tdq_host_exp2_neg_q31(d) }
+    }
+
+    /// `tdq_isqrt_u128`: `⌊√n⌋`.
+    pub fn isqrt_u128(n: u128) -> u64 {
+        // SAFETY: pure integer function, defined for every argument.
+        unsafe { tdq_host_isqrt_u128((n >> 64) as u64, n as u64) }
+    }
+
+    /// `tdq_ln_normalize`: `core::int::layernorm::normalize` (`None` where
+    /// the oracle returns an error: `n ∉ 1..=64` or `eps_t ∉ 1..=2^40`).
+    pub fn ln_normalize(x: &[i32], eps_t: i64) -> Option<Vec<i32>> {
+        if !(1..=64).contains(&x.len()) || !(1..=1i64 << 40).contains(&eps_t) {
+            return None;
+        }
+        let mut out = vec![0i32; x.len()];
+        // SAFETY: both buffers hold n ≤ 64 elements; eps_t is in range.
+        unsafe { tdq_host_ln_normalize(x.as_ptr(), x.len() as u32, eps_t, out.as_mut_ptr()) };
+        Some(out)
+    }
+
+    /// `tdq_ln_output`: `LnParams::output` for channel `c < 60`.
+    pub fn ln_output(ln: &LnParamsC, c: usize, xhat: i32) -> Option<i64> {
+        if c >= ln.gamma.len() {
+            return None;
+        }
+        // SAFETY: `ln` is a valid struct and c < 60 indexes its arrays.
+        Some(unsafe { tdq_host_ln_output(ln, c as u32, xhat) })
+    }
+
+    /// `tdq_fixed_quant_code`: `FixedQuant::code`.
+    pub fn fixed_quant_code(fq: &FixedQuantC, y: i64) -> u8 {
+        // SAFETY: pure integer function of a valid struct.
+        unsafe { tdq_host_fixed_quant_code(fq, y) }
+    }
+
+    /// `tdq_linear_t`: the `t` that `core::int::linear::linear` emits for
+    /// input row `x` against weight row `row` of `w` with constant `c`.
+    pub fn linear_t(
+        x: &[u8],
+        w: &PackedMatrix<'_>,
+        row: u32,
+        aff: &CodeAffineC,
+        c: i32,
+    ) -> Option<i64> {
+        if x.len() != w.cols() as usize || row >= w.rows() || x.len() > 128 {
+            return None;
+        }
+        let words: Vec<u32> = w
+            .as_bytes()
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let m = PackedMatrixC {
+            words: words.as_ptr() as u64,
+            bits: u32::from(w.bits().bits()),
+            rows: w.rows(),
+            cols: w.cols(),
+            words_per_row: w.layout().words_per_row(),
+        };
+        // SAFETY: `words` holds rows·words_per_row words (a valid
+        // PackedMatrix), row < rows, and x holds cols codes.
+        Some(unsafe { tdq_host_linear_t(x.as_ptr(), x.len() as u32, &m, row, aff, c) })
+    }
+
+    /// `tdq_gelu_code`: `core::int::gelu::gelu_code` with the table split
+    /// into `H_k` and `L_k`.
+    pub fn gelu_code(t: i64, hi: &[i64], lo: &[i64]) -> Option<u8> {
+        if hi.len() != lo.len() {
+            return None;
+        }
+        // SAFETY: both arrays hold `levels` values.
+        Some(unsafe { tdq_host_gelu_code(t, hi.as_ptr(), lo.as_ptr(), hi.len() as u32) })
+    }
+
+    /// `tdq_softmax_row`: row `i` of `core::int::attention::softmax_codes`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn softmax_row(
+        q: &[u8],
+        k: &[u8],
+        stride: usize,
+        col: usize,
+        qk: &QkParamsC,
+        rpb: &[i16],
+        labels: Option<&[u8]>,
+        thresholds: &[i64],
+        i: usize,
+    ) -> Option<[u8; TOKENS]> {
+        let fits = col + HEAD_DIM <= stride
+            && q.len() == TOKENS * stride
+            && k.len() == TOKENS * stride
+            && rpb.len() == RPB_ROWS
+            && labels.is_none_or(|l| l.len() == TOKENS)
+            && thresholds.len() <= crate::swinir::MAX_LEVELS
+            && i < TOKENS;
+        if !fits {
+            return None;
+        }
+        let mut out = [0u8; TOKENS];
+        // SAFETY: every length the C function reads was checked above.
+        unsafe {
+            tdq_host_softmax_row(
+                q.as_ptr(),
+                k.as_ptr(),
+                stride as u32,
+                col as u32,
+                qk,
+                rpb.as_ptr(),
+                labels.map_or(core::ptr::null(), <[u8]>::as_ptr),
+                thresholds.as_ptr(),
+                thresholds.len() as u32,
+                i as u32,
+                out.as_mut_ptr(),
+            );
+        }
+        Some(out)
+    }
+
+    /// `tdq_av_row`: row of `core::int::attention::av_codes`; writes
+    /// `out_row[col .. col + 10]`.
+    pub fn av_row(
+        probs_row: &[u8],
+        v: &[u8],
+        stride: usize,
+        col: usize,
+        av: &AvParamsC,
+        levels: u8,
+        out_row: &mut [u8],
+    ) -> Option<()> {
+        let fits = probs_row.len() == TOKENS
+            && col + HEAD_DIM <= stride
+            && v.len() == TOKENS * stride
+            && col + HEAD_DIM <= out_row.len();
+        if !fits {
+            return None;
+        }
+        // SAFETY: every length the C function reads or writes was checked.
+        unsafe {
+            tdq_host_av_row(
+                probs_row.as_ptr(),
+                v.as_ptr(),
+                stride as u32,
+                col as u32,
+                av,
+                u32::from(levels),
+                out_row.as_mut_ptr(),
+            );
+        }
+        Some(())
+    }
+
+    /// `tdq_conv_output`: output `(y, x, o)` of `Conv::run` on an
+    /// `h × w × cin` map, `w_row` = output channel o's `9·cin` weights.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_output(
+        input: &[i32],
+        h: usize,
+        w: usize,
+        cin: usize,
+        y: usize,
+        x: usize,
+        w_row: &[i16],
+        multiplier: i32,
+        shift: i32,
+        bias: i32,
+    ) -> Option<i64> {
+        let fits = input.len() == h * w * cin && w_row.len() == 9 * cin && y < h && x < w;
+        if !fits {
+            return None;
+        }
+        // SAFETY: lengths checked; the requantizer parts are plain integers.
+        Some(unsafe {
+            tdq_host_conv_output(
+                input.as_ptr(),
+                h as u32,
+                w as u32,
+                cin as u32,
+                y as u32,
+                x as u32,
+                w_row.as_ptr(),
+                multiplier,
+                shift,
+                bias,
+            )
+        })
+    }
+
+    /// `tdq_window_token`: `(pixel, label)` of token `t` of window `(wy, wx)`.
+    pub fn window_token(
+        wy: u32,
+        wx: u32,
+        t: u32,
+        hp: u32,
+        wp: u32,
+        shifted: bool,
+    ) -> Option<(u32, u8)> {
+        if hp == 0 || wp == 0 || t >= TOKENS as u32 {
+            return None;
+        }
+        let (mut pos, mut label) = (0u32, 0u8);
+        // SAFETY: hp, wp > 0 (no division by zero); the outputs are locals.
+        unsafe {
+            tdq_host_window_token(wy, wx, t, hp, wp, u32::from(shifted), &mut pos, &mut label)
+        };
+        Some((pos, label))
+    }
+
+    /// `sizeof` of shared struct `which` (the order of
+    /// [`crate::swinir::STRUCT_SIZES`]), 0 past the end.
+    pub fn struct_size(which: u32) -> u32 {
+        // SAFETY: pure function.
+        unsafe { tdq_host_struct_size(which) }
+    }
+}
+
+/// [`KernelRunner`] over the host-compiled kernels: "device memory" is host
+/// memory owned by the runner, a launch runs every thread in turn.
+#[derive(Default)]
+pub(crate) struct EmulatedRunner {
+    /// Allocations (16-byte aligned), alive as long as the runner.
+    buffers: Vec<Vec<u128>>,
+}
+
+impl EmulatedRunner {
+    /// The allocation holding `[ptr, ptr + len)`: its base pointer.
+    fn find(&mut self, ptr: u64, len: usize) -> Result<*mut u8, GpuError> {
+        for b in &mut self.buffers {
+            let base = b.as_mut_ptr() as u64;
+            let size = (b.len() * 16) as u64;
+            if ptr >= base && ptr - base + len as u64 <= size {
+                // SAFETY: ptr − base + len ≤ size: inside this allocation.
+                return Ok(unsafe { b.as_mut_ptr().cast::<u8>().add((ptr - base) as usize) });
+            }
+        }
+        Err(GpuError::Cuda(format!(
+            "emulated copy of {len} bytes at {ptr:#x} is outside every allocation"
+        )))
+    }
+}
+
+impl KernelRunner for EmulatedRunner {
+    fn alloc(&mut self, bytes: usize) -> Result<u64, GpuError> {
+        let mut b = vec![0u128; bytes.div_ceil(16).max(1)];
+        let ptr = b.as_mut_ptr() as u64;
+        self.buffers.push(b);
+        Ok(ptr)
+    }
+    fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), GpuError> {
+        let p = self.find(dst, src.len())?;
+        // SAFETY: `find` proved [dst, dst + len) inside one live allocation.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        Ok(())
+    }
+    fn download(&mut self, src: u64, dst: &mut [u8]) -> Result<(), GpuError> {
+        let p = self.find(src, dst.len())?;
+        // SAFETY: as in `upload`.
+        unsafe { core::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+    fn launch(
+        &mut self,
+        kernel: Kernel,
+        items: u64,
+        args: &[u8],
+        _bytes: u64,
+    ) -> Result<(), GpuError> {
+        let (grid, block) = (
+            crate::grid_for(items, host_arith::EMU_MAX_BLOCKS),
+            BLOCK_THREADS,
+        );
+        // SAFETY: `args` is the kernel's argument struct (crate::swinir::run
+        // builds it) whose device addresses point into this runner's
+        // allocations, each sized by `run` for the launch's work items.
+        let status = unsafe { tdq_emu_swinir(kernel as u32, grid, block, args.as_ptr()) };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(GpuError::Cuda(format!(
+                "emulator has no kernel {}",
+                kernel.entry()
+            )))
+        }
+    }
+    fn synchronize(&mut self) -> Result<(), GpuError> {
+        Ok(())
     }
 }

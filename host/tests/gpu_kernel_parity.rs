@@ -1,0 +1,144 @@
+//! The CUDA kernels' whole forward pass, run on the CPU (`HostKernelBackend`:
+//! `gpu/kernels/tdq_swinir.cu` compiled for the host, every thread of every
+//! launch in turn, sequenced by `tdquant_gpu::swinir`), against the scalar
+//! oracle `core::int::upscale`: byte-identical outputs at W4A4, W3A3 and
+//! W2A2, odd image sizes, per-operator and fused kernels. On a GPU only the
+//! hardware and the driver plumbing are then left to check
+//! (`cargo host parity`, `scripts/gpu-check.sh`).
+
+use tdquant_gpu::{CpuReference, HostKernelBackend, IntegerBackend, KernelPath};
+use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::eval::BenchmarkSet;
+use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
+use tdquant_host::intmodel::IntSr;
+use tdquant_host::model::SwinIR;
+use tdquant_host::weights::sha256_hex;
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn random_image(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// First differing byte, for the failure message.
+fn first_diff(a: &[u8], b: &[u8], w_out: usize) -> String {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => format!(
+            "first difference at byte {i} (pixel y={}, x={}, channel {}): oracle {} kernels {}",
+            i / 3 / w_out,
+            i / 3 % w_out,
+            i % 3,
+            a[i],
+            b[i]
+        ),
+        None => "identical".into(),
+    }
+}
+
+#[test]
+fn emulated_kernels_match_oracle() {
+    let Some(root) = data_root_for_test("gpu_kernel_parity") else {
+        return;
+    };
+    let weights =
+        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let model = SwinIR::from_weights(&weights).unwrap();
+    let mut stats = None;
+    for bits in [4u8, 3, 2] {
+        let path = root.join(format!("golden/dobi_released_w{bits}.safetensors"));
+        let loaded = load_export_bounds(&path, Some(bits)).unwrap();
+        let stats = *stats.get_or_insert_with(|| {
+            calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap()
+        });
+        let out = export(
+            &weights,
+            &loaded.bounds,
+            bits,
+            &stats,
+            &ExportOptions::default(),
+        )
+        .unwrap();
+        let sr = IntSr::from_bytes(out.bytes).unwrap();
+        let m = sr.model();
+        let s = m.scale();
+        let mut cases: Vec<(String, Vec<u8>, usize, usize)> = [(1, 1), (7, 13), (9, 8), (16, 24)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(h, w))| {
+                let img = random_image(h * w * 3, 0x51ed_2701 + i as u64 + u64::from(bits));
+                (format!("random {h}x{w}"), img, h, w)
+            })
+            .collect();
+        if bits == 4 {
+            // One real image, cropped to keep the emulated run short.
+            let set = BenchmarkSet::open(&root, "Set5", 4).unwrap();
+            let pair = set.load(&set.entries[2]).unwrap();
+            let (h, w) = (pair.lr.height() as usize, pair.lr.width() as usize);
+            let (ch, cw) = (h.min(40), w.min(37));
+            let mut crop = Vec::with_capacity(ch * cw * 3);
+            for y in 0..ch {
+                crop.extend_from_slice(&pair.lr.as_raw()[y * w * 3..(y * w + cw) * 3]);
+            }
+            cases.push((format!("{} crop", pair.name), crop, ch, cw));
+        }
+        for (what, img, h, w) in &cases {
+            let mut want = vec![0u8; h * w * 3 * s * s];
+            CpuReference
+                .upscale(&m, img, *h, *w, &mut want, KernelPath::Fused)
+                .unwrap();
+            for path in [KernelPath::PerOperator, KernelPath::Fused] {
+                let mut got = vec![0u8; want.len()];
+                HostKernelBackend
+                    .upscale(&m, img, *h, *w, &mut got, path)
+                    .unwrap();
+                let (a, b) = (sha256_hex(&want), sha256_hex(&got));
+                println!("W{bits} {what} {path:?}: oracle {a} kernels {b}");
+                assert!(
+                    a == b,
+                    "W{bits} {what} {path:?}: kernels differ from the oracle: {}",
+                    first_diff(&want, &got, w * s)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn emulated_kernels_reject_bad_sizes_like_the_oracle() {
+    let Some(root) = data_root_for_test("gpu_kernel_parity") else {
+        return;
+    };
+    let weights =
+        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let model = SwinIR::from_weights(&weights).unwrap();
+    let path = root.join("golden/dobi_released_w4.safetensors");
+    let loaded = load_export_bounds(&path, Some(4)).unwrap();
+    let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
+    let out = export(
+        &weights,
+        &loaded.bounds,
+        4,
+        &stats,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let sr = IntSr::from_bytes(out.bytes).unwrap();
+    let m = sr.model();
+    for (img_len, h, w, out_len) in [(0, 0, 4, 0), (12, 2, 2, 12 * 16 - 1), (11, 2, 2, 12 * 16)] {
+        let img = vec![7u8; img_len];
+        let mut want_out = vec![0u8; out_len];
+        let mut got_out = vec![0u8; out_len];
+        let want = CpuReference.upscale(&m, &img, h, w, &mut want_out, KernelPath::Fused);
+        let got = HostKernelBackend.upscale(&m, &img, h, w, &mut got_out, KernelPath::Fused);
+        assert!(want.is_err(), "{h}x{w}: the oracle must refuse");
+        assert_eq!(got, want, "{h}x{w}: same error as the oracle");
+        assert!(got_out.iter().all(|&b| b == 0), "output untouched on error");
+    }
+}

@@ -100,6 +100,9 @@ pub enum GpuError {
     /// with the same error the `tdquant-core` oracle returns.
     #[error("integer upscale: {0}")]
     Run(#[from] RunError),
+    /// The model uses something the kernels do not implement.
+    #[error("unsupported by the GPU kernels: {0}")]
+    Unsupported(String),
     /// An output slice does not have the length its input requires.
     #[error("output must hold {expected} elements, got {actual}")]
     LengthMismatch {

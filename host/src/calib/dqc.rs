@@ -47,6 +47,19 @@
 //! over the iterations to 0; released: constant). Every iteration draws a
 //! fresh batch from the [`CalibPool`] with the run's [`SplitMix64`].
 //!
+//! # Keeping every quantizer valid
+//!
+//! Neither the paper nor the released code constrains `l < u`, and on the
+//! stand-in model (whose attention branch barely matters) DQC at lr 1e-2
+//! drives some weight quantizers' bounds past each other (seen: a k-weight
+//! quantizer of `layers.3` block 4 at `l = −0.084 > u = −0.195` after 300
+//! quick-preset iterations). A crossed pair is no quantizer at all (torch's
+//! clamp then returns `u` everywhere, the step is negative) and cannot be
+//! exported to the integer model. So after every Adam step the bounds are
+//! projected back ([`keep_bounds_ordered`]): a pair with
+//! `u − l < MIN_GAP_REL · max(|l|, |u|)` is replaced by its midpoint
+//! `± gap/2`. The projection is deterministic, so resume stays byte-exact.
+//!
 //! # Checkpoints and determinism
 //!
 //! [`DqcState`] holds everything the loop depends on: bounds, Adam moments
@@ -257,6 +270,25 @@ struct CheckpointMeta {
 
 /// Format tag of DQC checkpoints.
 pub const CHECKPOINT_FORMAT: &str = "tdquant-dqc-checkpoint-v1";
+
+/// Smallest `u − l` DQC leaves, relative to `max(|l|, |u|)` (module docs).
+pub const MIN_GAP_REL: f32 = 1.0 / 1024.0;
+
+/// Projects every `(l, u)` onto `u − l ≥ MIN_GAP_REL · max(|l|, |u|)`
+/// (at least `f32::MIN_POSITIVE`), around the pair's midpoint; pairs that
+/// already satisfy it are left bit-identical.
+pub fn keep_bounds_ordered(bounds: &mut [(f32, f32)]) {
+    for (l, u) in bounds.iter_mut() {
+        let gap = (MIN_GAP_REL * l.abs().max(u.abs())).max(f32::MIN_POSITIVE);
+        if *u - *l < gap {
+            let mid = 0.5 * (*l + *u);
+            let half = 0.5 * gap;
+            *l = mid - half;
+            // half ≥ 2^-11·max(|l|, |u|) is thousands of ulps of mid: l < u.
+            *u = mid + half;
+        }
+    }
+}
 
 fn flatten(bounds: &[(f32, f32)]) -> Vec<f32> {
     bounds.iter().flat_map(|&(l, u)| [l, u]).collect()
@@ -558,6 +590,7 @@ pub fn dqc_step(
     let mut params = flatten(&state.bounds);
     state.adam.step(&mut params, &g, lr);
     state.bounds = unflatten(&params);
+    keep_bounds_ordered(&mut state.bounds);
     state.iteration += 1;
     Ok(LossRecord {
         iter: state.iteration,
@@ -679,4 +712,31 @@ pub fn bench_dqc_step(
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_bounds_are_left_alone_and_crossed_ones_projected() {
+        let mut b = vec![
+            (-0.5f32, 0.5f32),
+            (-0.08389115, -0.19542968),
+            (1.0, 1.0),
+            (0.0, 0.0),
+        ];
+        keep_bounds_ordered(&mut b);
+        assert_eq!(b[0], (-0.5, 0.5), "a valid pair keeps its bits");
+        for &(l, u) in &b[1..] {
+            assert!(l < u, "({l}, {u}) must be ordered");
+            let gap = (MIN_GAP_REL * l.abs().max(u.abs())).max(f32::MIN_POSITIVE);
+            assert!(u - l >= gap * 0.999, "({l}, {u}) gap below {gap}");
+        }
+        let mid = 0.5 * (-0.08389115f32 + -0.19542968);
+        assert!(
+            (0.5 * (b[1].0 + b[1].1) - mid).abs() < 1e-6,
+            "projected around the midpoint"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The fast integer path (`tdquant_host::intfast`) against the scalar oracle
 //! (`tdquant_core::int::runner::upscale`): byte-identical outputs (SHA-256)
 //! on every Set5 image at W4A4, and on odd-sized random images at W4A4 and
-//! W2A2.
+//! W2A2, for both the AVX-512 kernels (where the CPU has them) and the
+//! portable path (`set_simd(false)`).
 
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::BenchmarkSet;
@@ -24,12 +25,17 @@ fn random_image(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn check(sr: &IntSr, fast: &FastIntModel<'_>, img: &[u8], h: usize, w: usize, what: &str) {
+/// Every fast model (AVX-512 kernels where available, and the portable
+/// path) against the oracle.
+fn check(sr: &IntSr, fast: &[FastIntModel<'_>], img: &[u8], h: usize, w: usize, what: &str) {
     let want = sr.upscale_raw(img, h, w).unwrap();
-    let got = fast.upscale(img, h, w).unwrap();
-    let (a, b) = (sha256_hex(&want), sha256_hex(&got));
-    println!("{what} {h}x{w}: oracle {a} fast {b}");
-    assert_eq!(a, b, "{what} {h}x{w}: fast path differs from the oracle");
+    let a = sha256_hex(&want);
+    for f in fast {
+        let got = f.upscale(img, h, w).unwrap();
+        let b = sha256_hex(&got);
+        println!("{what} {h}x{w} (simd {}): oracle {a} fast {b}", f.simd());
+        assert_eq!(a, b, "{what} {h}x{w}: fast path differs from the oracle");
+    }
 }
 
 #[test]
@@ -57,7 +63,9 @@ fn fast_path_matches_oracle_set5_and_odd_sizes() {
         .unwrap();
         let sr = IntSr::from_bytes(out.bytes).unwrap();
         let m = sr.model();
-        let fast = FastIntModel::new(&m).unwrap();
+        let mut portable = FastIntModel::new(&m).unwrap();
+        portable.set_simd(false);
+        let fast = [FastIntModel::new(&m).unwrap(), portable];
         for (i, &(h, w)) in [(1, 1), (7, 13), (9, 8), (16, 24), (3, 17)]
             .iter()
             .enumerate()
@@ -80,6 +88,70 @@ fn fast_path_matches_oracle_set5_and_odd_sizes() {
                     &format!("W4 {}", pair.name),
                 );
             }
+        }
+    }
+}
+
+/// `utime + stime` of this process, in seconds (Linux, 100 ticks per second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Timing aid (not a test of behaviour): wall and CPU seconds of the fast
+/// path on a 256×256 LR image, W4A4. Run with
+/// `cargo test --release -p tdquant-host --test int_fast -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fast_path_timing() {
+    let Some(root) = data_root_for_test("int_fast") else {
+        return;
+    };
+    let weights =
+        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let model = SwinIR::from_weights(&weights).unwrap();
+    let loaded =
+        load_export_bounds(&root.join("golden/dobi_released_w4.safetensors"), Some(4)).unwrap();
+    let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
+    let out = export(
+        &weights,
+        &loaded.bounds,
+        4,
+        &stats,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let sr = IntSr::from_bytes(out.bytes).unwrap();
+    let m = sr.model();
+    let mut fast = FastIntModel::new(&m).unwrap();
+    let n = 256;
+    let img = random_image(n * n * 3, 7);
+    // TDQ_TIMING_SIMD=1: only the AVX-512 kernels (for profiling).
+    let modes: &[bool] = if std::env::var_os("TDQ_TIMING_SIMD").is_some() {
+        &[true]
+    } else {
+        &[true, false]
+    };
+    for &simd in modes {
+        fast.set_simd(simd);
+        for _ in 0..2 {
+            let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
+            let _ = fast.upscale(&img, n, n).unwrap();
+            println!(
+                "simd {} {n}x{n}: wall {:.3} s, cpu {:.2} s",
+                fast.simd(),
+                t0.elapsed().as_secs_f64(),
+                cpu_seconds() - c0
+            );
         }
     }
 }

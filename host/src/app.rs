@@ -349,29 +349,12 @@ pub struct BenchIntOptions {
 /// path timed in one process; prints the times and ratios. Returns
 /// (FP seconds, fast seconds).
 pub fn bench_int(root: &Path, opts: &BenchIntOptions) -> Result<(f64, f64)> {
-    let weights = crate::weights::load(&opts.model)
-        .with_context(|| format!("loading model {}", opts.model.display()))?;
-    let fp_model = SwinIR::from_weights(&weights)?;
+    let mut golden = crate::export::GoldenExport::with_model(root, &opts.model)?;
     let bytes = match &opts.tdq {
         Some(p) => fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        None => {
-            let path = root.join(format!("golden/dobi_released_w{}.safetensors", opts.bits));
-            let loaded = crate::export::load_export_bounds(&path, Some(opts.bits))?;
-            let batch = loaded
-                .calibration_batch
-                .as_ref()
-                .context("bounds file has no calibration batch")?;
-            let stats = crate::export::calib_stats(&fp_model, batch)?;
-            crate::export::export(
-                &weights,
-                &loaded.bounds,
-                opts.bits,
-                &stats,
-                &crate::export::ExportOptions::default(),
-            )?
-            .bytes
-        }
+        None => golden.export(opts.bits)?.bytes,
     };
+    let fp_model = golden.model();
     let sr = crate::intmodel::IntSr::from_bytes(bytes)?;
     let int_model = sr.model();
     let fast = crate::intfast::FastIntModel::new(&int_model)?;
@@ -397,7 +380,7 @@ pub fn bench_int(root: &Path, opts: &BenchIntOptions) -> Result<(f64, f64)> {
         b = int_model.bits().bits(),
         s = sr.scale()
     );
-    let fp = model::bench_fp_forward(&fp_model, n, n, iters)?.as_secs_f64();
+    let fp = model::bench_fp_forward(fp_model, n, n, iters)?.as_secs_f64();
     println!("  fp (candle)        {n}x{n}: {fp:.3} s");
     let img = image(n);
     let _ = fast.upscale(&img, n, n)?; // warm-up

@@ -194,6 +194,78 @@ impl Exported {
     }
 }
 
+/// The stand-in ×4 model exported with the golden released-DOBI bounds
+/// (`golden/dobi_released_w{b}.safetensors` and their calibration batch): the
+/// integer models of the tests, `bench int` and the GPU checks. Loads the FP
+/// weights once; the stream/conv statistics (the same batch in every golden
+/// file) are computed on the first export and reused.
+pub struct GoldenExport {
+    root: std::path::PathBuf,
+    weights: SwinIrWeights,
+    model: SwinIR,
+    stats: Option<CalibStats>,
+}
+
+impl GoldenExport {
+    /// Loads `root/models/swinir_light_x4_local.pth`.
+    pub fn new(root: &Path) -> Result<Self> {
+        Self::with_model(root, &root.join("models/swinir_light_x4_local.pth"))
+    }
+
+    /// Loads the FP weights at `model_path` (golden bounds from `root`).
+    pub fn with_model(root: &Path, model_path: &Path) -> Result<Self> {
+        let weights = crate::weights::load(model_path)
+            .with_context(|| format!("loading model {}", model_path.display()))?;
+        let model = SwinIR::from_weights(&weights)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            weights,
+            model,
+            stats: None,
+        })
+    }
+
+    /// The FP model.
+    pub fn model(&self) -> &SwinIR {
+        &self.model
+    }
+
+    /// The FP weights.
+    pub fn weights(&self) -> &SwinIrWeights {
+        &self.weights
+    }
+
+    /// The calibration statistics, once an export computed them.
+    pub fn stats(&self) -> Option<&CalibStats> {
+        self.stats.as_ref()
+    }
+
+    /// Exports the model at `bits` ∈ {2, 3, 4}.
+    pub fn export(&mut self, bits: u8) -> Result<Exported> {
+        let path = self
+            .root
+            .join(format!("golden/dobi_released_w{bits}.safetensors"));
+        let loaded = load_export_bounds(&path, Some(bits))?;
+        let stats = match self.stats {
+            Some(s) => s,
+            None => {
+                let batch = loaded
+                    .calibration_batch
+                    .as_ref()
+                    .with_context(|| format!("{} has no calibration batch", path.display()))?;
+                *self.stats.insert(calib_stats(&self.model, batch)?)
+            }
+        };
+        export(
+            &self.weights,
+            &loaded.bounds,
+            bits,
+            &stats,
+            &ExportOptions::default(),
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Small numeric helpers (host side, f64).
 

@@ -9,9 +9,8 @@
 use tdquant_gpu::{CpuReference, HostKernelBackend, IntegerBackend, KernelPath};
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::BenchmarkSet;
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
+use tdquant_host::export::GoldenExport;
 use tdquant_host::intmodel::IntSr;
-use tdquant_host::model::SwinIR;
 use tdquant_host::weights::sha256_hex;
 
 /// Deterministic pseudo-random bytes (xorshift).
@@ -47,25 +46,9 @@ fn emulated_kernels_match_oracle() {
     let Some(root) = data_root_for_test("gpu_kernel_parity") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
-    let mut stats = None;
+    let mut golden = GoldenExport::new(&root).unwrap();
     for bits in [4u8, 3, 2] {
-        let path = root.join(format!("golden/dobi_released_w{bits}.safetensors"));
-        let loaded = load_export_bounds(&path, Some(bits)).unwrap();
-        let stats = *stats.get_or_insert_with(|| {
-            calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap()
-        });
-        let out = export(
-            &weights,
-            &loaded.bounds,
-            bits,
-            &stats,
-            &ExportOptions::default(),
-        )
-        .unwrap();
-        let sr = IntSr::from_bytes(out.bytes).unwrap();
+        let sr = IntSr::from_bytes(golden.export(bits).unwrap().bytes).unwrap();
         let m = sr.model();
         let s = m.scale();
         let mut cases: Vec<(String, Vec<u8>, usize, usize)> = [(1, 1), (7, 13), (9, 8), (16, 24)]
@@ -115,21 +98,8 @@ fn emulated_kernels_reject_bad_sizes_like_the_oracle() {
     let Some(root) = data_root_for_test("gpu_kernel_parity") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
-    let path = root.join("golden/dobi_released_w4.safetensors");
-    let loaded = load_export_bounds(&path, Some(4)).unwrap();
-    let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
-    let out = export(
-        &weights,
-        &loaded.bounds,
-        4,
-        &stats,
-        &ExportOptions::default(),
-    )
-    .unwrap();
-    let sr = IntSr::from_bytes(out.bytes).unwrap();
+    let mut golden = GoldenExport::new(&root).unwrap();
+    let sr = IntSr::from_bytes(golden.export(4).unwrap().bytes).unwrap();
     let m = sr.model();
     for (img_len, h, w, out_len) in [(0, 0, 4, 0), (12, 2, 2, 12 * 16 - 1), (11, 2, 2, 12 * 16)] {
         let img = vec![7u8; img_len];

@@ -3,32 +3,16 @@
 //! W2A2), and a parse round trip.
 
 use tdquant_host::data_root::data_root_for_test;
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
-use tdquant_host::model::SwinIR;
+use tdquant_host::export::GoldenExport;
 
 #[test]
 fn export_sizes_and_ratios() {
     let Some(root) = data_root_for_test("int_export") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
-    let mut stats = None;
+    let mut golden = GoldenExport::new(&root).unwrap();
     for bits in [4u8, 3, 2] {
-        let path = root.join(format!("golden/dobi_released_w{bits}.safetensors"));
-        let loaded = load_export_bounds(&path, Some(bits)).unwrap();
-        let stats = *stats.get_or_insert_with(|| {
-            calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap()
-        });
-        let out = export(
-            &weights,
-            &loaded.bounds,
-            bits,
-            &stats,
-            &ExportOptions::default(),
-        )
-        .unwrap();
+        let out = golden.export(bits).unwrap();
         println!(
             "W{bits}A{bits}: {} bytes, FP32 parameters {} bytes, ratio {:.2}x, stream Q{}, sha256 {}",
             out.bytes.len(),
@@ -46,5 +30,5 @@ fn export_sizes_and_ratios() {
             _ => {}
         }
     }
-    println!("calibration stats: {stats:?}");
+    println!("calibration stats: {:?}", golden.stats());
 }

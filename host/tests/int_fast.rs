@@ -6,10 +6,9 @@
 
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::BenchmarkSet;
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
+use tdquant_host::export::GoldenExport;
 use tdquant_host::intfast::FastIntModel;
 use tdquant_host::intmodel::IntSr;
-use tdquant_host::model::SwinIR;
 use tdquant_host::weights::sha256_hex;
 
 /// Deterministic pseudo-random bytes (xorshift).
@@ -43,24 +42,9 @@ fn fast_path_matches_oracle_set5_and_odd_sizes() {
     let Some(root) = data_root_for_test("int_fast") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
-    let mut stats = None;
+    let mut golden = GoldenExport::new(&root).unwrap();
     for bits in [4u8, 2] {
-        let path = root.join(format!("golden/dobi_released_w{bits}.safetensors"));
-        let loaded = load_export_bounds(&path, Some(bits)).unwrap();
-        let stats = *stats.get_or_insert_with(|| {
-            calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap()
-        });
-        let out = export(
-            &weights,
-            &loaded.bounds,
-            bits,
-            &stats,
-            &ExportOptions::default(),
-        )
-        .unwrap();
+        let out = golden.export(bits).unwrap();
         let sr = IntSr::from_bytes(out.bytes).unwrap();
         let m = sr.model();
         let mut portable = FastIntModel::new(&m).unwrap();
@@ -116,20 +100,7 @@ fn fast_path_timing() {
     let Some(root) = data_root_for_test("int_fast") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
-    let loaded =
-        load_export_bounds(&root.join("golden/dobi_released_w4.safetensors"), Some(4)).unwrap();
-    let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
-    let out = export(
-        &weights,
-        &loaded.bounds,
-        4,
-        &stats,
-        &ExportOptions::default(),
-    )
-    .unwrap();
+    let out = GoldenExport::new(&root).unwrap().export(4).unwrap();
     let sr = IntSr::from_bytes(out.bytes).unwrap();
     let m = sr.model();
     let mut fast = FastIntModel::new(&m).unwrap();

@@ -10,6 +10,7 @@ use image::RgbImage;
 use tdquant_core::int::{self, IntModel, Tiling};
 
 use crate::eval::{self, EvalReport, RgbImageF32};
+use crate::intfast::FastIntModel;
 
 /// A loaded, validated integer model.
 #[derive(Clone, Debug)]
@@ -93,7 +94,8 @@ impl IntSr {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let out = match tiling {
             Some(t) => self.upscale_raw_tiled(img.as_raw(), h, w, t)?,
-            None => self.upscale_raw(img.as_raw(), h, w)?,
+            // The fast path: byte-identical to `upscale_raw` (tests/int_fast.rs).
+            None => FastIntModel::new(&self.model())?.upscale(img.as_raw(), h, w)?,
         };
         let s = self.scale as u32;
         RgbImage::from_raw(img.width() * s, img.height() * s, out).context("output size")
@@ -122,14 +124,30 @@ pub fn f32_to_rgb8(img: &RgbImageF32) -> RgbImage {
 }
 
 /// BasicSR-exact evaluation of the integer model on `sets` under `root`.
+///
+/// Whole images run on the fast CPU path ([`FastIntModel`], byte-identical
+/// to the scalar oracle: `tests/int_fast.rs`); tiled runs use the oracle's
+/// tiled runner.
 pub fn eval_int(
     model: &IntSr,
     root: &Path,
     sets: &[&str],
     tiling: Option<Tiling>,
 ) -> Result<EvalReport> {
+    if tiling.is_some() {
+        return eval::evaluate_sets(root, sets, model.scale(), &mut |lr| {
+            model.upscale_f32(lr, tiling)
+        });
+    }
+    let m = model.model();
+    let fast = FastIntModel::new(&m)?;
+    let s = model.scale() as u32;
     eval::evaluate_sets(root, sets, model.scale(), &mut |lr| {
-        model.upscale_f32(lr, tiling)
+        let img = f32_to_rgb8(lr);
+        let out = fast.upscale(img.as_raw(), lr.h, lr.w)?;
+        let out = RgbImage::from_raw(img.width() * s, img.height() * s, out)
+            .context("output size")?;
+        Ok(eval::rgb8_to_f32(&out))
     })
 }
 

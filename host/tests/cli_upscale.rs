@@ -149,9 +149,53 @@ fn bad_input_is_a_clear_error_and_writes_nothing() {
 }
 
 #[test]
-fn unimplemented_subcommands_fail_loudly() {
+fn parity_errors_are_clear() {
+    // No model: clap names the missing option.
     let st = tdquant().arg("parity").output().unwrap();
-    assert!(!st.status.success(), "parity must not pretend to succeed");
-    let err = String::from_utf8_lossy(&st.stderr);
-    assert!(err.contains("not implemented"), "parity: {err}");
+    assert!(!st.status.success(), "parity without --int must fail");
+    assert!(String::from_utf8_lossy(&st.stderr).contains("--int"));
+
+    let dir = std::env::temp_dir().join(format!("tdq_parity_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.tdq");
+    let st = tdquant().arg("parity").arg("--int").arg(&missing).output().unwrap();
+    assert!(!st.status.success());
+    assert!(
+        String::from_utf8_lossy(&st.stderr).contains("missing.tdq"),
+        "the error names the file"
+    );
+
+    let Some(root) = tdquant_host::data_root::data_root_for_test("cli parity") else {
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    let model = dir.join("w2.tdq");
+    let bytes = tdquant_host::export::GoldenExport::new(&root)
+        .unwrap()
+        .export(2)
+        .unwrap()
+        .bytes;
+    std::fs::write(&model, bytes).unwrap();
+    let run = |extra: &[&str]| {
+        let st = tdquant()
+            .arg("--data")
+            .arg(&root)
+            .arg("parity")
+            .arg("--int")
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap();
+        (st.status.success(), String::from_utf8_lossy(&st.stderr).into_owned())
+    };
+    let (ok, err) = run(&["--backend", "tpu"]);
+    assert!(!ok && err.contains("--backend"), "{err}");
+    let (ok, err) = run(&["--kernels", "some"]);
+    assert!(!ok && err.contains("--kernels"), "{err}");
+    let (ok, err) = run(&["--sets", "NoSuchSet"]);
+    assert!(!ok && err.contains("NoSuchSet"), "{err}");
+    // This build has no CUDA: the default GPU backend is the stub.
+    let (ok, err) = run(&[]);
+    assert!(!ok && err.contains("built without CUDA"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

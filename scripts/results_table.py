@@ -498,9 +498,40 @@ def root_label(root):
     return os.path.normpath(root)
 
 
+README_BEGIN = "<!-- results-table:begin (scripts/results_table.py writes this section) -->"
+README_END = "<!-- results-table:end -->"
+
+
+def readme_section(text):
+    """The page from the caveat to the integer-path table, headings demoted
+    two levels, for embedding in the README."""
+    start = text.index("> **Read this first.**")
+    end = text.index("## Regenerate")
+    out = []
+    for line in text[start:end].rstrip().splitlines():
+        if line.startswith("#"):
+            line = "##" + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def update_readme(path, text):
+    with open(path, encoding="utf-8") as f:
+        readme = f.read()
+    if README_BEGIN not in readme or README_END not in readme:
+        sys.stderr.write(f"{path}: no results-table markers; README not updated\n")
+        return
+    a = readme.index(README_BEGIN) + len(README_BEGIN)
+    b = readme.index(README_END)
+    new = readme[:a] + "\n" + readme_section(text) + "\n" + readme[b:]
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(new)
+    print(path)
+
+
 def main(argv):
-    if len(argv) != 3:
-        sys.stderr.write(f"usage: {argv[0]} <run folder> <output .md>\n")
+    if len(argv) not in (3, 4):
+        sys.stderr.write(f"usage: {argv[0]} <run folder> <output .md> [README.md]\n")
         return 2
     root, out = argv[1], argv[2]
     text = render(root)
@@ -510,6 +541,8 @@ def main(argv):
     with open(out, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
     print(out)
+    if len(argv) == 4:
+        update_readme(argv[3], text)
     return 0
 
 

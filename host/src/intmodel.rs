@@ -145,8 +145,8 @@ pub fn eval_int(
     eval::evaluate_sets(root, sets, model.scale(), &mut |lr| {
         let img = f32_to_rgb8(lr);
         let out = fast.upscale(img.as_raw(), lr.h, lr.w)?;
-        let out = RgbImage::from_raw(img.width() * s, img.height() * s, out)
-            .context("output size")?;
+        let out =
+            RgbImage::from_raw(img.width() * s, img.height() * s, out).context("output size")?;
         Ok(eval::rgb8_to_f32(&out))
     })
 }

@@ -158,7 +158,12 @@ fn parity_errors_are_clear() {
     let dir = std::env::temp_dir().join(format!("tdq_parity_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let missing = dir.join("missing.tdq");
-    let st = tdquant().arg("parity").arg("--int").arg(&missing).output().unwrap();
+    let st = tdquant()
+        .arg("parity")
+        .arg("--int")
+        .arg(&missing)
+        .output()
+        .unwrap();
     assert!(!st.status.success());
     assert!(
         String::from_utf8_lossy(&st.stderr).contains("missing.tdq"),
@@ -186,7 +191,10 @@ fn parity_errors_are_clear() {
             .args(extra)
             .output()
             .unwrap();
-        (st.status.success(), String::from_utf8_lossy(&st.stderr).into_owned())
+        (
+            st.status.success(),
+            String::from_utf8_lossy(&st.stderr).into_owned(),
+        )
     };
     let (ok, err) = run(&["--backend", "tpu"]);
     assert!(!ok && err.contains("--backend"), "{err}");

@@ -6,7 +6,8 @@
  *
  * Valid only for kernels whose threads do not communicate: no shared
  * memory, no barriers (__syncthreads), no warp intrinsics. Every kernel of
- * tdquant so far is an elementwise grid-stride loop; a kernel that needs
+ * tdquant is a grid-stride loop over independent work items (an element,
+ * a pixel, a (token, row) output, a query row); a kernel that needs
  * more must not be added to the emulated set (it will fail to compile here,
  * since none of those built-ins is defined).
  */

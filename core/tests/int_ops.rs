@@ -180,7 +180,9 @@ fn ln_reference(x: &[i32]) -> Vec<f64> {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
     let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / n;
-    let eps = eps_t() as f64 / 3600.0 / 2f64.powi(2 * F);
+    // E = round(n²·eps·2^(2F)) is the integer path's term for n channels;
+    // eps_t() is built for n = 60, so the eps it stands for depends on n.
+    let eps = eps_t() as f64 / (n * n) / 2f64.powi(2 * F);
     v.iter().map(|a| (a - mean) / (var + eps).sqrt()).collect()
 }
 

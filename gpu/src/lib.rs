@@ -358,19 +358,15 @@ impl IntegerBackend for HostKernelBackend {
         out: &mut [u8],
         path: KernelPath,
     ) -> Result<(), GpuError> {
-        // Into scratch, so `out` stays untouched on error.
-        let mut result = vec![0u8; out.len()];
         swinir::run(
             &mut ffi::host::EmulatedRunner::default(),
             model,
             img,
             h,
             w,
-            &mut result,
+            out,
             path,
-        )?;
-        out.copy_from_slice(&result);
-        Ok(())
+        )
     }
 }
 

@@ -658,7 +658,8 @@ impl DeviceModel {
     }
 }
 
-/// The input checks of `core::int::upscale`, with its error values.
+/// The input checks of `core::int::upscale` ([`tdquant_core::int::check_io`],
+/// same errors), plus the size limit of the kernels' index arithmetic.
 pub(crate) fn check_io(
     model: &IntModel<'_>,
     img_len: usize,
@@ -666,29 +667,7 @@ pub(crate) fn check_io(
     w: usize,
     out_len: usize,
 ) -> Result<(), GpuError> {
-    if h == 0 || w == 0 {
-        return Err(RunError::BadSize.into());
-    }
-    let expected = h
-        .checked_mul(w)
-        .and_then(|p| p.checked_mul(3))
-        .ok_or(RunError::BadSize)?;
-    if img_len != expected {
-        return Err(RunError::InputLength {
-            expected,
-            actual: img_len,
-        }
-        .into());
-    }
-    let s = model.scale();
-    let expected_out = expected.checked_mul(s * s).ok_or(RunError::BadSize)?;
-    if out_len != expected_out {
-        return Err(RunError::OutputLength {
-            expected: expected_out,
-            actual: out_len,
-        }
-        .into());
-    }
+    tdquant_core::int::check_io(model, img_len, h, w, out_len)?;
     // The kernels index with u32 pixel coordinates and u64 offsets.
     if h > 1 << 20 || w > 1 << 20 {
         return Err(RunError::BadSize.into());
@@ -712,7 +691,8 @@ fn packed_bytes(m: &PackedMatrixC, rows: u64) -> u64 {
 }
 
 /// The whole forward pass (module docs): `img` (`h·w·3` RGB bytes) → `out`
-/// (`(s·h)·(s·w)·3`), identical to `core::int::upscale`.
+/// (`(s·h)·(s·w)·3`), identical to `core::int::upscale`; on error `out` is
+/// left untouched.
 pub(crate) fn run<R: KernelRunner>(
     r: &mut R,
     model: &IntModel<'_>,
@@ -899,7 +879,12 @@ pub(crate) fn run<R: KernelRunner>(
         n_map * 4 + conv_weight_bytes(&dm.upsample) + out.len() as u64,
     )?;
     r.synchronize()?;
-    r.download(pixels_d, out)
+    // Into a host buffer first, so `out` is untouched unless the whole pass,
+    // copy included, succeeded.
+    let mut result = vec![0u8; out.len()];
+    r.download(pixels_d, &mut result)?;
+    out.copy_from_slice(&result);
+    Ok(())
 }
 
 fn swin_block<R: KernelRunner>(

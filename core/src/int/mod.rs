@@ -40,7 +40,7 @@ mod view;
 use core::fmt;
 
 pub use model::{IntModel, IntModelError};
-pub use runner::{scratch_len, upscale, upscale_tiled, RunError, ScratchLen, Tiling};
+pub use runner::{check_io, scratch_len, upscale, upscale_tiled, RunError, ScratchLen, Tiling};
 pub use view::{I32Src, LeI16, LeI32};
 
 /// Embedding width of SwinIR-light.

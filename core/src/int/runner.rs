@@ -197,12 +197,15 @@ struct Rect {
     w: usize,
 }
 
-fn check_io(
+/// The argument checks of [`upscale`] and [`upscale_tiled`] (before any
+/// scratch check), for backends that must refuse the same inputs with the
+/// same errors: `h, w ≥ 1`, `img_len = h·w·3`, `out_len = (s·h)·(s·w)·3`.
+pub fn check_io(
     model: &IntModel<'_>,
-    img: &[u8],
+    img_len: usize,
     h: usize,
     w: usize,
-    out: &[u8],
+    out_len: usize,
 ) -> Result<(), RunError> {
     if h == 0 || w == 0 {
         return Err(RunError::BadSize);
@@ -211,10 +214,10 @@ fn check_io(
         .checked_mul(w)
         .and_then(|p| p.checked_mul(3))
         .ok_or(RunError::BadSize)?;
-    if img.len() != expected {
+    if img_len != expected {
         return Err(RunError::InputLength {
             expected,
-            actual: img.len(),
+            actual: img_len,
         });
     }
     let s = model.scale();
@@ -222,10 +225,10 @@ fn check_io(
         .checked_mul(s)
         .and_then(|v| v.checked_mul(s))
         .ok_or(RunError::BadSize)?;
-    if out.len() != expected_out {
+    if out_len != expected_out {
         return Err(RunError::OutputLength {
             expected: expected_out,
-            actual: out.len(),
+            actual: out_len,
         });
     }
     Ok(())
@@ -244,7 +247,7 @@ pub fn upscale(
     words: &mut [i32],
     bytes: &mut [u8],
 ) -> Result<(), RunError> {
-    check_io(model, img, h, w, out)?;
+    check_io(model, img.len(), h, w, out.len())?;
     let all = Rect { y: 0, x: 0, h, w };
     run_region(model, img, w, all, all, out, words, bytes)
 }
@@ -263,7 +266,7 @@ pub fn upscale_tiled(
     words: &mut [i32],
     bytes: &mut [u8],
 ) -> Result<(), RunError> {
-    check_io(model, img, h, w, out)?;
+    check_io(model, img.len(), h, w, out.len())?;
     if tiling.tile == 0 {
         return Err(RunError::BadSize);
     }

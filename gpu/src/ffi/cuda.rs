@@ -290,11 +290,15 @@ impl IntegerBackend for CudaBackend {
         path: KernelPath,
     ) -> Result<(), GpuError> {
         let loaded = self.ready()?;
-        let mut runner = CudaRunner::new(loaded, false);
-        let mut result = vec![0u8; out.len()];
-        swinir::run(&mut runner, model, img, h, w, &mut result, path)?;
-        out.copy_from_slice(&result);
-        Ok(())
+        swinir::run(
+            &mut CudaRunner::new(loaded, false),
+            model,
+            img,
+            h,
+            w,
+            out,
+            path,
+        )
     }
 }
 

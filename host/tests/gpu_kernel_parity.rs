@@ -6,40 +6,14 @@
 //! hardware and the driver plumbing are then left to check
 //! (`cargo host parity`, `scripts/gpu-check.sh`).
 
-use tdquant_gpu::{CpuReference, HostKernelBackend, IntegerBackend, KernelPath};
+mod common;
+
+use common::random_image;
+use tdquant_gpu::{parity, CpuReference, HostKernelBackend, IntegerBackend, KernelPath};
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::BenchmarkSet;
 use tdquant_host::export::GoldenExport;
 use tdquant_host::intmodel::IntSr;
-use tdquant_host::weights::sha256_hex;
-
-/// Deterministic pseudo-random bytes (xorshift).
-fn random_image(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
-        .collect()
-}
-
-/// First differing byte, for the failure message.
-fn first_diff(a: &[u8], b: &[u8], w_out: usize) -> String {
-    match a.iter().zip(b).position(|(x, y)| x != y) {
-        Some(i) => format!(
-            "first difference at byte {i} (pixel y={}, x={}, channel {}): oracle {} kernels {}",
-            i / 3 / w_out,
-            i / 3 % w_out,
-            i % 3,
-            a[i],
-            b[i]
-        ),
-        None => "identical".into(),
-    }
-}
 
 #[test]
 fn emulated_kernels_match_oracle() {
@@ -81,12 +55,16 @@ fn emulated_kernels_match_oracle() {
                 HostKernelBackend
                     .upscale(&m, img, *h, *w, &mut got, path)
                     .unwrap();
-                let (a, b) = (sha256_hex(&want), sha256_hex(&got));
-                println!("W{bits} {what} {path:?}: oracle {a} kernels {b}");
+                let p = parity::compare(&want, &got, w * s);
+                println!(
+                    "W{bits} {what} {path:?}: oracle {} kernels {}",
+                    p.sha_reference, p.sha_other
+                );
                 assert!(
-                    a == b,
+                    p.matches(),
                     "W{bits} {what} {path:?}: kernels differ from the oracle: {}",
-                    first_diff(&want, &got, w * s)
+                    p.first_diff
+                        .map_or_else(|| "hashes differ".into(), |d| d.to_string())
                 );
             }
         }

@@ -4,25 +4,15 @@
 //! W2A2, for both the AVX-512 kernels (where the CPU has them) and the
 //! portable path (`set_simd(false)`).
 
+mod common;
+
+use common::random_image;
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::BenchmarkSet;
 use tdquant_host::export::GoldenExport;
 use tdquant_host::intfast::FastIntModel;
 use tdquant_host::intmodel::IntSr;
 use tdquant_host::weights::sha256_hex;
-
-/// Deterministic pseudo-random bytes (xorshift).
-fn random_image(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
-        .collect()
-}
 
 /// Every fast model (AVX-512 kernels where available, and the portable
 /// path) against the oracle.

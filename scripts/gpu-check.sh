@@ -54,7 +54,10 @@ for line in sys.stdin:
   cp target/release/examples/gpu_parity "$bundle/gpu_parity"
   strip "$bundle/cuda_backend" "$bundle/gpu_parity" 2>/dev/null || true
   bash scripts/gpu-models.sh "$bundle/models"
-  local data="${TDQUANT_DATA:-../shared/data}"
+  local data="${TDQUANT_DATA:-}"
+  if [ -z "$data" ]; then
+    if [ -d ../shared/data ]; then data=../shared/data; else data=assets; fi
+  fi
   mkdir -p "$bundle/images"
   cp "$data"/benchmark/Set5/LR_bicubic/X4/*.png "$bundle/images/" \
     || die "Set5 LR x4 images not found under $data (set TDQUANT_DATA)"

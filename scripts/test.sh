@@ -6,6 +6,29 @@ bash scripts/setup.sh
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every test that skips appends one line here (tdquant_host::data_root::record_skip
+# and the hardware-gated tests); the summary at the end lists them.
+export TDQ_SKIP_LOG="$PWD/target/test-skips.log"
+mkdir -p target
+: >"$TDQ_SKIP_LOG"
+summary() {
+  local rc=$?
+  printf '\n==> skipped tests\n'
+  if [ -s "$TDQ_SKIP_LOG" ]; then
+    sort -u "$TDQ_SKIP_LOG"
+    printf '%s test(s) skipped (reasons above)\n' "$(sort -u "$TDQ_SKIP_LOG" | wc -l)"
+  else
+    printf 'none\n'
+  fi
+  if [ -d ../shared/data ] || [ -n "${TDQUANT_DATA:-}" ]; then
+    printf 'data root: %s\n' "${TDQUANT_DATA:-../shared/data}"
+  else
+    printf 'data root: the embedded bundle assets/ (no ../shared/data): tests needing the PyTorch goldens skip\n'
+  fi
+  exit "$rc"
+}
+trap summary EXIT
+
 step "cargo fmt --check"
 cargo fmt --all --check
 (cd firmware-example && cargo fmt --check)

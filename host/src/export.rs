@@ -207,9 +207,9 @@ pub struct GoldenExport {
 }
 
 impl GoldenExport {
-    /// Loads `root/models/swinir_light_x4_local.pth`.
+    /// Loads the default model under `root` ([`crate::app::default_model`]).
     pub fn new(root: &Path) -> Result<Self> {
-        Self::with_model(root, &root.join("models/swinir_light_x4_local.pth"))
+        Self::with_model(root, &crate::app::default_model(root))
     }
 
     /// Loads the FP weights at `model_path` (golden bounds from `root`).

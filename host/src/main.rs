@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tdquant_host::app;
-use tdquant_host::data_root::data_root;
+use tdquant_host::data_root::resolve;
 
 /// 2DQuant low-bit post-training quantization of SwinIR-light, down to
 /// integer-only inference.
@@ -13,7 +13,8 @@ use tdquant_host::data_root::data_root;
 #[command(name = "tdquant", version, about, long_about = None)]
 struct Cli {
     /// Data root (weights, benchmark sets, calibration pool). Defaults to
-    /// $TDQUANT_DATA, else ../shared/data.
+    /// $TDQUANT_DATA, else ../shared/data when it exists, else the bundle
+    /// embedded in the repository (assets/).
     #[arg(long, global = true)]
     data: Option<PathBuf>,
     #[command(subcommand)]
@@ -416,7 +417,19 @@ fn calibrate(a: CalibrateArgs, root: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let root = data_root(cli.data.as_deref());
+    let resolved = resolve(cli.data.as_deref());
+    let uses_root = !matches!(
+        cli.command,
+        Command::Upscale { int: Some(_), .. } | Command::Upscale { model: Some(_), .. }
+    );
+    if uses_root {
+        eprintln!(
+            "data root: {} ({})",
+            resolved.path.display(),
+            resolved.source
+        );
+    }
+    let root = resolved.path;
     let model_or_default = |m: Option<PathBuf>| m.unwrap_or_else(|| app::default_model(&root));
     match cli.command {
         Command::Calibrate(args) => calibrate(*args, &root),

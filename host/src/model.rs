@@ -374,7 +374,10 @@ impl SwinIR {
             conv_after_body: Conv3::new(w, "conv_after_body")?,
             upsample: Conv3::new(w, "upsample.0")?,
             mean: Tensor::from_vec(RGB_MEAN.to_vec(), (1, 3, 1, 1), &device)?,
-            sha256: w.sha256.clone(),
+            sha256: match &w.sha256 {
+                Some(_) => Some(weights_content_sha256(w)?),
+                None => None,
+            },
             device,
             geometry: Mutex::new(HashMap::new()),
         })
@@ -390,7 +393,9 @@ impl SwinIR {
         &self.device
     }
 
-    /// SHA-256 (hex) of the weights file, when loaded from a file.
+    /// The weights' identity, when loaded from a file: SHA-256 (hex) of the
+    /// tensors' contents ([`weights_content_sha256`]), so a `.pth` and a
+    /// `.safetensors` holding the same tensors have the same identity.
     pub fn weights_sha256(&self) -> Option<&str> {
         self.sha256.as_deref()
     }
@@ -495,4 +500,24 @@ pub fn bench_fp_forward(model: &SwinIR, h: usize, w: usize, iters: usize) -> Res
     }
     times.sort();
     Ok(times[times.len() / 2])
+}
+
+/// SHA-256 (hex) of a state dict's contents, independent of the file format:
+/// for each tensor of [`weights::expected_shapes`], in that order, its name,
+/// a NUL, its dims as u64 LE, then its f32 values LE.
+pub fn weights_content_sha256(w: &SwinIrWeights) -> std::result::Result<String, WeightsError> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (key, _) in weights::expected_shapes(w.scale) {
+        let t = w.get(&key)?;
+        h.update(key.as_bytes());
+        h.update([0u8]);
+        for &d in t.dims() {
+            h.update((d as u64).to_le_bytes());
+        }
+        for v in t.flatten_all()?.to_vec1::<f32>()? {
+            h.update(v.to_le_bytes());
+        }
+    }
+    Ok(format!("{:x}", h.finalize()))
 }

@@ -13,7 +13,7 @@ use tdquant_host::calib::calibrate::{calibrate, CalibConfig, Method, Preset, Run
 use tdquant_host::calib::data::{CalibPool, SplitMix64};
 use tdquant_host::calib::dqc::{dqc_loss, dqc_step, DqcConfig, DqcState, LossNorm};
 use tdquant_host::calib::{DobiMode, InitPlan, QuantHook};
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::model::SwinIR;
 
 fn rand_tensor(seed: u64, shape: &[usize]) -> Tensor {
@@ -116,8 +116,8 @@ fn feature_loss_is_per_sample_normalised() {
 }
 
 fn setup(what: &str) -> Option<(PathBuf, SwinIR)> {
-    let root = data_root_for_test(what)?;
-    let model = SwinIR::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let root = data_root_for(what, TestData::Bundle)?;
+    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
     Some((root, model))
 }
 
@@ -239,7 +239,7 @@ fn resume_gives_byte_identical_bounds() {
 /// bounds and loss log).
 #[test]
 fn cli_threads_and_resume_are_deterministic() {
-    let Some(root) = data_root_for_test("calib_dqc cli") else {
+    let Some(root) = data_root_for("calib_dqc cli", TestData::Bundle) else {
         return;
     };
     let exe = env!("CARGO_BIN_EXE_tdquant");

@@ -16,7 +16,7 @@ use tdquant_host::calib::bounds_file::{
 use tdquant_host::calib::calibrate::{calibrate, CalibConfig, Preset, RunOptions};
 use tdquant_host::calib::data::CalibPool;
 use tdquant_host::calib::{check_bits, DobiMode, InitPlan};
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::model::SiteId;
 
 fn tmp(name: &str) -> PathBuf {
@@ -275,7 +275,7 @@ fn calibration_image_smaller_than_patch() {
 /// The whole tool fails fast (no observation pass, no DQC) on bad input.
 #[test]
 fn calibrate_fails_before_long_work() {
-    let Some(root) = data_root_for_test("calib_errors calibrate") else {
+    let Some(root) = data_root_for("calib_errors calibrate", TestData::Bundle) else {
         return;
     };
     let opts = RunOptions {
@@ -355,10 +355,10 @@ fn calibrate_fails_before_long_work() {
 /// `eval --bounds` checks the bounds against the model and the bit width first.
 #[test]
 fn eval_rejects_foreign_bounds() {
-    let Some(root) = data_root_for_test("calib_errors eval") else {
+    let Some(root) = data_root_for("calib_errors eval", TestData::Bundle) else {
         return;
     };
-    let model = root.join("models/swinir_light_x4_local.pth");
+    let model = tdquant_host::app::default_model(&root);
     let d = tmp("eval");
     let p = d.join("b.safetensors");
     save_bounds(&p, &bounds(), &meta(4, SHA_A)).unwrap();

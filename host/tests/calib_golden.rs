@@ -26,7 +26,7 @@ use tdquant_host::model::{SiteId, SwinIR};
 
 fn setup(what: &str) -> Option<(PathBuf, SwinIR)> {
     let root = data_root_for_test(what)?;
-    let model = SwinIR::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
     Some((root, model))
 }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 
 fn tdquant() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tdquant"))
@@ -19,7 +19,7 @@ fn tmpdir(tag: &str) -> PathBuf {
 
 #[test]
 fn upscales_odd_sizes_and_colour_types() {
-    let Some(root) = data_root_for_test("upscales_odd_sizes_and_colour_types") else {
+    let Some(root) = data_root_for("upscales_odd_sizes_and_colour_types", TestData::Bundle) else {
         return;
     };
     let dir = tmpdir("ok");
@@ -81,7 +81,7 @@ fn upscales_odd_sizes_and_colour_types() {
 fn upscale_output_matches_eval_path_on_a_benchmark_image() {
     // The CLI's PNG equals BasicSR's tensor2img of the model output that the
     // evaluation scores, so `upscale` and `eval` can never disagree.
-    let Some(root) = data_root_for_test("upscale_output_matches_eval_path") else {
+    let Some(root) = data_root_for("upscale_output_matches_eval_path", TestData::Bundle) else {
         return;
     };
     let dir = tmpdir("bfly");
@@ -170,7 +170,7 @@ fn parity_errors_are_clear() {
         "the error names the file"
     );
 
-    let Some(root) = tdquant_host::data_root::data_root_for_test("cli parity") else {
+    let Some(root) = tdquant_host::data_root::data_root_for("cli parity", TestData::Bundle) else {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     };

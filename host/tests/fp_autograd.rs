@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::model::geometry::{invert, partition_order, shift_mask, ShiftMask};
 use tdquant_host::model::{kernels, layer_norm_reference, FpHook, SiteHook, SiteId, SwinIR};
 
@@ -294,10 +294,10 @@ impl SiteHook for ScaleHook {
 
 #[test]
 fn model_is_differentiable_through_every_site() {
-    let Some(root) = data_root_for_test("model_is_differentiable") else {
+    let Some(root) = data_root_for("model_is_differentiable", TestData::Bundle) else {
         return;
     };
-    let model = SwinIR::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
     let hook = ScaleHook {
         vars: SiteId::all()
             .map(|s| (s, Var::ones(1, DType::F32, &Device::Cpu).unwrap()))
@@ -341,10 +341,10 @@ fn model_is_differentiable_through_every_site() {
 
 #[test]
 fn from_varmap_matches_and_reaches_weights() {
-    let Some(root) = data_root_for_test("from_varmap") else {
+    let Some(root) = data_root_for("from_varmap", TestData::Bundle) else {
         return;
     };
-    let w = tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let w = tdquant_host::weights::load(tdquant_host::app::default_model(&root)).unwrap();
     let model = SwinIR::from_weights(&w).unwrap();
     let vm = candle_nn::VarMap::new();
     {

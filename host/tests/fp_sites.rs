@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 
 use candle_core::{Device, Result, Tensor};
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::model::{FeatureTap, Site, SiteHook, SiteId, SwinIR, NUM_SITES};
 use tdquant_host::weights;
 
@@ -45,7 +45,7 @@ fn site_order_and_names() {
 
 #[test]
 fn names_match_the_released_bounds_file() {
-    let Some(root) = data_root_for_test("names_match_released") else {
+    let Some(root) = data_root_for("names_match_released", TestData::Bundle) else {
         return;
     };
     let bytes = std::fs::read(root.join("golden/dobi_released_w4.safetensors")).unwrap();
@@ -102,10 +102,10 @@ impl SiteHook for Tracer {
 
 #[test]
 fn forward_visits_every_site_once_with_documented_shapes() {
-    let Some(root) = data_root_for_test("forward_visits_every_site") else {
+    let Some(root) = data_root_for("forward_visits_every_site", TestData::Bundle) else {
         return;
     };
-    let model = SwinIR::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
     let (b, h, w) = (2usize, 16usize, 24usize);
     let nw = (h / 8) * (w / 8);
     let x = Tensor::rand(0f32, 1., (b, 3, h, w), &Device::Cpu).unwrap();
@@ -169,10 +169,10 @@ impl SiteHook for ZeroAt {
 
 #[test]
 fn hook_results_are_used() {
-    let Some(root) = data_root_for_test("hook_results_are_used") else {
+    let Some(root) = data_root_for("hook_results_are_used", TestData::Bundle) else {
         return;
     };
-    let model = SwinIR::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
     let x = Tensor::rand(0f32, 1., (1, 3, 16, 16), &Device::Cpu).unwrap();
     let fp = model.forward(&x).unwrap();
     // Every one of the 16 kinds, in an odd (shifted) block.

@@ -10,14 +10,14 @@ mod common;
 
 use common::random_image;
 use tdquant_gpu::{parity, CpuReference, HostKernelBackend, IntegerBackend, KernelPath};
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::eval::BenchmarkSet;
 use tdquant_host::export::GoldenExport;
 use tdquant_host::intmodel::IntSr;
 
 #[test]
 fn emulated_kernels_match_oracle() {
-    let Some(root) = data_root_for_test("gpu_kernel_parity") else {
+    let Some(root) = data_root_for("gpu_kernel_parity", TestData::Bundle) else {
         return;
     };
     let mut golden = GoldenExport::new(&root).unwrap();
@@ -73,7 +73,7 @@ fn emulated_kernels_match_oracle() {
 
 #[test]
 fn emulated_kernels_reject_bad_sizes_like_the_oracle() {
-    let Some(root) = data_root_for_test("gpu_kernel_parity") else {
+    let Some(root) = data_root_for("gpu_kernel_parity", TestData::Bundle) else {
         return;
     };
     let mut golden = GoldenExport::new(&root).unwrap();

@@ -2,12 +2,12 @@
 //! compression ratio against the FP32 parameters (≥ 5× at W4A4, ≥ 7× at
 //! W2A2), and a parse round trip.
 
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::export::GoldenExport;
 
 #[test]
 fn export_sizes_and_ratios() {
-    let Some(root) = data_root_for_test("int_export") else {
+    let Some(root) = data_root_for("int_export", TestData::Bundle) else {
         return;
     };
     let mut golden = GoldenExport::new(&root).unwrap();

@@ -7,7 +7,7 @@
 mod common;
 
 use common::random_image;
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::eval::BenchmarkSet;
 use tdquant_host::export::GoldenExport;
 use tdquant_host::intfast::FastIntModel;
@@ -29,7 +29,7 @@ fn check(sr: &IntSr, fast: &[FastIntModel<'_>], img: &[u8], h: usize, w: usize, 
 
 #[test]
 fn fast_path_matches_oracle_set5_and_odd_sizes() {
-    let Some(root) = data_root_for_test("int_fast") else {
+    let Some(root) = data_root_for("int_fast", TestData::Bundle) else {
         return;
     };
     let mut golden = GoldenExport::new(&root).unwrap();
@@ -87,7 +87,7 @@ fn cpu_seconds() -> f64 {
 #[test]
 #[ignore]
 fn fast_path_timing() {
-    let Some(root) = data_root_for_test("int_fast") else {
+    let Some(root) = data_root_for("int_fast", TestData::Bundle) else {
         return;
     };
     let out = GoldenExport::new(&root).unwrap().export(4).unwrap();

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use tdquant_core::int::model::meta;
 use tdquant_core::int::{self, IntModel, RunError, Tiling};
-use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
 use tdquant_host::model::SwinIR;
 
@@ -31,9 +31,9 @@ fn model_bytes() -> Option<&'static [u8]> {
     static BYTES: OnceLock<Option<Vec<u8>>> = OnceLock::new();
     BYTES
         .get_or_init(|| {
-            let root = data_root_for_test("int_robustness")?;
+            let root = data_root_for("int_robustness", TestData::Bundle)?;
             let weights =
-                tdquant_host::weights::load(root.join("models/swinir_light_x4_local.pth")).unwrap();
+                tdquant_host::weights::load(tdquant_host::app::default_model(&root)).unwrap();
             let model = SwinIR::from_weights(&weights).unwrap();
             let loaded =
                 load_export_bounds(&root.join("golden/dobi_released_w2.safetensors"), Some(2))

@@ -37,7 +37,7 @@ pub fn tensor_to_image(t: &Tensor) -> Result<RgbImageF32> {
 /// A [`SiteHook`] that leaves the model in full precision and reports
 /// progress (one tick per RSTB, four in all) on long inputs.
 struct ProgressHook {
-    bar: indicatif::ProgressBar,
+    bar: std::cell::RefCell<crate::progress::Progress>,
 }
 
 impl SiteHook for ProgressHook {
@@ -48,8 +48,8 @@ impl SiteHook for ProgressHook {
         Ok(x.clone())
     }
     fn feature(&self, tap: FeatureTap, _: &Tensor) -> candle_core::Result<()> {
-        if matches!(tap, FeatureTap::Layer(_)) {
-            self.bar.inc(1);
+        if let FeatureTap::Layer(l) = tap {
+            self.bar.borrow_mut().inc(|| format!("RSTB {} done", l + 1));
         }
         Ok(())
     }
@@ -96,11 +96,19 @@ pub fn eval_fp(
     check_sets_exist(data_root, &sets)?;
     fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let device = model.device().clone();
-    let report = eval::evaluate_sets(data_root, &sets, model.scale(), &mut |lr| {
+    let mut sr = |lr: &RgbImageF32| {
         let x = image_to_tensor(lr, &device)?;
         tensor_to_image(&model.upscale(&x)?)
-    })?;
+    };
+    let report = eval::evaluate_sets(data_root, &sets, model.scale(), &mut sr)?;
     publish_eval_report(&report, out_dir)?;
+    eval::compare::write_comparison(
+        data_root,
+        sets[0],
+        model.scale(),
+        &mut [("FP32".to_string(), &mut sr)],
+        &out_dir.join("compare.png"),
+    )?;
     Ok(report)
 }
 
@@ -146,20 +154,12 @@ pub fn upscale_fp(input: &Path, output: &Path, model_path: &Path) -> Result<()> 
     let img = image_io::rgb8_to_f32(&lr);
     let x = image_to_tensor(&img, model.device())?;
     let big = img.h * img.w >= 128 * 128;
-    let bar = if big {
-        let bar = indicatif::ProgressBar::new(4);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] RSTB {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(format!("upscaling {}x{} x{}", img.w, img.h, model.scale()));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
+    let label = format!("upscaling {}x{} x{}", img.w, img.h, model.scale());
+    let hook = ProgressHook {
+        bar: std::cell::RefCell::new(crate::progress::Progress::new(&label, 4, big)),
     };
     let t0 = Instant::now();
-    let y = model.upscale_with(&x, &ProgressHook { bar: bar.clone() })?;
-    bar.finish_and_clear();
+    let y = model.upscale_with(&x, &hook)?;
     let sr = image_io::tensor2img(&tensor_to_image(&y)?);
     image_io::save_png_atomic(output, &sr)?;
     eprintln!(
@@ -253,11 +253,26 @@ pub fn eval_quant(
         b = loaded.bits
     );
     let device = model.device().clone();
-    let report = eval::evaluate_sets(data_root, &sets_ref, model.scale(), &mut |lr| {
+    let mut quant = |lr: &RgbImageF32| {
         let x = image_to_tensor(lr, &device)?;
         tensor_to_image(&model.upscale_with(&x, &hook)?)
-    })?;
+    };
+    let report = eval::evaluate_sets(data_root, &sets_ref, model.scale(), &mut quant)?;
     publish_eval_report(&report, out_dir)?;
+    let mut fp = |lr: &RgbImageF32| {
+        let x = image_to_tensor(lr, &device)?;
+        tensor_to_image(&model.upscale(&x)?)
+    };
+    eval::compare::write_comparison(
+        data_root,
+        sets_ref[0],
+        model.scale(),
+        &mut [
+            ("FP32".to_string(), &mut fp),
+            (format!("fake-quant W{b}A{b}", b = loaded.bits), &mut quant),
+        ],
+        &out_dir.join("compare.png"),
+    )?;
     Ok(report)
 }
 

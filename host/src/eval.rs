@@ -3,6 +3,7 @@
 //! * [`metrics`]: PSNR-Y / SSIM-Y exactly as `basicsr/metrics/psnr_ssim.py`;
 //! * [`dataset`]: the BasicSR benchmark layout, GT cropping, LR generation;
 //! * [`report`]: per-image / per-set results and their JSON / Markdown forms;
+//! * [`compare`]: the labelled side-by-side crop of HR, bicubic and outputs;
 //! * [`evaluate_sets`]: the runner. The super-resolver is any closure from an
 //!   LR [`RgbImageF32`] (CHW, RGB, `u8 / 255` in f32 — what BasicSR feeds the
 //!   network) to an SR [`RgbImageF32`] of exactly `scale ×` the size, not
@@ -14,6 +15,7 @@
 //! round trip through `/255` and `tensor2img` is the identity, so the u8 GT
 //! is used directly). Set means are plain averages over images.
 
+pub mod compare;
 pub mod dataset;
 pub mod metrics;
 pub mod report;

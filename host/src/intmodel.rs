@@ -204,5 +204,16 @@ pub fn cli_eval(
     crate::app::write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
     crate::app::write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
     eprintln!("wrote {}/eval.json and eval.md", out_dir.display());
+    let mut int = |lr: &RgbImageF32| sr.upscale_f32(lr, tiling);
+    eval::compare::write_comparison(
+        root,
+        sets[0],
+        sr.scale(),
+        &mut [(
+            format!("integer W{b}A{b}", b = sr.model().bits().bits()),
+            &mut int,
+        )],
+        &out_dir.join("compare.png"),
+    )?;
     Ok(report)
 }

@@ -19,4 +19,5 @@ pub mod intfast;
 pub mod intmodel;
 pub mod model;
 pub mod parity;
+pub mod progress;
 pub mod weights;

@@ -441,24 +441,12 @@ pub fn observe(
 ) -> Result<Observation> {
     let hook = QuantHook::new(plan)?;
     hook.set_mode(HookMode::Observe);
-    if progress {
-        let bar = indicatif::ProgressBar::new(crate::model::NUM_SITES as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "observe [{bar:30}] {pos}/{len} sites {msg} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let b = bar.clone();
-        hook.on_observe(move |site, _| {
-            b.set_message(site.checkpoint_prefix());
-            b.inc(1);
-        });
-        model.forward_with(x, &hook)?;
-        bar.finish_and_clear();
-    } else {
-        model.forward_with(x, &hook)?;
-    }
+    let mut bar =
+        crate::progress::Progress::new("observe", crate::model::NUM_SITES as u64, progress);
+    hook.on_observe(move |site, _| {
+        bar.inc(|| format!("sites, last {}", site.checkpoint_prefix()));
+    });
+    model.forward_with(x, &hook)?;
     Ok((hook.bounds()?, hook.observed()?))
 }
 
@@ -640,6 +628,14 @@ pub fn calibrate(
                 &fin,
             ));
         }
+        write_run_comparison(
+            cfg,
+            &model,
+            init_method_name,
+            &init_bounds,
+            &final_bounds,
+            out_dir,
+        )?;
         stages.push(StageTime::new("eval", t0));
     }
     let report = CalibReport {
@@ -666,6 +662,49 @@ pub fn calibrate(
         bounds_path: Some(bounds_path),
         report: Some(report),
     })
+}
+
+/// `compare.png` of a run: HR, bicubic, FP, the initial bounds and (2DQuant)
+/// the final bounds on the first image of the first evaluation set.
+fn write_run_comparison(
+    cfg: &CalibConfig,
+    model: &SwinIR,
+    init_method_name: &str,
+    init_bounds: &[(f32, f32)],
+    final_bounds: &[(f32, f32)],
+    out_dir: &Path,
+) -> Result<()> {
+    let b = cfg.bits;
+    let device = model.device().clone();
+    let run = |hook: Option<&QuantHook>, lr: &eval::RgbImageF32| -> Result<eval::RgbImageF32> {
+        let x = image_to_tensor(lr, &device)?;
+        tensor_to_image(&match hook {
+            Some(h) => model.upscale_with(&x, h)?,
+            None => model.upscale(&x)?,
+        })
+    };
+    let init_hook = QuantHook::from_bounds(b, init_bounds)?;
+    let final_hook = QuantHook::from_bounds(b, final_bounds)?;
+    let mut fp = |lr: &eval::RgbImageF32| run(None, lr);
+    let mut init = |lr: &eval::RgbImageF32| run(Some(&init_hook), lr);
+    let mut fin = |lr: &eval::RgbImageF32| run(Some(&final_hook), lr);
+    let mut contenders: Vec<eval::compare::Contender<'_>> = vec![
+        ("FP32".into(), &mut fp),
+        (
+            format!("{} W{b}A{b}", init_method_name_label(init_method_name)),
+            &mut init,
+        ),
+    ];
+    if cfg.method == Method::TwoDQuant {
+        contenders.push((format!("2DQuant W{b}A{b}"), &mut fin));
+    }
+    eval::compare::write_comparison(
+        &cfg.data_root,
+        &cfg.eval_sets[0],
+        model.scale(),
+        &mut contenders,
+        &out_dir.join("compare.png"),
+    )
 }
 
 fn init_method_name_label(n: &str) -> &str {

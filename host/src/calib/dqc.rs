@@ -629,20 +629,8 @@ pub fn run_dqc(
     cfg.validate()?;
     let t0 = Instant::now();
     let end = ctl.stop_after.map_or(cfg.iters, |s| s.min(cfg.iters));
-    let bar = if ctl.progress {
-        let bar = indicatif::ProgressBar::new(cfg.iters as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "DQC [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_position(state.iteration as u64);
-        bar.reset_eta();
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let mut bar = crate::progress::Progress::new("DQC", cfg.iters as u64, ctl.progress);
+    bar.set_position(state.iteration as u64);
     let device = model.device().clone();
     while state.iteration < end {
         let x = pool.sample_batch(&mut state.rng, cfg.batch, cfg.patch, &device)?;
@@ -654,11 +642,12 @@ pub fn run_dqc(
             rec.loss
         );
         state.log.push(rec);
-        bar.set_message(format!(
-            "loss {:.4e} (out {:.3e} feat {:.3e}) lr {:.2e}",
-            rec.loss, rec.output, rec.feature, rec.lr
-        ));
-        bar.inc(1);
+        bar.inc(|| {
+            format!(
+                "loss {:.4e} (out {:.3e} feat {:.3e}) lr {:.2e}",
+                rec.loss, rec.output, rec.feature, rec.lr
+            )
+        });
         let periodic =
             cfg.checkpoint_every > 0 && state.iteration.is_multiple_of(cfg.checkpoint_every);
         if let Some(ck) = ctl.checkpoint {
@@ -667,7 +656,7 @@ pub fn run_dqc(
             }
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     Ok(t0.elapsed().as_secs_f64())
 }
 

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tdquant_host::app;
+use tdquant_host::calib::calibrate::{Method, Preset};
+use tdquant_host::calib::dqc::{LossNorm, ScheduleKind};
+use tdquant_host::calib::quantmodel::DobiMode;
 use tdquant_host::data_root::resolve;
 
 /// 2DQuant low-bit post-training quantization of SwinIR-light, down to
@@ -47,7 +50,7 @@ enum Command {
         bounds: Option<PathBuf>,
         /// Bit width (W = A) for a bounds file without metadata; checked
         /// against the metadata otherwise.
-        #[arg(long)]
+        #[arg(long, value_parser = bits_parser())]
         bits: Option<u8>,
         /// Evaluate the integer-only model in this `.tdq` file (from
         /// `tdquant export`) instead.
@@ -92,7 +95,7 @@ enum Command {
         #[arg(long)]
         bounds: PathBuf,
         /// Bit width for a bounds file without metadata.
-        #[arg(long)]
+        #[arg(long, value_parser = bits_parser())]
         bits: Option<u8>,
         /// Calibration batch (safetensors, tensor `calibration_batch`
         /// `[B, 3, H, W]`) for the stream and conv scales. Default: the bounds
@@ -153,7 +156,7 @@ enum BenchCommand {
         #[arg(long)]
         model: Option<PathBuf>,
         /// Bit width (W = A).
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 4, value_parser = bits_parser())]
         bits: u8,
         /// Patches per batch.
         #[arg(long, default_value_t = 4)]
@@ -177,7 +180,7 @@ enum BenchCommand {
         #[arg(long)]
         tdq: Option<PathBuf>,
         /// Bit width of the default export (W = A).
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 4, value_parser = bits_parser())]
         bits: u8,
         /// LR image size (square) for the FP and fast integer runs.
         #[arg(long, default_value_t = 256)]
@@ -194,15 +197,15 @@ enum BenchCommand {
 /// Options of `tdquant calibrate`. Unset options take the preset's value.
 #[derive(clap::Args, Debug)]
 struct CalibrateArgs {
-    /// Preset: quick (default; ~15 min on 2 cores), paper (§4.1 settings:
-    /// batch 32 x 64^2, 3000 iterations) or released (the released yml).
-    #[arg(long, default_value = "quick")]
-    preset: String,
-    /// minmax | percentile | dobi | 2dquant (DOBI then DQC).
-    #[arg(long)]
-    method: Option<String>,
-    /// Bit width of weights and activations: 2, 3, 4 or 8.
-    #[arg(long)]
+    /// Preset: quick (~15 min on 2 cores), paper (§4.1 settings: batch
+    /// 32 x 64^2, 3000 iterations) or released (the released yml).
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    preset: Preset,
+    /// Calibration method (2dquant: DOBI then DQC). Default: the preset's.
+    #[arg(long, value_enum)]
+    method: Option<Method>,
+    /// Bit width of weights and activations.
+    #[arg(long, value_parser = bits_parser())]
     bits: Option<u8>,
     /// SwinIR-light weights. Default: the stand-in x4 model.
     #[arg(long)]
@@ -211,8 +214,8 @@ struct CalibrateArgs {
     /// released (all two-sided, released step as the released code computes it
     /// on the CPU; matches the golden files) or released-cuda (its CUDA
     /// rounding of the step).
-    #[arg(long)]
-    dobi_mode: Option<String>,
+    #[arg(long, value_enum)]
+    dobi_mode: Option<DobiMode>,
     /// Override the DOBI strategy of a site kind, e.g.
     /// `--dobi-site AttnProb=two-sided` (repeatable; kinds: QWeight, KWeight,
     /// VWeight, QInput, KInput, VInput, ProjWeight, ProjInput, Fc1Weight,
@@ -251,14 +254,14 @@ struct CalibrateArgs {
     #[arg(long)]
     beta2: Option<f64>,
     /// Learning-rate schedule: cosine (paper) or constant (released).
-    #[arg(long)]
-    schedule: Option<String>,
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleKind>,
     /// Feature-distillation weight lambda (0 = output L1 only).
     #[arg(long)]
     feature_weight: Option<f64>,
     /// Loss normalisation: paper (Eq. 4-6) or released.
-    #[arg(long)]
-    loss_norm: Option<String>,
+    #[arg(long, value_enum)]
+    loss_norm: Option<LossNorm>,
     /// Write a DQC checkpoint every N iterations.
     #[arg(long)]
     checkpoint_every: Option<usize>,
@@ -286,14 +289,15 @@ struct CalibrateArgs {
     quiet: bool,
 }
 
-fn parse<T: std::str::FromStr<Err = String>>(what: &str, v: &str) -> anyhow::Result<T> {
-    v.parse::<T>().map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+/// The bit widths the quantizer supports (W = A), listed by `--help`.
+fn bits_parser() -> impl clap::builder::TypedValueParser<Value = u8> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["2", "3", "4", "8"])
+        .map(|s| s.parse::<u8>().expect("one of the listed widths"))
 }
 
 fn calibrate(a: CalibrateArgs, root: &std::path::Path) -> anyhow::Result<()> {
-    use tdquant_host::calib::calibrate::{
-        read_run_config, CalibConfig, Method, Preset, RunOptions,
-    };
+    use tdquant_host::calib::calibrate::{read_run_config, CalibConfig, RunOptions};
     let opts = RunOptions {
         stop_after: a.stop_after,
         progress: !a.quiet,
@@ -331,10 +335,10 @@ fn calibrate(a: CalibrateArgs, root: &std::path::Path) -> anyhow::Result<()> {
         let cfg = read_run_config(dir)?;
         return app::calibrate(&cfg, dir, true, &opts).map(|_| ());
     }
-    let preset: Preset = parse("preset", &a.preset)?;
+    let preset = a.preset;
     let mut cfg = CalibConfig::preset(preset, root);
-    if let Some(m) = &a.method {
-        cfg.method = parse::<Method>("method", m)?;
+    if let Some(m) = a.method {
+        cfg.method = m;
     }
     if let Some(b) = a.bits {
         cfg.bits = b;
@@ -342,8 +346,8 @@ fn calibrate(a: CalibrateArgs, root: &std::path::Path) -> anyhow::Result<()> {
     if let Some(m) = a.model {
         cfg.model = m;
     }
-    if let Some(m) = &a.dobi_mode {
-        cfg.dobi_mode = parse("dobi-mode", m)?;
+    if let Some(m) = a.dobi_mode {
+        cfg.dobi_mode = m;
     }
     for o in &a.dobi_site {
         let (k, v) = o.split_once('=').ok_or_else(|| {
@@ -381,14 +385,14 @@ fn calibrate(a: CalibrateArgs, root: &std::path::Path) -> anyhow::Result<()> {
     if let Some(v) = a.beta2 {
         cfg.dqc.beta2 = v;
     }
-    if let Some(v) = &a.schedule {
-        cfg.dqc.schedule = parse("schedule", v)?;
+    if let Some(v) = a.schedule {
+        cfg.dqc.schedule = v;
     }
     if let Some(v) = a.feature_weight {
         cfg.dqc.feature_weight = v;
     }
-    if let Some(v) = &a.loss_norm {
-        cfg.dqc.loss_norm = parse("loss-norm", v)?;
+    if let Some(v) = a.loss_norm {
+        cfg.dqc.loss_norm = v;
     }
     if let Some(v) = a.checkpoint_every {
         cfg.dqc.checkpoint_every = v;
@@ -398,6 +402,10 @@ fn calibrate(a: CalibrateArgs, root: &std::path::Path) -> anyhow::Result<()> {
     }
     if let Some(v) = a.sets {
         cfg.eval_sets = v;
+    }
+    if a.no_eval {
+        // Recorded in config.json, so `--resume` of this run skips it too.
+        cfg.eval_sets.clear();
     }
     // Absolute paths in config.json, so `--resume` works from any folder.
     for p in [&mut cfg.model, &mut cfg.calib_dir, &mut cfg.data_root] {

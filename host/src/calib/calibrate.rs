@@ -78,10 +78,11 @@ pub const RUN_FILES: &[&str] = &[
 pub const QUICK_ITERS: usize = 300;
 
 /// Calibration method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// MinMax bounds.
+    #[value(name = "minmax")]
     MinMax,
     /// PTQ4SR percentile (activations) + MinMax (weights).
     Percentile,
@@ -89,6 +90,7 @@ pub enum Method {
     Dobi,
     /// DOBI then DQC.
     #[serde(rename = "2dquant")]
+    #[value(name = "2dquant")]
     TwoDQuant,
 }
 
@@ -128,10 +130,10 @@ impl std::str::FromStr for Method {
 }
 
 /// Preset names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// About 15 minutes on 2 cores (see the module docs).
+    /// 32 x 64^2 observation patches, 300 DQC iterations of 4 x 48^2.
     Quick,
     /// Paper §4.1.
     Paper,

@@ -90,7 +90,7 @@ use crate::weights::NUM_LAYERS;
 pub const DEFAULT_FEATURE_WEIGHT: f64 = 1e3;
 
 /// Loss normalisation (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LossNorm {
     /// Paper Eq. 4–6.
@@ -113,7 +113,7 @@ impl std::str::FromStr for LossNorm {
 }
 
 /// Learning-rate schedule kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// Cosine annealing to 0 over the iterations (paper).

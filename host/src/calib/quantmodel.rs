@@ -119,7 +119,7 @@ pub fn strategy_name(s: DobiStrategy) -> &'static str {
 }
 
 /// Which DOBI variant to run at the sites.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DobiMode {
     /// Paper §3.2 / Algorithm 1: one-sided for `AttnProb` and `Fc2Input`,
@@ -128,8 +128,8 @@ pub enum DobiMode {
     /// Released code: every site two-sided, released step as PyTorch
     /// computes it on the CPU (bit-exact target of the golden bounds).
     Released,
-    /// Released code as run on a CUDA device (step rounded as
-    /// [`DobiStep::ReleasedCuda`]).
+    /// Released code as run on a CUDA device (the step rounded as its CUDA
+    /// kernel rounds it, `DobiStep::ReleasedCuda`).
     #[serde(rename = "released-cuda")]
     ReleasedCuda,
 }

@@ -25,7 +25,10 @@ fn main() -> anyhow::Result<()> {
     let model = SwinIR::from_weights(&weights)?;
     let loaded = load_export_bounds(
         &root.join(format!("golden/dobi_released_w{bits}.safetensors")),
-        Some(bits),
+        &tdquant_host::calib::bounds_file::BoundsExpect {
+            bits: Some(bits),
+            ..Default::default()
+        },
     )?;
     let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap())?;
     println!("{stats:?}");

@@ -4,7 +4,6 @@
 //! and reports failures as errors naming the offending path or value.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -55,33 +54,7 @@ impl SiteHook for ProgressHook {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, then a rename, so no reader ever sees half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} has no file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    Ok(())
-}
+pub use crate::output::write_atomic;
 
 /// `tdquant eval`: BasicSR-exact PSNR/SSIM-Y of the FP model on `sets`;
 /// prints the table and writes `eval.json` and `eval.md` into `out_dir`.
@@ -149,6 +122,7 @@ pub fn check_sets_exist(data_root: &Path, sets: &[&str]) -> Result<()> {
 /// [`image_io::read_rgb8`]), runs the FP model with the evaluation padding,
 /// writes the PNG atomically.
 pub fn upscale_fp(input: &Path, output: &Path, model_path: &Path) -> Result<()> {
+    crate::output::check_output_path(output, &["png"], &[input, model_path])?;
     let lr = image_io::read_rgb8(input)?;
     let model = load_model(model_path)?;
     let img = image_io::rgb8_to_f32(&lr);

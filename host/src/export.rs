@@ -158,18 +158,16 @@ pub struct LoadedExportBounds {
     pub bits: u8,
     /// `calibration_batch`, if the file has one.
     pub calibration_batch: Option<Tensor>,
+    /// Whether the file carries tdquant metadata (then model identity,
+    /// scale and bit width were checked).
+    pub has_meta: bool,
 }
 
-/// Loads a bounds file (golden or calibrated) for `bits`.
-pub fn load_export_bounds(path: &Path, bits: Option<u8>) -> Result<LoadedExportBounds> {
-    let loaded = load_bounds(
-        path,
-        &BoundsExpect {
-            bits,
-            ..Default::default()
-        },
-    )?;
+/// Loads a bounds file (golden or calibrated), checked against `expect`.
+pub fn load_export_bounds(path: &Path, expect: &BoundsExpect<'_>) -> Result<LoadedExportBounds> {
+    let loaded = load_bounds(path, expect)?;
     Ok(LoadedExportBounds {
+        has_meta: loaded.meta.is_some(),
         bits: loaded.bits,
         calibration_batch: loaded.extra.get(CALIBRATION_BATCH).cloned(),
         bounds: loaded.bounds,
@@ -245,7 +243,14 @@ impl GoldenExport {
         let path = self
             .root
             .join(format!("golden/dobi_released_w{bits}.safetensors"));
-        let loaded = load_export_bounds(&path, Some(bits))?;
+        let loaded = load_export_bounds(
+            &path,
+            &BoundsExpect {
+                bits: Some(bits),
+                weights_sha256: self.model.weights_sha256(),
+                scale: Some(self.weights.scale),
+            },
+        )?;
         let stats = match self.stats {
             Some(s) => s,
             None => {
@@ -973,33 +978,6 @@ pub fn export(
     })
 }
 
-/// The whole `tdquant export` pipeline: loads the model and bounds, runs the
-/// calibration pass on `calib_batch` (default: the bounds file's
-/// `calibration_batch`), exports.
-pub fn export_files(
-    model_path: &Path,
-    bounds_path: &Path,
-    bits: Option<u8>,
-    calib_batch: Option<Tensor>,
-    opts: &ExportOptions,
-) -> Result<Exported> {
-    let weights = crate::weights::load(model_path)
-        .with_context(|| format!("loading {}", model_path.display()))?;
-    let model = SwinIR::from_weights(&weights)?;
-    let loaded = load_export_bounds(bounds_path, bits)
-        .with_context(|| format!("loading bounds {}", bounds_path.display()))?;
-    let batch = match calib_batch.or(loaded.calibration_batch) {
-        Some(b) => b,
-        None => bail!(
-            "{} has no calibration_batch; give a calibration batch explicitly",
-            bounds_path.display()
-        ),
-    };
-    let batch = batch.to_device(&Device::Cpu)?;
-    let stats = calib_stats(&model, &batch)?;
-    export(&weights, &loaded.bounds, loaded.bits, &stats, opts)
-}
-
 /// The calibration batch for `tdquant export`: the `calibration_batch`
 /// tensor of `calib` if given (a safetensors file), else the bounds file's,
 /// else 8 seeded 64×64 LR patches from the calibration pool `<data>/calib`
@@ -1042,11 +1020,31 @@ pub fn cli_export(
     data_root: &Path,
     output: &Path,
 ) -> Result<Exported> {
+    crate::output::check_output_path(output, &["tdq"], &[model_path, bounds_path])?;
+    if let Some(b) = bits {
+        crate::calib::check_bits(b)?;
+    }
     let weights = crate::weights::load(model_path)
         .with_context(|| format!("loading {}", model_path.display()))?;
     let model = SwinIR::from_weights(&weights)?;
-    let loaded = load_export_bounds(bounds_path, bits)
-        .with_context(|| format!("loading bounds {}", bounds_path.display()))?;
+    // The same checks as `eval --bounds`: bounds calibrated for other
+    // weights, another scale or another bit width are refused.
+    let loaded = load_export_bounds(
+        bounds_path,
+        &BoundsExpect {
+            bits,
+            weights_sha256: model.weights_sha256(),
+            scale: Some(weights.scale),
+        },
+    )
+    .with_context(|| format!("loading bounds {}", bounds_path.display()))?;
+    if !loaded.has_meta {
+        eprintln!(
+            "note: {} has no tdquant metadata; using W{b}A{b} as given, model identity not checked",
+            bounds_path.display(),
+            b = loaded.bits
+        );
+    }
     let batch = export_calibration_batch(
         calib,
         loaded.calibration_batch.clone(),

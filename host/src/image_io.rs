@@ -24,7 +24,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::codecs::png::PngEncoder;
 use image::{DynamicImage, ExtendedColorType, ImageEncoder, ImageReader, RgbImage};
@@ -264,8 +263,6 @@ pub fn tensor2img(img: &RgbImageF32) -> RgbImage {
     RgbImage::from_raw(img.w as u32, img.h as u32, out).expect("buffer sized for the image")
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Writes `img` as a PNG to `path` atomically: the PNG is written and synced
 /// to a hidden temporary file in the same directory, which is then renamed
 /// onto `path` (replacing an existing file). On any failure the temporary
@@ -276,22 +273,12 @@ pub fn save_png_atomic(path: &Path, img: &RgbImage) -> Result<(), ImageIoError> 
         path: path.to_path_buf(),
         source,
     };
-    let file_name = path.file_name().ok_or_else(|| {
+    let tmp = crate::output::temp_path_for(path).map_err(|e| {
         write_err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            "the output path has no file name",
+            e.to_string(),
         ))
     })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)

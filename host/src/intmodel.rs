@@ -163,6 +163,7 @@ pub fn cli_upscale(
     output: &Path,
     tiling: Option<Tiling>,
 ) -> Result<()> {
+    crate::output::check_output_path(output, &["png"], &[input, model_path])?;
     let sr = IntSr::load(model_path)?;
     let img = crate::image_io::read_rgb8(input)?;
     let t0 = std::time::Instant::now();

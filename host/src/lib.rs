@@ -18,6 +18,7 @@ pub mod image_io;
 pub mod intfast;
 pub mod intmodel;
 pub mod model;
+pub mod output;
 pub mod parity;
 pub mod progress;
 pub mod weights;

@@ -19,7 +19,10 @@ fn integer_psnr_within_0_1_db_of_fake_quant_w4a4_set5() {
     let bits = 4;
     let loaded = load_export_bounds(
         &root.join("golden/dobi_released_w4.safetensors"),
-        Some(bits),
+        &tdquant_host::calib::bounds_file::BoundsExpect {
+            bits: Some(bits),
+            ..Default::default()
+        },
     )
     .unwrap();
     let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();

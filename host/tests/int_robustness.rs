@@ -35,9 +35,14 @@ fn model_bytes() -> Option<&'static [u8]> {
             let weights =
                 tdquant_host::weights::load(tdquant_host::app::default_model(&root)).unwrap();
             let model = SwinIR::from_weights(&weights).unwrap();
-            let loaded =
-                load_export_bounds(&root.join("golden/dobi_released_w2.safetensors"), Some(2))
-                    .unwrap();
+            let loaded = load_export_bounds(
+                &root.join("golden/dobi_released_w2.safetensors"),
+                &tdquant_host::calib::bounds_file::BoundsExpect {
+                    bits: Some(2),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
             Some(
                 export(

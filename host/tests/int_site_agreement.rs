@@ -361,7 +361,10 @@ fn integer_sites_agree_with_fake_quant() {
     for bits in [4u8, 3, 2] {
         let loaded = load_export_bounds(
             &root.join(format!("golden/dobi_released_w{bits}.safetensors")),
-            Some(bits),
+            &tdquant_host::calib::bounds_file::BoundsExpect {
+                bits: Some(bits),
+                ..Default::default()
+            },
         )
         .unwrap();
         let batch = loaded.calibration_batch.clone().unwrap();

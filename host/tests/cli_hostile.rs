@@ -1,0 +1,142 @@
+//! The CLI against careless or hostile arguments: each case builds its own
+//! input and expects exit status 1, one message naming the problem, no
+//! panic text, and no output file (or a bounded success).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tdquant_host::calib::bounds_file::{save_bounds, BoundsMeta, SiteMeta, BOUNDS_FORMAT};
+use tdquant_host::data_root::{data_root_for, TestData};
+use tdquant_host::model::hook::SiteId;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tdq-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `tdquant args…`, expects failure; returns stderr.
+fn fails(root: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tdquant"))
+        .arg("--data")
+        .arg(root)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "tdquant {args:?}: {err}");
+    assert!(!err.contains("panicked"), "panic text for {args:?}: {err}");
+    assert!(
+        !err.contains("stack backtrace"),
+        "backtrace for {args:?}: {err}"
+    );
+    err
+}
+
+fn png(dir: &Path, side: u32) -> PathBuf {
+    let p = dir.join("in.png");
+    image::RgbImage::from_pixel(side, side, image::Rgb([90, 120, 30]))
+        .save(&p)
+        .unwrap();
+    p
+}
+
+#[test]
+fn export_refuses_bounds_of_other_weights_and_writes_nothing() {
+    let Some(root) = data_root_for("cli_hostile export", TestData::Bundle) else {
+        return;
+    };
+    let d = scratch("export");
+    let bounds: Vec<(f32, f32)> = (0..384).map(|_| (-1.0, 1.0)).collect();
+    let meta = BoundsMeta {
+        format: BOUNDS_FORMAT.into(),
+        method: "dobi".into(),
+        bits: 4,
+        scale: 4,
+        seed: 0,
+        dobi_mode: "paper".into(),
+        preset: "quick".into(),
+        weights_sha256: "ab".repeat(32),
+        model_file: "other.pth".into(),
+        config: serde_json::json!({}),
+        sites: SiteId::all()
+            .map(|s| SiteMeta {
+                name: s.checkpoint_prefix(),
+                kind: "x".into(),
+                init: "dobi".into(),
+            })
+            .collect(),
+    };
+    let b = d.join("other.safetensors");
+    save_bounds(&b, &bounds, &meta).unwrap();
+    let out = d.join("m.tdq");
+    let err = fails(
+        &root,
+        &[
+            "export",
+            "--bounds",
+            b.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("abababab"),
+        "message names the bounds' weights: {err}"
+    );
+    assert!(!out.exists(), "a .tdq was written for mismatched bounds");
+    // Wrong extension and a missing folder are refused before any work.
+    let err = fails(
+        &root,
+        &[
+            "export",
+            "--bounds",
+            b.to_str().unwrap(),
+            "-o",
+            d.join("m.png").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("unsupported extension .png"), "{err}");
+    let err = fails(
+        &root,
+        &[
+            "export",
+            "--bounds",
+            b.to_str().unwrap(),
+            "-o",
+            d.join("no/such/m.tdq").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("does not exist"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn upscale_refuses_bad_output_paths_before_loading_anything() {
+    let d = scratch("upscale");
+    let input = png(&d, 8);
+    // A model that does not exist: the output check must come first.
+    let model = d.join("absent.pth");
+    let run = |out: &Path| {
+        fails(
+            &d,
+            &[
+                "upscale",
+                input.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--model",
+                model.to_str().unwrap(),
+            ],
+        )
+    };
+    assert!(run(&d.join("o.jpg")).contains("unsupported extension .jpg"));
+    assert!(run(&input).contains("is the input"));
+    assert!(run(&d.join("missing/o.png")).contains("does not exist"));
+    assert!(run(&d).contains("is a folder"));
+    let bytes = std::fs::read(&input).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "the input was overwritten");
+    let _ = std::fs::remove_dir_all(&d);
+}

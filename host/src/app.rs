@@ -11,8 +11,6 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::eval::{self, EvalReport, RgbImageF32};
-use crate::image_io;
-use crate::model::hook::{FeatureTap, SiteHook, SiteId};
 use crate::model::{self, SwinIR};
 
 /// The benchmark sets `eval` runs when none are named.
@@ -31,27 +29,6 @@ pub fn tensor_to_image(t: &Tensor) -> Result<RgbImageF32> {
     }
     let data = t.flatten_all()?.to_vec1::<f32>()?;
     RgbImageF32::new(h, w, data)
-}
-
-/// A [`SiteHook`] that leaves the model in full precision and reports
-/// progress (one tick per RSTB, four in all) on long inputs.
-struct ProgressHook {
-    bar: std::cell::RefCell<crate::progress::Progress>,
-}
-
-impl SiteHook for ProgressHook {
-    fn weight(&self, _: SiteId, w: &Tensor) -> candle_core::Result<Tensor> {
-        Ok(w.clone())
-    }
-    fn act(&self, _: SiteId, x: &Tensor) -> candle_core::Result<Tensor> {
-        Ok(x.clone())
-    }
-    fn feature(&self, tap: FeatureTap, _: &Tensor) -> candle_core::Result<()> {
-        if let FeatureTap::Layer(l) = tap {
-            self.bar.borrow_mut().inc(|| format!("RSTB {} done", l + 1));
-        }
-        Ok(())
-    }
 }
 
 pub use crate::output::write_atomic;
@@ -115,37 +92,6 @@ pub fn check_sets_exist(data_root: &Path, sets: &[&str]) -> Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-/// `tdquant upscale`: reads any PNG/JPEG (converted to RGB8, see
-/// [`image_io::read_rgb8`]), runs the FP model with the evaluation padding,
-/// writes the PNG atomically.
-pub fn upscale_fp(input: &Path, output: &Path, model_path: &Path) -> Result<()> {
-    crate::output::check_output_path(output, &["png"], &[input, model_path])?;
-    let lr = image_io::read_rgb8(input)?;
-    let model = load_model(model_path)?;
-    let img = image_io::rgb8_to_f32(&lr);
-    let x = image_to_tensor(&img, model.device())?;
-    let big = img.h * img.w >= 128 * 128;
-    let label = format!("upscaling {}x{} x{}", img.w, img.h, model.scale());
-    let hook = ProgressHook {
-        bar: std::cell::RefCell::new(crate::progress::Progress::new(&label, 4, big)),
-    };
-    let t0 = Instant::now();
-    let y = model.upscale_with(&x, &hook)?;
-    let sr = image_io::tensor2img(&tensor_to_image(&y)?);
-    image_io::save_png_atomic(output, &sr)?;
-    eprintln!(
-        "{} ({}x{}) -> {} ({}x{}) in {:.2} s",
-        input.display(),
-        img.w,
-        img.h,
-        output.display(),
-        sr.width(),
-        sr.height(),
-        t0.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use tdquant_core::int::{self, IntModel, Tiling};
 
 use crate::eval::{self, EvalReport, RgbImageF32};
 use crate::intfast::FastIntModel;
+use crate::upscale::TileChoice;
 
 /// A loaded, validated integer model.
 #[derive(Clone, Debug)]
@@ -132,54 +133,47 @@ pub fn eval_int(
     model: &IntSr,
     root: &Path,
     sets: &[&str],
-    tiling: Option<Tiling>,
+    tiles: Option<TileChoice>,
 ) -> Result<EvalReport> {
-    if tiling.is_some() {
-        return eval::evaluate_sets(root, sets, model.scale(), &mut |lr| {
-            model.upscale_f32(lr, tiling)
-        });
-    }
     let m = model.model();
     let fast = FastIntModel::new(&m)?;
-    let s = model.scale() as u32;
-    eval::evaluate_sets(root, sets, model.scale(), &mut |lr| {
+    let scale = model.scale();
+    let s = scale as u32;
+    eval::evaluate_sets(root, sets, scale, &mut |lr| {
         let img = f32_to_rgb8(lr);
-        let out = fast.upscale(img.as_raw(), lr.h, lr.w)?;
+        let mut run = |x: &[u8], ch: usize, cw: usize| fast.upscale(x, ch, cw);
+        let plan = match tiles {
+            Some(t) => t.plan(
+                lr.h,
+                lr.w,
+                crate::tiling::EXACT_HALO,
+                crate::tiling::INT_BYTES_PER_LR_PIXEL,
+            )?,
+            None => None,
+        };
+        let out = match plan {
+            None => run(img.as_raw(), lr.h, lr.w)?,
+            Some(p) => {
+                let mut out = Vec::with_capacity(lr.h * lr.w * 3 * scale * scale);
+                crate::tiling::upscale_bands(
+                    img.as_raw(),
+                    lr.h,
+                    lr.w,
+                    scale,
+                    p,
+                    &mut run,
+                    &mut |b| {
+                        out.extend_from_slice(b);
+                        Ok(())
+                    },
+                )?;
+                out
+            }
+        };
         let out =
             RgbImage::from_raw(img.width() * s, img.height() * s, out).context("output size")?;
         Ok(eval::rgb8_to_f32(&out))
     })
-}
-
-/// `--tile T --halo H` → a tiling (`None` without `--tile`).
-pub fn tiling(tile: Option<usize>, halo: usize) -> Option<Tiling> {
-    tile.map(|tile| Tiling { tile, halo })
-}
-
-/// `tdquant upscale --int model.tdq`: integer-only upscaling of one image.
-pub fn cli_upscale(
-    model_path: &Path,
-    input: &Path,
-    output: &Path,
-    tiling: Option<Tiling>,
-) -> Result<()> {
-    crate::output::check_output_path(output, &["png"], &[input, model_path])?;
-    let sr = IntSr::load(model_path)?;
-    let img = crate::image_io::read_rgb8(input)?;
-    let t0 = std::time::Instant::now();
-    let out = sr.upscale_rgb8(&img, tiling)?;
-    let secs = t0.elapsed().as_secs_f64();
-    crate::image_io::save_png_atomic(output, &out)?;
-    eprintln!(
-        "integer W{b}A{b}: {}x{} → {}x{} in {secs:.2} s, wrote {}",
-        img.width(),
-        img.height(),
-        out.width(),
-        out.height(),
-        output.display(),
-        b = sr.model().bits().bits()
-    );
-    Ok(())
 }
 
 /// `tdquant eval --int model.tdq`: BasicSR-exact PSNR/SSIM-Y of the integer
@@ -189,7 +183,7 @@ pub fn cli_eval(
     root: &Path,
     sets: &[String],
     out_dir: &Path,
-    tiling: Option<Tiling>,
+    tiles: Option<TileChoice>,
 ) -> Result<EvalReport> {
     let sr = IntSr::load(model_path)?;
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
@@ -200,12 +194,12 @@ pub fn cli_eval(
         model_path.display(),
         b = sr.model().bits().bits()
     );
-    let report = eval_int(&sr, root, &sets, tiling)?;
+    let report = eval_int(&sr, root, &sets, tiles)?;
     report.print_table();
     crate::app::write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
     crate::app::write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
     eprintln!("wrote {}/eval.json and eval.md", out_dir.display());
-    let mut int = |lr: &RgbImageF32| sr.upscale_f32(lr, tiling);
+    let mut int = |lr: &RgbImageF32| sr.upscale_f32(lr, None);
     eval::compare::write_comparison(
         root,
         sets[0],

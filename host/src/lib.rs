@@ -21,4 +21,6 @@ pub mod model;
 pub mod output;
 pub mod parity;
 pub mod progress;
+pub mod tiling;
+pub mod upscale;
 pub mod weights;

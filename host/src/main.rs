@@ -56,12 +56,14 @@ enum Command {
         /// `tdquant export`) instead.
         #[arg(long, conflicts_with_all = ["model", "bounds", "bits"])]
         int: Option<PathBuf>,
-        /// With --int: process tile by tile, cores of this many LR pixels.
+        /// With --int: process tile by tile, cores of this many LR pixels
+        /// (byte-identical to untiled with the default halo).
         #[arg(long, requires = "int")]
         tile: Option<usize>,
-        /// With --tile: context added around each core, in LR pixels.
-        #[arg(long, default_value_t = 16, requires = "tile")]
-        halo: usize,
+        /// With --tile: context added around each core, in LR pixels
+        /// (default 192: exact).
+        #[arg(long, requires = "tile")]
+        halo: Option<usize>,
     },
     /// Upscale one PNG/JPEG image (any bit depth or colour type; read as RGB8).
     Upscale {
@@ -77,12 +79,19 @@ enum Command {
         /// Run the integer-only model in this `.tdq` file instead.
         #[arg(long, conflicts_with = "model")]
         int: Option<PathBuf>,
-        /// With --int: process tile by tile, cores of this many LR pixels.
-        #[arg(long, requires = "int")]
+        /// Process tile by tile, cores of this many LR pixels (rounded up to
+        /// a multiple of 8, clipped to the image). Without it, images whose
+        /// working set exceeds --mem-budget-mib are tiled automatically.
+        #[arg(long)]
         tile: Option<usize>,
-        /// With --tile: context added around each core, in LR pixels.
-        #[arg(long, default_value_t = 16, requires = "tile")]
-        halo: usize,
+        /// Context added around each core, in LR pixels. Default: 192 for
+        /// --int (tiled output byte-identical to untiled), 32 for FP (within
+        /// the tolerance stated in the README).
+        #[arg(long)]
+        halo: Option<usize>,
+        /// Memory budget of the upscale in MiB (automatic tiling above it).
+        #[arg(long, default_value_t = 1024)]
+        mem_budget_mib: usize,
     },
     /// Export a calibrated model to the packed integer `.tdq` format; prints
     /// the file size and the ratio to the FP32 parameter bytes.
@@ -453,7 +462,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &root,
             &sets,
             &out,
-            tdquant_host::intmodel::tiling(tile, halo),
+            tile.map(|t| tdquant_host::upscale::TileChoice {
+                tile: Some(t),
+                halo,
+                ..Default::default()
+            }),
         )
         .map(|_| ()),
         Command::Eval {
@@ -482,22 +495,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Upscale {
             input,
             output,
-            int: Some(int),
+            model,
+            int,
             tile,
             halo,
-            ..
-        } => tdquant_host::intmodel::cli_upscale(
-            &int,
-            &input,
-            &output,
-            tdquant_host::intmodel::tiling(tile, halo),
-        ),
-        Command::Upscale {
-            input,
-            output,
-            model,
-            ..
-        } => app::upscale_fp(&input, &output, &model_or_default(model)),
+            mem_budget_mib,
+        } => {
+            let tiles = tdquant_host::upscale::TileChoice {
+                tile,
+                halo,
+                budget: mem_budget_mib.saturating_mul(1 << 20),
+            };
+            match int {
+                Some(int) => tdquant_host::upscale::upscale_int(&int, &input, &output, tiles),
+                None => tdquant_host::upscale::upscale_fp(
+                    &model_or_default(model),
+                    &input,
+                    &output,
+                    tiles,
+                ),
+            }
+        }
         Command::Export {
             model,
             bounds,

@@ -135,6 +135,94 @@ pub fn check_output_path(output: &Path, extensions: &[&str], inputs: &[&Path]) -
     Ok(())
 }
 
+/// An RGB8 PNG written row band by row band (bounded memory for any image
+/// size), atomically: nothing appears at the target unless
+/// [`PngRows::finish`] succeeds.
+pub struct PngRows {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: fs::File,
+    writer: Option<png::StreamWriter<'static, std::io::BufWriter<fs::File>>>,
+}
+
+/// The IEND chunk every complete PNG ends with.
+const PNG_IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+
+impl PngRows {
+    /// Starts a `width × height` RGB8 PNG for `path`.
+    pub fn create(path: &Path, width: u32, height: u32) -> Result<Self> {
+        let tmp = temp_path_for(path)?;
+        let started = (|| -> Result<_> {
+            let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut enc =
+                png::Encoder::new(std::io::BufWriter::new(file.try_clone()?), width, height);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let w = enc.write_header()?.into_stream_writer()?;
+            Ok((file, w))
+        })();
+        match started {
+            Ok((file, w)) => Ok(Self {
+                path: path.to_path_buf(),
+                tmp,
+                file,
+                writer: Some(w),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e.context(format!("writing {}", path.display())))
+            }
+        }
+    }
+
+    /// Appends whole rows (`k · width · 3` bytes).
+    pub fn write_rows(&mut self, rows: &[u8]) -> Result<()> {
+        let w = self
+            .writer
+            .as_mut()
+            .context("PNG writer already finished")?;
+        w.write_all(rows)
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    /// Completes the PNG and moves it onto the target.
+    pub fn finish(mut self) -> Result<()> {
+        let w = self.writer.take().context("PNG writer already finished")?;
+        let done = (|| -> Result<()> {
+            // Dropping the stream writer writes IEND and flushes the buffer,
+            // neither reporting errors: check the file's tail instead.
+            w.finish()?;
+            self.file.sync_all()?;
+            let len = self.file.metadata()?.len();
+            let mut tail = [0u8; 12];
+            {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut f = fs::File::open(&self.tmp)?;
+                f.seek(SeekFrom::Start(len.saturating_sub(12)))?;
+                f.read_exact(&mut tail)?;
+            }
+            if tail != PNG_IEND {
+                bail!("incomplete PNG (no IEND chunk)");
+            }
+            fs::rename(&self.tmp, &self.path)?;
+            Ok(())
+        })();
+        if done.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        done.with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+impl Drop for PngRows {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            // Abandoned (an error upstream): leave nothing behind.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +249,33 @@ mod tests {
         assert!(!dead.exists(), "stale temporary left behind");
         assert!(live.exists(), "a running writer's temporary was removed");
         assert!(other.exists(), "another target's temporary was removed");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn png_rows_stream_a_whole_png_or_leave_nothing() {
+        let d = scratch("png");
+        let target = d.join("o.png");
+        let mut w = PngRows::create(&target, 3, 4).unwrap();
+        let px: Vec<u8> = (0..3 * 4 * 3).map(|i| i as u8).collect();
+        w.write_rows(&px[..18]).unwrap();
+        assert!(!target.exists(), "visible before finish");
+        w.write_rows(&px[18..]).unwrap();
+        w.finish().unwrap();
+        let back = image::open(&target).unwrap().to_rgb8();
+        assert_eq!(back.as_raw(), &px);
+        // Abandoned half-way: neither the target nor a temporary remains.
+        let t2 = d.join("half.png");
+        let mut w = PngRows::create(&t2, 3, 4).unwrap();
+        w.write_rows(&px[..9]).unwrap();
+        drop(w);
+        assert!(!t2.exists());
+        let left: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
         let _ = fs::remove_dir_all(&d);
     }
 

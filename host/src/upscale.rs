@@ -1,0 +1,157 @@
+//! `tdquant upscale`: one image, FP or integer, in bounded memory. An image
+//! whose working set would exceed the memory budget is upscaled tile by tile
+//! ([`crate::tiling`]) and written to the PNG band by band, so neither the
+//! model's working set nor the output is ever held whole.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::image_io::{read_rgb8, rgb8_to_f32, tensor2img};
+use crate::intfast::FastIntModel;
+use crate::intmodel::IntSr;
+use crate::model::SwinIR;
+use crate::output::{check_output_path, PngRows};
+use crate::progress::Progress;
+use crate::tiling::{
+    upscale_bands, TilePlan, DEFAULT_BUDGET, EXACT_HALO, FP_BYTES_PER_LR_PIXEL,
+    INT_BYTES_PER_LR_PIXEL,
+};
+
+/// Halo of the FP model's tiles when none is given: its output is then
+/// within the tolerance `tests/tiling_exact.rs` states of the untiled one.
+pub const FP_HALO: usize = 32;
+
+/// How to cut the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileChoice {
+    /// `--tile`: forces tiling with this core side (clipped to the image).
+    pub tile: Option<usize>,
+    /// `--halo` (default: exact for the integer model, [`FP_HALO`] for FP).
+    pub halo: Option<usize>,
+    /// Memory budget in bytes for automatic tiling.
+    pub budget: usize,
+}
+
+impl Default for TileChoice {
+    fn default() -> Self {
+        Self {
+            tile: None,
+            halo: None,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
+impl TileChoice {
+    /// The plan for an `h × w` image (`None`: untiled).
+    pub fn plan(
+        &self,
+        h: usize,
+        w: usize,
+        default_halo: usize,
+        bytes_per_px: usize,
+    ) -> Result<Option<TilePlan>> {
+        let halo = self.halo.unwrap_or(default_halo);
+        match self.tile {
+            Some(t) => Ok(Some(TilePlan::clipped(t, halo, h, w)?)),
+            None => TilePlan::for_budget(h, w, halo, self.budget, bytes_per_px),
+        }
+    }
+}
+
+/// Upscales an RGB8 image with `run` (a whole-image upscaler), tiled by
+/// `plan`, streaming rows into the PNG at `output`.
+fn upscale_to_png(
+    img: &image::RgbImage,
+    scale: usize,
+    plan: Option<TilePlan>,
+    output: &Path,
+    run: &mut dyn FnMut(&[u8], usize, usize) -> Result<Vec<u8>>,
+) -> Result<()> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let out_w = u32::try_from(w * scale).context("output width exceeds a PNG's")?;
+    let out_h = u32::try_from(h * scale).context("output height exceeds a PNG's")?;
+    let mut png = PngRows::create(output, out_w, out_h)?;
+    match plan {
+        None => png.write_rows(&run(img.as_raw(), h, w)?)?,
+        Some(p) => {
+            eprintln!(
+                "tiled: cores of {t}x{t} LR pixels, halo {}, {} bands",
+                p.halo,
+                h.div_ceil(p.tile),
+                t = p.tile
+            );
+            let mut bar = Progress::new("upscale", h.div_ceil(p.tile) as u64, true);
+            upscale_bands(img.as_raw(), h, w, scale, p, run, &mut |band| {
+                bar.inc(|| "bands".to_string());
+                png.write_rows(band)
+            })?;
+            bar.finish();
+        }
+    }
+    png.finish()
+}
+
+/// `tdquant upscale --int model.tdq`: the fast integer path; tiled output is
+/// byte-identical to untiled output with the default (exact) halo.
+pub fn upscale_int(
+    model_path: &Path,
+    input: &Path,
+    output: &Path,
+    tiles: TileChoice,
+) -> Result<()> {
+    check_output_path(output, &["png"], &[input, model_path])?;
+    let sr = IntSr::load(model_path)?;
+    let img = read_rgb8(input)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let plan = tiles.plan(h, w, EXACT_HALO, INT_BYTES_PER_LR_PIXEL)?;
+    let model = sr.model();
+    let fast = FastIntModel::new(&model)?;
+    let t0 = Instant::now();
+    upscale_to_png(&img, sr.scale(), plan, output, &mut |x, ch, cw| {
+        fast.upscale(x, ch, cw)
+    })?;
+    eprintln!(
+        "integer W{b}A{b}: {w}x{h} -> {}x{} in {:.2} s, wrote {}",
+        w * sr.scale(),
+        h * sr.scale(),
+        t0.elapsed().as_secs_f64(),
+        output.display(),
+        b = model.bits().bits()
+    );
+    Ok(())
+}
+
+/// `tdquant upscale`: the FP model (candle), with the evaluation padding.
+pub fn upscale_fp(model_path: &Path, input: &Path, output: &Path, tiles: TileChoice) -> Result<()> {
+    check_output_path(output, &["png"], &[input, model_path])?;
+    let img = read_rgb8(input)?;
+    let model = SwinIR::load(model_path)
+        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let plan = tiles.plan(h, w, FP_HALO, FP_BYTES_PER_LR_PIXEL)?;
+    let t0 = Instant::now();
+    upscale_to_png(&img, model.scale(), plan, output, &mut |x, ch, cw| {
+        fp_upscale_raw(&model, x, ch, cw)
+    })?;
+    eprintln!(
+        "fp: {w}x{h} -> {}x{} in {:.2} s, wrote {}",
+        w * model.scale(),
+        h * model.scale(),
+        t0.elapsed().as_secs_f64(),
+        output.display()
+    );
+    Ok(())
+}
+
+/// The FP model on an interleaved RGB8 buffer, BasicSR's `tensor2img` on the
+/// output (what `eval` scores).
+pub fn fp_upscale_raw(model: &SwinIR, x: &[u8], h: usize, w: usize) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_raw(w as u32, h as u32, x.to_vec()).context("input size")?;
+    let lr = rgb8_to_f32(&img);
+    let t = crate::app::image_to_tensor(&lr, model.device())?;
+    let y = crate::app::tensor_to_image(&model.upscale(&t)?)?;
+    Ok(tensor2img(&y).into_raw())
+}

@@ -257,13 +257,8 @@ fn fixed_up_mutations_reach_structural_checks() {
     use std::collections::BTreeMap;
 
     let base = reference_file();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut next = move || rng.next();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..20_000 {
         let mut bytes = base.clone();

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use tdquant_core::container::{ALIGN, HEADER_LEN, MAX_SECTIONS, SECTION_ENTRY_LEN};
+use tdquant_core::int::{IntModel, IntModelError};
 use tdquant_core::{
     crc32, BitWidth, Container, ContainerError, ContainerWriter, Dtype, PackedMatrix, SectionSpec,
 };
@@ -73,7 +74,15 @@ fn specs(owned: &[OwnedSection]) -> Vec<SectionSpec<'_>> {
 /// aligned, accessors consistent and infallible on structure, and a rewrite
 /// that parses to the same sections.
 fn check_parsed(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let container = match Container::parse(bytes) {
+    let parsed = Container::parse(bytes);
+    // The model parser reports a container error as exactly that error.
+    if let Err(error) = parsed {
+        prop_assert_eq!(
+            IntModel::parse(bytes).err(),
+            Some(IntModelError::Container(error))
+        );
+    }
+    let container = match parsed {
         Ok(container) => container,
         Err(error) => return check_error(bytes, error),
     };
@@ -162,6 +171,15 @@ fn name_is_valid(field: &[u8]) -> bool {
     len > 0 && field[..len].iter().all(u8::is_ascii_graphic) && field[len..].iter().all(|&b| b == 0)
 }
 
+/// The bits field a dtype allows: a packed width, or 0 for plain dtypes.
+fn bits_fit(packed: bool, bits: u8) -> bool {
+    if packed {
+        [2, 3, 4, 8].contains(&bits)
+    } else {
+        bits == 0
+    }
+}
+
 /// The error `Container::parse` returned for `bytes` describes the file:
 /// the values it reports are the ones stored, at the places it names, and
 /// they really break the rule the variant stands for.
@@ -239,13 +257,7 @@ fn check_error(bytes: &[u8], error: ContainerError) -> Result<(), TestCaseError>
         ContainerError::UnsupportedBitWidth { section, bits } => {
             let e = entry(section)?;
             prop_assert_eq!(bits, e.bits);
-            let packed = e.dtype == Dtype::Packed as u8;
-            let invalid = if packed {
-                ![2, 3, 4, 8].contains(&bits)
-            } else {
-                bits != 0
-            };
-            prop_assert!(invalid);
+            prop_assert!(!bits_fit(e.dtype == Dtype::Packed as u8, bits));
         }
         ContainerError::ShapeMismatch { section, .. } => {
             entry(section)?;
@@ -325,13 +337,7 @@ fn check_writer_error(
         ContainerError::UnsupportedBitWidth { section, bits } => {
             let s = spec(section)?;
             prop_assert_eq!(bits, s.bits);
-            let packed = s.dtype == Dtype::Packed;
-            let invalid = if packed {
-                ![2, 3, 4, 8].contains(&bits)
-            } else {
-                bits != 0
-            };
-            prop_assert!(invalid);
+            prop_assert!(!bits_fit(s.dtype == Dtype::Packed, bits));
         }
         ContainerError::ShapeMismatch { section, .. } => {
             let s = spec(section)?;

@@ -53,6 +53,11 @@
 //! [`ContainerError`] variants, header first), so the accessors afterwards
 //! cannot fail on structure; [`ContainerWriter`] checks the same rules on
 //! its input, so it cannot produce a file that `parse` rejects.
+//!
+//! Files: `format` (the numbers above and [`Dtype`]), `rules` (the checks
+//! and layout arithmetic the parser and the writer share), `parse`
+//! ([`Container`]), `section` ([`Section`] and its typed elements), `write`
+//! ([`ContainerWriter`]), `error` (every error type).
 
 mod error;
 mod format;

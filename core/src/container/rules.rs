@@ -1,6 +1,6 @@
 //! The rules the parser and the writer both enforce (names, bit widths,
-//! shapes, packed padding, alignment), written once so that the writer
-//! cannot produce a file the parser rejects.
+//! shapes, packed padding, alignment, the checksum), written once so that
+//! the writer cannot produce a file the parser rejects.
 
 use super::error::{ContainerError, ShapeIssue};
 use super::format::{

@@ -6,6 +6,9 @@
 //! exact, within the documented bound otherwise, and for quantized outputs
 //! "identical except next to a rounding tie, never more than one code apart".
 
+mod common;
+
+use common::Rng;
 use proptest::prelude::*;
 use tdquant_core::int::arith::{isqrt_u128, rshift_round, rshift_round_i128};
 use tdquant_core::int::attention::{
@@ -20,26 +23,6 @@ use tdquant_core::{pack_codes, BitWidth, PackedLayout, PackedMatrix, Requantizer
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/// Deterministic xorshift so the dense tests need no proptest runner.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
 
 fn words_i64(v: &[i64]) -> Vec<i32> {
     v.iter()

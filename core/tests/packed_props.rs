@@ -1,6 +1,9 @@
 //! Packing layout tests: exhaustive row lengths, property tests, edge cases
 //! and hand-checked bytes, all against a naive bit-by-bit reference.
 
+mod common;
+
+use common::Rng;
 use proptest::prelude::*;
 use tdquant_core::{
     get_code, pack_codes, unpack_codes, BitWidth, PackError, PackedLayout, PackedMatrix,
@@ -127,14 +130,9 @@ fn typed_codes<const BITS: u8>(matrix: &PackedMatrix<'_>) -> Vec<u8> {
 /// Deterministic pseudo-random codes (xorshift), so the exhaustive sweep
 /// needs no proptest runner.
 fn pseudo_random_codes(seed: u64, count: usize, max: u8) -> Vec<u8> {
-    let mut state = seed | 1;
+    let mut rng = Rng(seed | 1);
     (0..count)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % (u64::from(max) + 1)) as u8
-        })
+        .map(|_| rng.below(u64::from(max) + 1) as u8)
         .collect()
 }
 

@@ -2,35 +2,16 @@
 //! on many random tensors for all four strategy × step combinations; error
 //! handling; baselines; timing (ignored test).
 
+mod common;
+
 use std::time::Instant;
 
+use common::Rng;
 use tdquant_host::calib::{
     dobi, dobi_bruteforce, dobi_candidates, dobi_objectives, minmax_bounds, percentile_bounds,
     ptq4sr_percentile_bounds, select_candidate, CalibError, DobiConfig, DobiEval, DobiStep,
     DobiStrategy, QuantGrid,
 };
-
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = (self.uniform() as f64).max(1e-12);
-        let u2 = self.uniform() as f64;
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
 
 fn all_configs(bits: u8) -> Vec<DobiConfig> {
     let mut v = Vec::new();

@@ -2,28 +2,12 @@
 //! released STE gradients against (a) the analytic per-region formula and
 //! (b) an independent candle autograd graph built from detach tricks.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var};
+use common::Rng;
 use tdquant_host::calib::fakequant::{bound_grads, levels, QuantGrid};
 use tdquant_host::calib::{codes_f32_slice, fake_quant, fake_quant_f32_slice, FakeQuantizer};
-
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn normal(&mut self) -> f32 {
-        let u1 = (self.uniform() as f64).max(1e-12);
-        let u2 = self.uniform() as f64;
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
-}
 
 /// Independent scalar reference of the released forward, written out op by op.
 fn reference(x: f32, l: f32, u: f32, bits: u8) -> (f32, f32, f32) {

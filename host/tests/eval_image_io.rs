@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use image::{ImageBuffer, Luma, LumaA, Rgb, RgbImage, Rgba};
+use tdquant_core::crc32;
 use tdquant_host::image_io::{read_rgb8, save_png_atomic, ImageIoError};
 
 /// A fresh, empty temporary directory, removed on drop.
@@ -36,21 +37,6 @@ impl Drop for TempDir {
 }
 
 // ---- a minimal PNG writer (stored deflate) for layouts `image` cannot write
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xffff_ffff_u32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
 
 fn zlib_stored(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x78, 0x01];

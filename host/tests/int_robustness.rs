@@ -3,28 +3,16 @@
 //! valid output. (Overflow checks are on for `tdquant-core` in release, so an
 //! arithmetic overflow anywhere would panic and fail these tests.)
 
+mod common;
+
 use std::sync::OnceLock;
 
+use common::Rng;
 use tdquant_core::int::model::meta;
 use tdquant_core::int::{self, IntModel, RunError, Tiling};
 use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
 use tdquant_host::model::SwinIR;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// A valid W2A2 model exported from the golden bounds (once per test binary).
 fn model_bytes() -> Option<&'static [u8]> {

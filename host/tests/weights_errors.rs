@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
+use tdquant_core::crc32;
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::weights::{self, WeightsError, WeightsFormat};
 
@@ -354,21 +355,6 @@ fn missing_upsample_is_missing_key() {
         matches!(&err, WeightsError::MissingKey { key, .. } if key == "upsample.0.weight"),
         "{err:?}"
     );
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 fn u16_at(b: &[u8], i: usize) -> usize {

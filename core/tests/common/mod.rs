@@ -1,9 +1,39 @@
-//! Helpers shared by the container tests.
+//! Helpers shared by the core integration tests: a deterministic generator
+//! and the builders and byte surgery the container tests use.
+// Each test binary uses a subset.
 #![allow(dead_code)]
 
 use tdquant_core::{
     crc32, pack_codes, BitWidth, ContainerWriter, Dtype, PackedLayout, SectionSpec,
 };
+
+/// Deterministic xorshift64 generator, for dense sweeps that need no
+/// proptest runner. The state must be non-zero.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform-ish in `0..n` (modulo bias is irrelevant for tests).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Uniform in `[0, 1)` with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
 
 /// Byte offset of the CRC field in the header.
 pub const CRC_AT: usize = 20;

@@ -16,22 +16,7 @@ use crate::model::{self, SwinIR};
 /// The benchmark sets `eval` runs when none are named.
 pub const DEFAULT_SETS: &[&str] = &["Set5", "Set14", "B100"];
 
-/// Converts an LR image (CHW f32) into a `[1, 3, h, w]` tensor.
-pub fn image_to_tensor(img: &RgbImageF32, device: &Device) -> Result<Tensor> {
-    Ok(Tensor::from_slice(&img.data, (1, 3, img.h, img.w), device)?)
-}
-
-/// Converts a `[1, 3, H, W]` model output back into a CHW image.
-pub fn tensor_to_image(t: &Tensor) -> Result<RgbImageF32> {
-    let (b, c, h, w) = t.dims4()?;
-    if b != 1 || c != 3 {
-        bail!("expected a [1, 3, H, W] output, got {:?}", t.dims());
-    }
-    let data = t.flatten_all()?.to_vec1::<f32>()?;
-    RgbImageF32::new(h, w, data)
-}
-
-pub use crate::output::write_atomic;
+use crate::output::write_atomic;
 
 /// `tdquant eval`: BasicSR-exact PSNR/SSIM-Y of the FP model on `sets`;
 /// prints the table and writes `eval.json` and `eval.md` into `out_dir`.
@@ -77,24 +62,6 @@ fn publish_eval_report(report: &EvalReport, out_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Fails early, naming the folder, when a benchmark set is missing.
-pub fn check_sets_exist(data_root: &Path, sets: &[&str]) -> Result<()> {
-    if sets.is_empty() {
-        bail!("no benchmark sets named");
-    }
-    for set in sets {
-        let dir = data_root.join("benchmark").join(set).join("HR");
-        if !dir.is_dir() {
-            bail!(
-                "benchmark set {set:?} not found: {} is not a directory (data root {})",
-                dir.display(),
-                data_root.display()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// `tdquant bench fp`: median FP forward time for an `h × w` LR image.
 pub fn bench_fp(model_path: &Path, h: usize, w: usize, iters: usize) -> Result<f64> {
     let model = load_model(model_path)?;
@@ -108,24 +75,6 @@ pub fn bench_fp(model_path: &Path, h: usize, w: usize, iters: usize) -> Result<f
         candle_core::utils::get_num_threads()
     );
     Ok(secs)
-}
-
-/// File stem of the default model, the stand-in ×4 SwinIR-light.
-pub const DEFAULT_MODEL_STEM: &str = "swinir_light_x4_local";
-
-/// The default model under the data root: `models/swinir_light_x4_local.pth`
-/// (the shared data folder), else the params-only `.safetensors` of the same
-/// weights (the embedded bundle; same tensors bit for bit, so the same
-/// weights hash and the same outputs).
-pub fn default_model(data_root: &Path) -> PathBuf {
-    let models = data_root.join("models");
-    let pth = models.join(format!("{DEFAULT_MODEL_STEM}.pth"));
-    let st = models.join(format!("{DEFAULT_MODEL_STEM}.safetensors"));
-    if !pth.is_file() && st.is_file() {
-        st
-    } else {
-        pth
-    }
 }
 
 /// `tdquant eval --bounds`: BasicSR-exact PSNR/SSIM-Y of the **fake-quant**

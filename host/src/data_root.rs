@@ -174,3 +174,21 @@ pub fn record_skip(what: &str, reason: &str) {
         }
     }
 }
+
+/// File stem of the default model, the stand-in ×4 SwinIR-light.
+pub const DEFAULT_MODEL_STEM: &str = "swinir_light_x4_local";
+
+/// The default model under the data root: `models/swinir_light_x4_local.pth`
+/// (the shared data folder), else the params-only `.safetensors` of the same
+/// weights (the embedded bundle; same tensors bit for bit, so the same
+/// weights hash and the same outputs).
+pub fn default_model(data_root: &Path) -> PathBuf {
+    let models = data_root.join("models");
+    let pth = models.join(format!("{DEFAULT_MODEL_STEM}.pth"));
+    let st = models.join(format!("{DEFAULT_MODEL_STEM}.safetensors"));
+    if !pth.is_file() && st.is_file() {
+        st
+    } else {
+        pth
+    }
+}

@@ -26,7 +26,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 pub use crate::image_io::{rgb8_to_f32, tensor2img, RgbImageF32};
-pub use dataset::{BenchmarkEntry, BenchmarkPair, BenchmarkSet};
+pub use dataset::{check_sets_exist, BenchmarkEntry, BenchmarkPair, BenchmarkSet};
 pub use metrics::{psnr_ssim_y, YScores};
 pub use report::{EvalReport, ImageScore, SetReport};
 

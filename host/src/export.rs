@@ -205,9 +205,9 @@ pub struct GoldenExport {
 }
 
 impl GoldenExport {
-    /// Loads the default model under `root` ([`crate::app::default_model`]).
+    /// Loads the default model under `root` ([`crate::data_root::default_model`]).
     pub fn new(root: &Path) -> Result<Self> {
-        Self::with_model(root, &crate::app::default_model(root))
+        Self::with_model(root, &crate::data_root::default_model(root))
     }
 
     /// Loads the FP weights at `model_path` (golden bounds from `root`).
@@ -1059,7 +1059,7 @@ pub fn cli_export(
         &stats,
         &ExportOptions::default(),
     )?;
-    crate::app::write_atomic(output, &out.bytes)?;
+    crate::output::write_atomic(output, &out.bytes)?;
     println!(
         "wrote {}: W{b}A{b} ×{s}, {} bytes; FP32 parameters {} bytes; ratio {:.2}× (stream Q{})",
         output.display(),

@@ -11,7 +11,7 @@ use tdquant_core::int::{self, IntModel, Tiling};
 
 use crate::eval::{self, EvalReport, RgbImageF32};
 use crate::intfast::FastIntModel;
-use crate::upscale::TileChoice;
+use crate::tiling::TileChoice;
 
 /// A loaded, validated integer model.
 #[derive(Clone, Debug)]
@@ -187,7 +187,7 @@ pub fn cli_eval(
 ) -> Result<EvalReport> {
     let sr = IntSr::load(model_path)?;
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
-    crate::app::check_sets_exist(root, &sets)?;
+    crate::eval::check_sets_exist(root, &sets)?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     eprintln!(
         "integer W{b}A{b} evaluation of {}",
@@ -196,8 +196,8 @@ pub fn cli_eval(
     );
     let report = eval_int(&sr, root, &sets, tiles)?;
     report.print_table();
-    crate::app::write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
-    crate::app::write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
+    crate::output::write_atomic(&out_dir.join("eval.json"), report.to_json().as_bytes())?;
+    crate::output::write_atomic(&out_dir.join("eval.md"), report.to_markdown().as_bytes())?;
     eprintln!("wrote {}/eval.json and eval.md", out_dir.display());
     let mut int = |lr: &RgbImageF32| sr.upscale_f32(lr, None);
     eval::compare::write_comparison(

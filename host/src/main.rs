@@ -462,7 +462,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &root,
             &sets,
             &out,
-            tile.map(|t| tdquant_host::upscale::TileChoice {
+            tile.map(|t| tdquant_host::tiling::TileChoice {
                 tile: Some(t),
                 halo,
                 ..Default::default()
@@ -501,7 +501,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             halo,
             mem_budget_mib,
         } => {
-            let tiles = tdquant_host::upscale::TileChoice {
+            let tiles = tdquant_host::tiling::TileChoice {
                 tile,
                 halo,
                 budget: mem_budget_mib.saturating_mul(1 << 20),
@@ -616,8 +616,43 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", without_backtrace(&format!("{e:#}")));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The message without the backtrace that candle appends to its errors when
+/// `RUST_BACKTRACE` is set: a user needs the problem, not our stack.
+fn without_backtrace(msg: &str) -> String {
+    let mut out = Vec::new();
+    for line in msg.lines() {
+        let t = line.trim_start();
+        // Frames are indented: "   0: path::fn" then "      at file:line".
+        let indented = line.starts_with(' ');
+        let frame = t
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if indented && (frame || t.starts_with("at ")) {
+            continue;
+        }
+        if t == "stack backtrace:" {
+            continue;
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_backtrace;
+
+    #[test]
+    fn candle_backtraces_are_cut_and_the_message_kept() {
+        let msg = "loading model m.pth: shape mismatch in conv\n   0: candle_core::error::Error::bt\n             at /x/error.rs:10:5\n   1: tdquant::main\nstack backtrace:";
+        assert_eq!(without_backtrace(msg), "loading model m.pth: shape mismatch in conv");
+        let plain = "bounds: expected 384 pairs\nfound 12: see --bits";
+        assert_eq!(without_backtrace(plain), plain);
     }
 }

@@ -41,6 +41,7 @@ use candle_core::{DType, Device, Result, Tensor, D};
 
 pub use self::geometry::Geometry;
 pub use self::hook::{FeatureRecorder, FeatureTap, FpHook, Site, SiteHook, SiteId, NUM_SITES};
+use crate::image_io::RgbImageF32;
 use crate::weights::{self, SwinIrWeights, WeightsError, DEPTH, EMBED_DIM, NUM_HEADS, NUM_LAYERS};
 use geometry::WINDOW_TOKENS;
 
@@ -520,4 +521,19 @@ pub fn weights_content_sha256(w: &SwinIrWeights) -> std::result::Result<String, 
         }
     }
     Ok(format!("{:x}", h.finalize()))
+}
+
+/// Converts an LR image (CHW f32) into a `[1, 3, h, w]` tensor.
+pub fn image_to_tensor(img: &RgbImageF32, device: &Device) -> anyhow::Result<Tensor> {
+    Ok(Tensor::from_slice(&img.data, (1, 3, img.h, img.w), device)?)
+}
+
+/// Converts a `[1, 3, H, W]` model output back into a CHW image.
+pub fn tensor_to_image(t: &Tensor) -> anyhow::Result<RgbImageF32> {
+    let (b, c, h, w) = t.dims4()?;
+    if b != 1 || c != 3 {
+        bail!("expected a [1, 3, H, W] output, got {:?}", t.dims());
+    }
+    let data = t.flatten_all()?.to_vec1::<f32>()?;
+    RgbImageF32::new(h, w, data)
 }

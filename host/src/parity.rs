@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use tdquant_gpu::{parity, CpuReference, HostKernelBackend, IntegerBackend, KernelPath};
 
-use crate::app::check_sets_exist;
+use crate::eval::check_sets_exist;
 use crate::eval::BenchmarkSet;
 use crate::intfast::FastIntModel;
 use crate::intmodel::IntSr;

@@ -189,6 +189,44 @@ fn axis((a, b): (usize, usize), halo: usize, n: usize) -> AxisCut {
     }
 }
 
+/// How to cut the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileChoice {
+    /// `--tile`: forces tiling with this core side (clipped to the image).
+    pub tile: Option<usize>,
+    /// `--halo` (default: exact for the integer model, [`FP_HALO`] for FP).
+    pub halo: Option<usize>,
+    /// Memory budget in bytes for automatic tiling.
+    pub budget: usize,
+}
+
+impl Default for TileChoice {
+    fn default() -> Self {
+        Self {
+            tile: None,
+            halo: None,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
+impl TileChoice {
+    /// The plan for an `h × w` image (`None`: untiled).
+    pub fn plan(
+        &self,
+        h: usize,
+        w: usize,
+        default_halo: usize,
+        bytes_per_px: usize,
+    ) -> Result<Option<TilePlan>> {
+        let halo = self.halo.unwrap_or(default_halo);
+        match self.tile {
+            Some(t) => Ok(Some(TilePlan::clipped(t, halo, h, w)?)),
+            None => TilePlan::for_budget(h, w, halo, self.budget, bytes_per_px),
+        }
+    }
+}
+
 /// Upscales `img` (`h × w` RGB8) by `scale` tile by tile (`plan`), handing
 /// each finished band of output rows (`rows × (scale·w) × 3` bytes) to
 /// `emit`. `upscale(ctx, ch, cw)` is any whole-image upscaler.

@@ -23,44 +23,6 @@ use crate::tiling::{
 /// within the tolerance `tests/tiling_exact.rs` states of the untiled one.
 pub const FP_HALO: usize = 32;
 
-/// How to cut the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TileChoice {
-    /// `--tile`: forces tiling with this core side (clipped to the image).
-    pub tile: Option<usize>,
-    /// `--halo` (default: exact for the integer model, [`FP_HALO`] for FP).
-    pub halo: Option<usize>,
-    /// Memory budget in bytes for automatic tiling.
-    pub budget: usize,
-}
-
-impl Default for TileChoice {
-    fn default() -> Self {
-        Self {
-            tile: None,
-            halo: None,
-            budget: DEFAULT_BUDGET,
-        }
-    }
-}
-
-impl TileChoice {
-    /// The plan for an `h × w` image (`None`: untiled).
-    pub fn plan(
-        &self,
-        h: usize,
-        w: usize,
-        default_halo: usize,
-        bytes_per_px: usize,
-    ) -> Result<Option<TilePlan>> {
-        let halo = self.halo.unwrap_or(default_halo);
-        match self.tile {
-            Some(t) => Ok(Some(TilePlan::clipped(t, halo, h, w)?)),
-            None => TilePlan::for_budget(h, w, halo, self.budget, bytes_per_px),
-        }
-    }
-}
-
 /// Upscales an RGB8 image with `run` (a whole-image upscaler), tiled by
 /// `plan`, streaming rows into the PNG at `output`.
 fn upscale_to_png(
@@ -151,7 +113,7 @@ pub fn upscale_fp(model_path: &Path, input: &Path, output: &Path, tiles: TileCho
 pub fn fp_upscale_raw(model: &SwinIR, x: &[u8], h: usize, w: usize) -> Result<Vec<u8>> {
     let img = image::RgbImage::from_raw(w as u32, h as u32, x.to_vec()).context("input size")?;
     let lr = rgb8_to_f32(&img);
-    let t = crate::app::image_to_tensor(&lr, model.device())?;
-    let y = crate::app::tensor_to_image(&model.upscale(&t)?)?;
+    let t = crate::model::image_to_tensor(&lr, model.device())?;
+    let y = crate::model::tensor_to_image(&model.upscale(&t)?)?;
     Ok(tensor2img(&y).into_raw())
 }

@@ -47,7 +47,7 @@ fn every_file_matches_sha256sums_and_none_is_unlisted() {
 #[test]
 fn bundle_default_model_is_the_safetensors_and_evaluates_like_pytorch() {
     let root = embedded_root();
-    let model_path = app::default_model(&root);
+    let model_path = tdquant_host::data_root::default_model(&root);
     assert!(
         model_path.extension().is_some_and(|e| e == "safetensors"),
         "{}",
@@ -68,7 +68,8 @@ fn safetensors_holds_the_pth_tensors_bit_for_bit() {
         return;
     };
     let pth = tdquant_host::weights::load(shared.join("models/swinir_light_x4_local.pth")).unwrap();
-    let st = tdquant_host::weights::load(app::default_model(&embedded_root())).unwrap();
+    let st = tdquant_host::weights::load(tdquant_host::data_root::default_model(&embedded_root()))
+        .unwrap();
     assert_eq!(pth.tensors.len(), st.tensors.len());
     for (k, a) in &pth.tensors {
         let b = st.tensors.get(k).unwrap_or_else(|| panic!("{k} missing"));
@@ -83,7 +84,7 @@ fn safetensors_holds_the_pth_tensors_bit_for_bit() {
         );
     }
     let a = SwinIR::load(shared.join("models/swinir_light_x4_local.pth")).unwrap();
-    let b = SwinIR::load(app::default_model(&embedded_root())).unwrap();
+    let b = SwinIR::load(tdquant_host::data_root::default_model(&embedded_root())).unwrap();
     assert_eq!(a.weights_sha256(), b.weights_sha256());
     assert!(a.weights_sha256().is_some());
 }

@@ -117,7 +117,7 @@ fn feature_loss_is_per_sample_normalised() {
 
 fn setup(what: &str) -> Option<(PathBuf, SwinIR)> {
     let root = data_root_for(what, TestData::Bundle)?;
-    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model = SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     Some((root, model))
 }
 

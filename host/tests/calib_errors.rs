@@ -358,7 +358,7 @@ fn eval_rejects_foreign_bounds() {
     let Some(root) = data_root_for("calib_errors eval", TestData::Bundle) else {
         return;
     };
-    let model = tdquant_host::app::default_model(&root);
+    let model = tdquant_host::data_root::default_model(&root);
     let d = tmp("eval");
     let p = d.join("b.safetensors");
     save_bounds(&p, &bounds(), &meta(4, SHA_A)).unwrap();

@@ -16,17 +16,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tdquant_host::app::{image_to_tensor, tensor_to_image};
 use tdquant_host::calib::bounds_file::{load_bounds, BoundsExpect, CALIBRATION_BATCH};
 use tdquant_host::calib::dobi::{dobi_candidates, DobiConfig};
 use tdquant_host::calib::{DobiMode, HookMode, InitPlan, QuantHook};
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::evaluate_sets;
+use tdquant_host::model::{image_to_tensor, tensor_to_image};
 use tdquant_host::model::{SiteId, SwinIR};
 
 fn setup(what: &str) -> Option<(PathBuf, SwinIR)> {
     let root = data_root_for_test(what)?;
-    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model = SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     Some((root, model))
 }
 

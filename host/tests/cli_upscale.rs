@@ -101,7 +101,8 @@ fn upscale_output_matches_eval_path_on_a_benchmark_image() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let model = tdquant_host::model::SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model =
+        tdquant_host::model::SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let lr =
         tdquant_host::image_io::rgb8_to_f32(&tdquant_host::image_io::read_rgb8(&input).unwrap());
     let x = tdquant_host::app::image_to_tensor(&lr, model.device()).unwrap();

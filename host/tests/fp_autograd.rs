@@ -297,7 +297,7 @@ fn model_is_differentiable_through_every_site() {
     let Some(root) = data_root_for("model_is_differentiable", TestData::Bundle) else {
         return;
     };
-    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model = SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let hook = ScaleHook {
         vars: SiteId::all()
             .map(|s| (s, Var::ones(1, DType::F32, &Device::Cpu).unwrap()))
@@ -344,7 +344,7 @@ fn from_varmap_matches_and_reaches_weights() {
     let Some(root) = data_root_for("from_varmap", TestData::Bundle) else {
         return;
     };
-    let w = tdquant_host::weights::load(tdquant_host::app::default_model(&root)).unwrap();
+    let w = tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let model = SwinIR::from_weights(&w).unwrap();
     let vm = candle_nn::VarMap::new();
     {

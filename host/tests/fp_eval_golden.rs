@@ -23,7 +23,13 @@ fn eval_reproduces_reference_metrics_on_set5_set14_b100() {
     .expect("golden metrics JSON");
     let sets: Vec<String> = ["Set5", "Set14", "B100"].map(String::from).to_vec();
     let out = std::env::temp_dir().join(format!("tdq-fp-eval-{}", std::process::id()));
-    let report = app::eval_fp(&app::default_model(&root), &root, &sets, &out).expect("eval");
+    let report = app::eval_fp(
+        &tdquant_host::data_root::default_model(&root),
+        &root,
+        &sets,
+        &out,
+    )
+    .expect("eval");
     assert!(out.join("eval.json").is_file() && out.join("eval.md").is_file());
     let _ = std::fs::remove_dir_all(&out);
 

@@ -26,7 +26,7 @@ fn diff(a: &Tensor, b: &Tensor) -> (f32, f32, f32) {
 fn load() -> Option<(SwinIR, HashMap<String, Tensor>)> {
     let root = data_root_for_test("fp_golden")?;
     let t0 = Instant::now();
-    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model = SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     println!("model loaded in {:?}", t0.elapsed());
     let golden =
         candle_core::safetensors::load(root.join("golden/x4_local_fp.safetensors"), &Device::Cpu)

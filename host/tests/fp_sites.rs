@@ -105,7 +105,7 @@ fn forward_visits_every_site_once_with_documented_shapes() {
     let Some(root) = data_root_for("forward_visits_every_site", TestData::Bundle) else {
         return;
     };
-    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model = SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let (b, h, w) = (2usize, 16usize, 24usize);
     let nw = (h / 8) * (w / 8);
     let x = Tensor::rand(0f32, 1., (b, 3, h, w), &Device::Cpu).unwrap();
@@ -172,7 +172,7 @@ fn hook_results_are_used() {
     let Some(root) = data_root_for("hook_results_are_used", TestData::Bundle) else {
         return;
     };
-    let model = SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model = SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let x = Tensor::rand(0f32, 1., (1, 3, 16, 16), &Device::Cpu).unwrap();
     let fp = model.forward(&x).unwrap();
     // Every one of the 16 kinds, in an odd (shifted) block.

@@ -14,7 +14,8 @@ fn integer_psnr_within_0_1_db_of_fake_quant_w4a4_set5() {
     let Some(root) = data_root_for_test("int_psnr") else {
         return;
     };
-    let weights = tdquant_host::weights::load(tdquant_host::app::default_model(&root)).unwrap();
+    let weights =
+        tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let model = SwinIR::from_weights(&weights).unwrap();
     let bits = 4;
     let loaded = load_export_bounds(

@@ -21,7 +21,7 @@ fn model_bytes() -> Option<&'static [u8]> {
         .get_or_init(|| {
             let root = data_root_for("int_robustness", TestData::Bundle)?;
             let weights =
-                tdquant_host::weights::load(tdquant_host::app::default_model(&root)).unwrap();
+                tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
             let model = SwinIR::from_weights(&weights).unwrap();
             let loaded = load_export_bounds(
                 &root.join("golden/dobi_released_w2.safetensors"),

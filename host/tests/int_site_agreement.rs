@@ -345,7 +345,8 @@ fn integer_sites_agree_with_fake_quant() {
     let Some(root) = data_root_for_test("int_site_agreement") else {
         return;
     };
-    let weights = tdquant_host::weights::load(tdquant_host::app::default_model(&root)).unwrap();
+    let weights =
+        tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let model = SwinIR::from_weights(&weights).unwrap();
     let butterfly = rgb8_to_f32(
         &read_rgb8(&root.join("benchmark/Set5/LR_bicubic/X4/butterflyx4.png")).unwrap(),

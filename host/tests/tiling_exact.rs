@@ -102,7 +102,8 @@ fn fp_tiles_with_the_default_halo_are_within_tolerance() {
     let Some(root) = data_root_for("tiling_exact fp", TestData::Bundle) else {
         return;
     };
-    let model = tdquant_host::model::SwinIR::load(tdquant_host::app::default_model(&root)).unwrap();
+    let model =
+        tdquant_host::model::SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let s = model.scale();
     let (h, w) = (72, 160);
     let img = image(h, w);

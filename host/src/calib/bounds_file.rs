@@ -35,8 +35,8 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::quantmodel::check_bits;
-use crate::app::write_atomic;
 use crate::model::hook::{SiteId, NUM_SITES};
+use crate::output::write_atomic;
 
 /// Value of [`BoundsMeta::format`].
 pub const BOUNDS_FORMAT: &str = "tdquant-bounds-v1";

@@ -57,10 +57,12 @@ use super::quantmodel::{
     InitMethod, InitPlan, QuantHook, SiteInit,
 };
 use super::report::{write_loss_csv, write_loss_png, CalibReport, EvalRow, StageTime};
-use crate::app::{check_sets_exist, image_to_tensor, tensor_to_image, write_atomic};
+use crate::eval::check_sets_exist;
 use crate::eval::{self, EvalReport};
 use crate::model::hook::SiteId;
 use crate::model::SwinIR;
+use crate::model::{image_to_tensor, tensor_to_image};
+use crate::output::write_atomic;
 
 /// Files of a run folder.
 pub const RUN_FILES: &[&str] = &[
@@ -114,21 +116,6 @@ impl Method {
     }
 }
 
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "minmax" => Ok(Method::MinMax),
-            "percentile" => Ok(Method::Percentile),
-            "dobi" => Ok(Method::Dobi),
-            "2dquant" => Ok(Method::TwoDQuant),
-            o => Err(format!(
-                "unknown method {o:?} (minmax, percentile, dobi or 2dquant)"
-            )),
-        }
-    }
-}
-
 /// Preset names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -139,18 +126,6 @@ pub enum Preset {
     Paper,
     /// Released yml.
     Released,
-}
-
-impl std::str::FromStr for Preset {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "quick" => Ok(Preset::Quick),
-            "paper" => Ok(Preset::Paper),
-            "released" => Ok(Preset::Released),
-            o => Err(format!("unknown preset {o:?} (quick, paper or released)")),
-        }
-    }
 }
 
 impl Preset {
@@ -212,7 +187,7 @@ impl CalibConfig {
             seed: 0,
             dqc: DqcConfig::paper(),
             eval_sets: vec!["Set5".into()],
-            model: crate::app::default_model(data_root),
+            model: crate::data_root::default_model(data_root),
             calib_dir: data_root.join(CALIB_DIR),
             data_root: data_root.to_path_buf(),
         };

@@ -81,9 +81,9 @@ use serde::{Deserialize, Serialize};
 use super::data::{CalibPool, SplitMix64};
 use super::quantmodel::{HookMode, QuantHook};
 use super::schedule::{AdamConfig, FlatAdam, LrSchedule};
-use crate::app::write_atomic;
 use crate::model::hook::{FeatureRecorder, FeatureTap, NUM_SITES};
 use crate::model::SwinIR;
+use crate::output::write_atomic;
 use crate::weights::NUM_LAYERS;
 
 /// Default λ (see the module docs).
@@ -99,19 +99,6 @@ pub enum LossNorm {
     Released,
 }
 
-impl std::str::FromStr for LossNorm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "paper" => Ok(Self::Paper),
-            "released" => Ok(Self::Released),
-            o => Err(format!(
-                "unknown loss normalisation {o:?} (paper or released)"
-            )),
-        }
-    }
-}
-
 /// Learning-rate schedule kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -120,17 +107,6 @@ pub enum ScheduleKind {
     Cosine,
     /// Constant (released yml).
     Constant,
-}
-
-impl std::str::FromStr for ScheduleKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cosine" => Ok(Self::Cosine),
-            "constant" => Ok(Self::Constant),
-            o => Err(format!("unknown schedule {o:?} (cosine or constant)")),
-        }
-    }
 }
 
 /// DQC hyper-parameters.

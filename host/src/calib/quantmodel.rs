@@ -160,19 +160,6 @@ impl fmt::Display for DobiMode {
     }
 }
 
-impl std::str::FromStr for DobiMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "paper" => Ok(DobiMode::Paper),
-            "released" => Ok(DobiMode::Released),
-            o => Err(format!(
-                "unknown DOBI mode {o:?} (expected paper or released)"
-            )),
-        }
-    }
-}
-
 /// The paper's strategy for a site kind: one-sided for the exponential-like
 /// post-softmax map and post-GELU input, two-sided for the bell-shaped rest.
 pub fn paper_strategy(site: Site) -> DobiStrategy {

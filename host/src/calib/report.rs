@@ -11,8 +11,8 @@ use image::{Rgb, RgbImage};
 use serde::Serialize;
 
 use super::dqc::LossRecord;
-use crate::app::write_atomic;
 use crate::eval::EvalReport;
+use crate::output::write_atomic;
 
 /// Wall time of one stage.
 #[derive(Clone, Debug, PartialEq, Serialize)]

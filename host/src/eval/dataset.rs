@@ -197,3 +197,21 @@ pub fn crop_gt(hr: &RgbImage, lr: &RgbImage, scale: usize) -> anyhow::Result<Rgb
     );
     Ok(image::imageops::crop_imm(hr, 0, 0, tw as u32, th as u32).to_image())
 }
+
+/// Fails early, naming the folder, when a benchmark set is missing.
+pub fn check_sets_exist(data_root: &Path, sets: &[&str]) -> anyhow::Result<()> {
+    if sets.is_empty() {
+        anyhow::bail!("no benchmark sets named");
+    }
+    for set in sets {
+        let dir = data_root.join("benchmark").join(set).join("HR");
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "benchmark set {set:?} not found: {} is not a directory (data root {})",
+                dir.display(),
+                data_root.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -34,9 +34,9 @@ pub const CHECKPOINT_FORMAT: &str = "tdquant-dqc-checkpoint-v2";
 pub const MAX_CHECKPOINT_BYTES: u64 = 64 << 20;
 
 /// The `__metadata__` key of the JSON metadata.
-const META_KEY: &str = "tdquant";
+pub const META_KEY: &str = "tdquant";
 /// The `__metadata__` key of the payload checksum.
-const SHA_KEY: &str = "sha256";
+pub const SHA_KEY: &str = "sha256";
 
 #[derive(Serialize, Deserialize)]
 struct CheckpointMeta {
@@ -124,8 +124,10 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// SHA-256 of the checkpoint payload (module docs), lower-case hex.
-fn payload_sha256(meta_json: &str, bounds: &[u8], m: &[u8], v: &[u8]) -> String {
+/// SHA-256 of the checkpoint payload (module docs), lower-case hex: `meta_json` is the
+/// `"tdquant"` metadata string, then the bytes of `bounds`, `adam_m` and `adam_v`. Public for
+/// tools that rewrite checkpoints (the structure-aware fuzzer).
+pub fn payload_sha256(meta_json: &str, bounds: &[u8], m: &[u8], v: &[u8]) -> String {
     let mut h = Sha256::new();
     for part in [meta_json.as_bytes(), bounds, m, v] {
         h.update((part.len() as u64).to_le_bytes());

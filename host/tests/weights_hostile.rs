@@ -248,6 +248,7 @@ fn huge_declared_lengths_are_checked() {
     let data = f32_bytes(&[1.0, 2.0, 3.0, 4.0]);
     for (numel, offset, size, stride, needle) in [
         (4, 0, vec![1i64 << 40, 1 << 40], vec![1, 1], "overflows"),
+        (4, 0, vec![0, 1 << 40, 1 << 40], vec![1, 1, 1], "overflows"),
         (4, 0, vec![8], vec![1], "more than the 4 of storage 0"),
         (4, 3, vec![2], vec![1], "reaches past the 4 elements"),
         (4, 0, vec![2, 2], vec![1 << 62, 1], "reaches past"),

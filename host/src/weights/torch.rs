@@ -222,6 +222,16 @@ pub fn materialize(
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("size {:?} overflows", rec.shape))?;
     if numel == 0 {
+        // Empty, but the other dimensions still make candle's strides: they must not overflow.
+        let strides_fit = rec
+            .shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(elem, |a, &d| a.checked_mul(d))
+            .is_some_and(|b| b <= isize::MAX as usize);
+        if !strides_fit {
+            return Err(format!("size {:?} overflows", rec.shape));
+        }
         return Tensor::zeros(rec.shape.as_slice(), rec.dtype, &Device::Cpu)
             .map_err(|e| e.to_string());
     }

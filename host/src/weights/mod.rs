@@ -5,10 +5,10 @@
 //!   under `"params"` (BasicSR / SwinIR releases). The state dict is taken from `"params"` if that
 //!   key exists, else from `"params_ema"`, else the top-level dict itself is taken as the state dict
 //!   (what SwinIR's `main_test_swinir.py` does with `param_key_g = 'params'`; the official files
-//!   and the local stand-in have only `"params"`). The zip container is read by [`zip`], the
-//!   pickle decoded by [`pickle`] and turned into tensors by [`torch`]: all three bounded by
-//!   construction (no recursion, memory linear in the bytes present, every length and offset
-//!   checked), so no file can crash the process or make it allocate without bound;
+//!   and the local stand-in have only `"params"`). The zip container is read by the `zip`
+//!   submodule, the pickle decoded by [`pickle`] and turned into tensors by [`torch`]: all three
+//!   bounded by construction (no recursion, memory linear in the bytes present, every length
+//!   and offset checked), so no file can crash the process or make it allocate without bound;
 //! - `.safetensors`.
 //!
 //! Files are read by [`crate::input_file::read_regular`]: devices, FIFOs and files over

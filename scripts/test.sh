@@ -55,3 +55,6 @@ bash scripts/firmware-check.sh
 
 step "integer SwinIR-light on the Cortex-M4 under QEMU, bit-exact with the host (W4A4 x4, 32x32 tile)"
 bash scripts/firmware-int-check.sh 4 32
+
+step "fuzz smoke: the stable mutation fuzzer, 20 s per input parser, then the regression corpus"
+bash scripts/fuzz.sh --smoke

@@ -15,6 +15,7 @@ pub mod data_root;
 pub mod eval;
 pub mod export;
 pub mod image_io;
+pub mod input_file;
 pub mod intfast;
 pub mod intmodel;
 pub mod model;

@@ -27,6 +27,9 @@
 //! tensor name, a bound that is not a finite `[1]` f32 or has `l ≥ u`.
 //! Tolerated extra tensors: `calibration_batch` (golden files) and
 //! `*.n_bit` (released checkpoints; its value must equal the bit width).
+//! Files are read with a size cap ([`MAX_BOUNDS_FILE_BYTES`], [`MAX_SIDECAR_BYTES`]) and
+//! special files (devices, FIFOs) are refused before any byte is read; the safetensors
+//! header and every tensor's byte range are checked by the `safetensors` crate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::quantmodel::check_bits;
+use crate::input_file::read_regular;
 use crate::model::hook::{SiteId, NUM_SITES};
 use crate::output::write_atomic;
 
@@ -42,6 +46,10 @@ use crate::output::write_atomic;
 pub const BOUNDS_FORMAT: &str = "tdquant-bounds-v1";
 /// The `__metadata__` key holding the JSON metadata.
 pub const META_KEY: &str = "tdquant";
+/// Largest bounds file read (one is 60 KB; a golden file with its calibration batch 0.5 MB).
+pub const MAX_BOUNDS_FILE_BYTES: u64 = 64 << 20;
+/// Largest metadata sidecar read.
+pub const MAX_SIDECAR_BYTES: u64 = 16 << 20;
 /// Extra tensor the golden files carry.
 pub const CALIBRATION_BATCH: &str = "calibration_batch";
 
@@ -49,12 +57,14 @@ pub const CALIBRATION_BATCH: &str = "calibration_batch";
 #[derive(Debug, thiserror::Error)]
 pub enum BoundsError {
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    // The cause (with its context chain, `{:#}`) is part of the message and deliberately not a
+    // `source()`, so that error chains print it once.
+    #[error("{path}: {cause:#}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: anyhow::Error,
+        cause: anyhow::Error,
     },
     /// Not a readable safetensors file or bad metadata JSON.
     #[error("{path}: not a valid bounds file: {what}")]
@@ -242,9 +252,9 @@ pub fn save_bounds(
     bounds: &[(f32, f32)],
     meta: &BoundsMeta,
 ) -> Result<(), BoundsError> {
-    let io = |source| BoundsError::Io {
+    let io = |cause| BoundsError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let bytes = bounds_bytes(bounds, meta).map_err(io)?;
     write_atomic(path, &bytes).map_err(io)?;
@@ -257,9 +267,9 @@ pub fn save_bounds(
 /// Read a bounds file (see the module docs for what is checked).
 pub fn load_bounds(path: &Path, expect: &BoundsExpect) -> Result<LoadedBounds, BoundsError> {
     let p = || path.to_path_buf();
-    let data = std::fs::read(path).map_err(|e| BoundsError::Io {
+    let data = read_regular(path, MAX_BOUNDS_FILE_BYTES).map_err(|e| BoundsError::Io {
         path: p(),
-        source: anyhow::Error::new(e).context("reading bounds file"),
+        cause: anyhow::Error::new(e).context("reading bounds file"),
     })?;
     let fmt_err = |what: String| BoundsError::Format { path: p(), what };
     let (_, header) =
@@ -274,14 +284,16 @@ pub fn load_bounds(path: &Path, expect: &BoundsExpect) -> Result<LoadedBounds, B
     if meta.is_none() {
         let side = sidecar_path(path);
         if side.is_file() {
-            let js = std::fs::read_to_string(&side).map_err(|e| BoundsError::Io {
+            let js = read_regular(&side, MAX_SIDECAR_BYTES).map_err(|e| BoundsError::Io {
                 path: side.clone(),
-                source: e.into(),
+                cause: anyhow::Error::new(e).context("reading the metadata sidecar"),
             })?;
-            meta = Some(serde_json::from_str(&js).map_err(|e| BoundsError::Format {
-                path: side.clone(),
-                what: format!("metadata JSON: {e}"),
-            })?);
+            meta = Some(
+                serde_json::from_slice(&js).map_err(|e| BoundsError::Format {
+                    path: side.clone(),
+                    what: format!("metadata JSON: {e}"),
+                })?,
+            );
         }
     }
     // Bit width.

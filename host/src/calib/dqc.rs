@@ -75,13 +75,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::data::{CalibPool, SplitMix64};
 use super::quantmodel::{HookMode, QuantHook};
 use super::schedule::{AdamConfig, FlatAdam, LrSchedule};
-use crate::model::hook::{FeatureRecorder, FeatureTap, NUM_SITES};
+use crate::model::hook::{FeatureRecorder, FeatureTap};
 use crate::model::SwinIR;
 use crate::output::write_atomic;
 use crate::weights::NUM_LAYERS;
@@ -234,19 +234,6 @@ pub struct DqcState {
     pub log: Vec<LossRecord>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointMeta {
-    format: String,
-    iteration: usize,
-    adam_step: u64,
-    rng_state: u64,
-    fingerprint: String,
-    log: Vec<LossRecord>,
-}
-
-/// Format tag of DQC checkpoints.
-pub const CHECKPOINT_FORMAT: &str = "tdquant-dqc-checkpoint-v1";
-
 /// Smallest `u − l` DQC leaves, relative to `max(|l|, |u|)` (module docs).
 pub const MIN_GAP_REL: f32 = 1.0 / 1024.0;
 
@@ -285,97 +272,6 @@ impl DqcState {
             iteration: 0,
             log: Vec::new(),
         }
-    }
-
-    /// Write the checkpoint atomically (`fingerprint` identifies the run
-    /// configuration; [`DqcState::load`] refuses another one).
-    pub fn save(&self, path: &Path, fingerprint: &str) -> anyhow::Result<()> {
-        let b = flatten(&self.bounds);
-        let as_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (bb, mb, vb) = (as_bytes(&b), as_bytes(&self.adam.m), as_bytes(&self.adam.v));
-        let n = b.len();
-        let views = vec![
-            (
-                "adam_m",
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n], &mb)?,
-            ),
-            (
-                "adam_v",
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n], &vb)?,
-            ),
-            (
-                "bounds",
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![n / 2, 2], &bb)?,
-            ),
-        ];
-        let meta = CheckpointMeta {
-            format: CHECKPOINT_FORMAT.into(),
-            iteration: self.iteration,
-            adam_step: self.adam.t,
-            rng_state: self.rng.state,
-            fingerprint: fingerprint.into(),
-            log: self.log.clone(),
-        };
-        let mut md = std::collections::HashMap::new();
-        md.insert("tdquant".to_string(), serde_json::to_string(&meta)?);
-        let bytes = safetensors::tensor::serialize(views, Some(md))?;
-        write_atomic(path, &bytes)
-    }
-
-    /// Read a checkpoint written by [`DqcState::save`] for the same
-    /// configuration.
-    pub fn load(path: &Path, cfg: &DqcConfig, fingerprint: &str) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let data = std::fs::read(path)
-            .with_context(|| format!("reading checkpoint {}", path.display()))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&data)
-            .map_err(|e| anyhow::anyhow!("{}: not a DQC checkpoint: {e:?}", path.display()))?;
-        let js = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get("tdquant"))
-            .ok_or_else(|| anyhow::anyhow!("{}: checkpoint without metadata", path.display()))?;
-        let meta: CheckpointMeta = serde_json::from_str(js)?;
-        anyhow::ensure!(
-            meta.format == CHECKPOINT_FORMAT,
-            "{}: checkpoint format {:?}, expected {CHECKPOINT_FORMAT:?}",
-            path.display(),
-            meta.format
-        );
-        anyhow::ensure!(
-            meta.fingerprint == fingerprint,
-            "{}: checkpoint belongs to another configuration",
-            path.display()
-        );
-        let t = candle_core::safetensors::load_buffer(&data, &Device::Cpu)?;
-        let get = |k: &str| -> anyhow::Result<Vec<f32>> {
-            Ok(t.get(k)
-                .ok_or_else(|| anyhow::anyhow!("{}: checkpoint lacks {k}", path.display()))?
-                .flatten_all()?
-                .to_vec1::<f32>()?)
-        };
-        let bounds = unflatten(&get("bounds")?);
-        anyhow::ensure!(
-            bounds.len() == NUM_SITES,
-            "{}: wrong bound count",
-            path.display()
-        );
-        let mut adam = FlatAdam::new(2 * NUM_SITES, cfg.adam());
-        adam.m = get("adam_m")?;
-        adam.v = get("adam_v")?;
-        adam.t = meta.adam_step;
-        anyhow::ensure!(
-            adam.m.len() == 2 * NUM_SITES && adam.v.len() == 2 * NUM_SITES,
-            "{}: wrong Adam state size",
-            path.display()
-        );
-        Ok(Self {
-            bounds,
-            adam,
-            rng: SplitMix64::new(meta.rng_state),
-            iteration: meta.iteration,
-            log: meta.log,
-        })
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod bounds_file;
 pub mod calibrate;
+pub mod checkpoint;
 pub mod data;
 pub mod dobi;
 pub mod dqc;

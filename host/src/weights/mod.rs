@@ -5,12 +5,14 @@
 //!   under `"params"` (BasicSR / SwinIR releases). The state dict is taken from `"params"` if that
 //!   key exists, else from `"params_ema"`, else the top-level dict itself is taken as the state dict
 //!   (what SwinIR's `main_test_swinir.py` does with `param_key_g = 'params'`; the official files
-//!   and the local stand-in have only `"params"`). The pickle is decoded with candle's
-//!   [`candle_core::pickle`] machinery; the zip container is read by a small stored-entry reader
-//!   here (`StoredZip`) because the `zip` 9.8 crate behind `candle_core::pickle::read_all`
-//!   rejects the central directory `torch.save` writes ("Invalid Central Directory header"), so
-//!   candle's own `.pth` loader cannot open these files. Entries are CRC-32 checked;
+//!   and the local stand-in have only `"params"`). The zip container is read by the `zip`
+//!   submodule, the pickle decoded by [`pickle`] and turned into tensors by [`torch`]: all three
+//!   bounded by construction (no recursion, memory linear in the bytes present, every length
+//!   and offset checked), so no file can crash the process or make it allocate without bound;
 //! - `.safetensors`.
+//!
+//! Files are read by [`crate::input_file::read_regular`]: devices, FIFOs and files over
+//! [`MAX_WEIGHTS_FILE_BYTES`] are refused before any byte is read.
 //!
 //! The state dict is then validated strictly against the SwinIR-light key set and shapes
 //! ([`expected_shapes`]): every expected key must be present with its exact shape, and no other
@@ -18,17 +20,24 @@
 //! which are dropped (the model recomputes them for every input size). The upscaling factor is
 //! inferred from `upsample.0.weight`, shaped `[3·s², 60, 3, 3]` with `s ∈ {2, 3, 4}`.
 //!
-//! Every failure is a typed [`WeightsError`]; garbage input never panics (the pickle decoder is
-//! additionally run under `catch_unwind`, a panic there is reported as [`WeightsError::Corrupt`]).
+//! Every failure is a typed [`WeightsError`]; garbage input never panics.
 //! [`SwinIrWeights::sha256`] is the SHA-256 of the file bytes, recorded by the calibration output.
 
+pub mod pickle;
+pub mod torch;
+mod zip;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use candle_core::pickle::{Object, Stack};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
+
+use self::torch::RecordError;
+use self::zip::StoredZip;
+
+/// Largest weights file read (SwinIR-light is 3.7 MB; the largest SwinIR about 140 MB).
+pub const MAX_WEIGHTS_FILE_BYTES: u64 = 1 << 30;
 
 /// Embedding dimension of SwinIR-light.
 pub const EMBED_DIM: usize = 60;
@@ -49,13 +58,14 @@ pub const RPB_ROWS: usize = (2 * WINDOW - 1) * (2 * WINDOW - 1);
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     /// The file could not be read.
-    #[error("cannot read weights file {path}: {source}")]
+    // The cause is part of the message and deliberately not a `source()`, so that error chains
+    // print it once.
+    #[error("cannot read weights file {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (`InvalidInput` for a special file, `FileTooLarge` past the cap).
+        cause: std::io::Error,
     },
     /// The file is neither a zip PyTorch checkpoint nor a safetensors file.
     #[error(
@@ -176,12 +186,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Lower-case hex SHA-256 of the file at `path`.
 pub fn file_sha256(path: impl AsRef<Path>) -> Result<String, WeightsError> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(sha256_hex(&bytes))
+    Ok(sha256_hex(&read_file(path.as_ref())?))
 }
 
 /// The SwinIR-light learnable tensors for scale `scale`, in a fixed order (the order in which
@@ -322,11 +327,18 @@ pub fn from_tensors(raw: HashMap<String, Tensor>) -> Result<SwinIrWeights, Weigh
 /// detected by content).
 pub fn load(path: impl AsRef<Path>) -> Result<SwinIrWeights, WeightsError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_file(path)?;
     load_bytes(&bytes, &path.display().to_string())
+}
+
+/// The bytes of a weights file: a regular file of at most [`MAX_WEIGHTS_FILE_BYTES`].
+fn read_file(path: &Path) -> Result<Vec<u8>, WeightsError> {
+    crate::input_file::read_regular(path, MAX_WEIGHTS_FILE_BYTES).map_err(|cause| {
+        WeightsError::Io {
+            path: path.to_path_buf(),
+            cause,
+        }
+    })
 }
 
 /// Like [`load`], from the bytes of a file; `origin` names it in error messages.
@@ -349,17 +361,14 @@ pub fn read_raw(
     origin: &str,
 ) -> Result<(WeightsFormat, HashMap<String, Tensor>), WeightsError> {
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
-        guarded(origin, || read_pth(bytes, origin)).map(|m| (WeightsFormat::Pth, m))
+        read_pth(bytes, origin).map(|m| (WeightsFormat::Pth, m))
     } else if looks_like_safetensors(bytes) {
-        guarded(origin, || {
-            candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| {
-                WeightsError::Corrupt {
-                    origin: origin.to_string(),
-                    reason: e.to_string(),
-                }
+        candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+            .map_err(|e| WeightsError::Corrupt {
+                origin: origin.to_string(),
+                reason: e.to_string(),
             })
-        })
-        .map(|m| (WeightsFormat::Safetensors, m))
+            .map(|m| (WeightsFormat::Safetensors, m))
     } else {
         Err(WeightsError::NotAZipOrPickle {
             origin: origin.to_string(),
@@ -376,27 +385,6 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     n >= 2 && bytes[8] == b'{'
 }
 
-/// Runs `f`, turning a panic inside the (third-party) decoders into [`WeightsError::Corrupt`].
-fn guarded<T>(
-    origin: &str,
-    f: impl FnOnce() -> Result<T, WeightsError>,
-) -> Result<T, WeightsError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "decoder panicked".into());
-            Err(WeightsError::Corrupt {
-                origin: origin.to_string(),
-                reason: format!("decoder panicked: {msg}"),
-            })
-        }
-    }
-}
-
 fn read_pth(bytes: &[u8], origin: &str) -> Result<HashMap<String, Tensor>, WeightsError> {
     let corrupt = |reason: String| WeightsError::Corrupt {
         origin: origin.to_string(),
@@ -408,274 +396,72 @@ fn read_pth(bytes: &[u8], origin: &str) -> Result<HashMap<String, Tensor>, Weigh
         .find(|n| n.ends_with("data.pkl"))
         .ok_or_else(|| corrupt("no data.pkl in the zip archive".into()))?
         .to_string();
-    let dir_name = PathBuf::from(pkl.strip_suffix(".pkl").expect("ends with .pkl"));
-    let pkl_bytes = zip.entry(&pkl).map_err(corrupt)?;
-    let mut stack = Stack::empty();
-    stack
-        .read_loop(&mut Cursor::new(pkl_bytes))
-        .map_err(|e| corrupt(format!("pickle: {e}")))?;
-    let obj = stack
-        .finalize()
-        .map_err(|e| corrupt(format!("pickle: {e}")))?;
-    let Object::Dict(top) = obj else {
-        return Err(WeightsError::NoStateDict {
-            origin: origin.to_string(),
-        });
-    };
-    let state = select_state_dict(top).ok_or_else(|| WeightsError::NoStateDict {
-        origin: origin.to_string(),
-    })?;
-
-    let mut out = HashMap::with_capacity(state.len());
-    for (name, value) in state {
-        let Object::Unicode(key) = name.clone() else {
-            return Err(corrupt("a state-dict key is not a string".into()));
-        };
-        if key == "_metadata" {
-            continue;
-        }
-        let info = match value.into_tensor_info(name, &dir_name) {
-            Ok(Some(info)) => info,
-            Ok(None) => {
-                if is_ignored_buffer(&key) {
-                    continue;
-                }
-                // Not a tensor: a key SwinIR-light does not have.
-                return Err(WeightsError::UnexpectedKey { key });
-            }
-            Err(e) => {
-                if is_ignored_buffer(&key) {
-                    continue;
-                }
-                return Err(WeightsError::DtypeUnsupported {
-                    key,
-                    dtype: e.to_string(),
-                });
-            }
-        };
-        if is_ignored_buffer(&key) {
-            continue;
-        }
-        let layout = &info.layout;
-        let dims = layout.dims().to_vec();
-        let numel: usize = dims.iter().product();
-        let elem = info.dtype.size_in_bytes();
-        let fortran = layout.is_fortran_contiguous();
-        if !layout.is_contiguous() && !fortran {
-            return Err(corrupt(format!("tensor `{key}` is not contiguous")));
-        }
-        // The storage entry (a `…/data/N` file of the archive).
-        let storage = zip.entry(&info.path).map_err(corrupt)?;
-        let start = layout.start_offset();
-        let end = numel
-            .checked_mul(elem)
-            .and_then(|n| n.checked_add(start))
-            .ok_or_else(|| corrupt(format!("tensor `{key}`: size overflow")))?;
-        if end > storage.len() {
+    let archive = &pkl[..pkl.len() - "data.pkl".len()];
+    if let Ok(order) = zip.entry(&format!("{archive}byteorder")) {
+        if order != b"little" {
             return Err(corrupt(format!(
-                "tensor `{key}` needs bytes {start}..{end} of storage {} which holds {}",
-                info.path,
-                storage.len()
+                "byteorder {:?}: only little-endian checkpoints are supported",
+                String::from_utf8_lossy(order)
             )));
         }
-        let t = if fortran && dims.len() > 1 {
-            let rev: Vec<usize> = dims.iter().rev().copied().collect();
-            let t = Tensor::from_raw_buffer(&storage[start..end], info.dtype, &rev, &Device::Cpu)?;
-            let perm: Vec<usize> = (0..dims.len()).rev().collect();
-            t.permute(perm)?.contiguous()?
-        } else {
-            Tensor::from_raw_buffer(&storage[start..end], info.dtype, &dims, &Device::Cpu)?
+    }
+    let pkl_bytes = zip.entry(&pkl).map_err(corrupt)?;
+    let p = pickle::decode(pkl_bytes).map_err(|e| corrupt(format!("{pkl}: {e}")))?;
+    let no_state = || WeightsError::NoStateDict {
+        origin: origin.to_string(),
+    };
+    let top = p.dict(p.root()).ok_or_else(no_state)?;
+    let state = match torch::select_state_dict(&p, top) {
+        Some(d) => p.dict(d).expect("select_state_dict returns a dict"),
+        None if torch::has_tensor_candidate(&p, top) => top,
+        None => return Err(no_state()),
+    };
+    // A state dict stores each parameter once; a storage shared by several tensors is allowed
+    // up to this total, which keeps the decoded size proportional to the file.
+    let mut budget = bytes.len().saturating_mul(2);
+    let mut out = HashMap::with_capacity(state.len().min(1 << 16));
+    for &(k, v) in state {
+        let Some(key) = p.str(k) else {
+            return Err(corrupt(format!(
+                "a state-dict key is a {}, not a string",
+                pickle::kind(p.get(k))
+            )));
         };
-        out.insert(key, t);
+        if key.len() > torch::MAX_KEY_BYTES {
+            return Err(corrupt(format!(
+                "a state-dict key of {} bytes (at most {} are accepted)",
+                key.len(),
+                torch::MAX_KEY_BYTES
+            )));
+        }
+        if key == "_metadata" || is_ignored_buffer(key) {
+            continue;
+        }
+        let rec = match torch::tensor_record(&p, v) {
+            Ok(Some(rec)) => rec,
+            // Not a tensor: a key SwinIR-light does not have.
+            Ok(None) => {
+                return Err(WeightsError::UnexpectedKey {
+                    key: key.to_string(),
+                })
+            }
+            Err(RecordError::Dtype(dtype)) => {
+                return Err(WeightsError::DtypeUnsupported {
+                    key: key.to_string(),
+                    dtype,
+                })
+            }
+            Err(RecordError::Malformed(why)) => {
+                return Err(corrupt(format!("tensor `{key}`: {why}")))
+            }
+        };
+        // The storage entry (a `…/data/N` file of the archive).
+        let storage = zip
+            .entry(&format!("{archive}data/{}", rec.storage_key))
+            .map_err(|e| corrupt(format!("tensor `{key}`: {e}")))?;
+        let t = torch::materialize(&rec, storage, &mut budget)
+            .map_err(|e| corrupt(format!("tensor `{key}`: {e}")))?;
+        out.insert(key.to_string(), t);
     }
     Ok(out)
-}
-
-/// `"params"`, else `"params_ema"`, else the top-level dict if it holds anything but dicts.
-fn select_state_dict(top: Vec<(Object, Object)>) -> Option<Vec<(Object, Object)>> {
-    let find = |top: &Vec<(Object, Object)>, name: &str| {
-        top.iter().position(|(k, v)| {
-            matches!(k, Object::Unicode(s) if s == name) && matches!(v, Object::Dict(_))
-        })
-    };
-    let idx = find(&top, "params").or_else(|| find(&top, "params_ema"));
-    match idx {
-        Some(i) => match top.into_iter().nth(i) {
-            Some((_, Object::Dict(d))) => Some(d),
-            _ => None,
-        },
-        None => {
-            let has_tensor = top
-                .iter()
-                .any(|(_, v)| matches!(v, Object::Reduce { .. } | Object::Build { .. }));
-            has_tensor.then_some(top)
-        }
-    }
-}
-
-/// A minimal reader for the zip archives `torch.save` writes: entries stored (not compressed),
-/// zip64 records honoured, CRC-32 checked. (The `zip` crate 9.8 that candle uses rejects the
-/// central directory PyTorch writes, so candle's own `.pth` reader cannot open these files.)
-struct StoredZip<'a> {
-    bytes: &'a [u8],
-    /// name → (offset of the local header, stored size, crc32).
-    entries: Vec<(String, u64, u64, u32)>,
-}
-
-fn le16(b: &[u8], at: usize) -> Result<u16, String> {
-    b.get(at..at + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .ok_or_else(|| format!("read past the end at {at}"))
-}
-
-fn le32(b: &[u8], at: usize) -> Result<u32, String> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_le_bytes(s.try_into().expect("4 bytes")))
-        .ok_or_else(|| format!("read past the end at {at}"))
-}
-
-fn le64(b: &[u8], at: usize) -> Result<u64, String> {
-    b.get(at..at + 8)
-        .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
-        .ok_or_else(|| format!("read past the end at {at}"))
-}
-
-impl<'a> StoredZip<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self, String> {
-        const EOCD: &[u8] = b"PK\x05\x06";
-        // The end-of-central-directory record: 22 bytes plus a comment of up to 64 KiB.
-        let lo = bytes.len().saturating_sub(22 + 0xFFFF);
-        let eocd = (lo..bytes.len().saturating_sub(21))
-            .rev()
-            .find(|&i| &bytes[i..i + 4] == EOCD)
-            .ok_or("no end-of-central-directory record (truncated file?)")?;
-        let mut count = le16(bytes, eocd + 10)? as u64;
-        let mut cd_size = le32(bytes, eocd + 12)? as u64;
-        let mut cd_off = le32(bytes, eocd + 16)? as u64;
-        if count == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_off == 0xFFFF_FFFF {
-            let loc = eocd.checked_sub(20).ok_or("no zip64 locator")?;
-            if le32(bytes, loc)? != 0x0706_4b50 {
-                return Err("bad zip64 locator".into());
-            }
-            let e64 = le64(bytes, loc + 8)? as usize;
-            if le32(bytes, e64)? != 0x0606_4b50 {
-                return Err("bad zip64 end-of-central-directory record".into());
-            }
-            count = le64(bytes, e64 + 32)?;
-            cd_size = le64(bytes, e64 + 40)?;
-            cd_off = le64(bytes, e64 + 48)?;
-        }
-        let end = cd_off
-            .checked_add(cd_size)
-            .filter(|&e| e <= bytes.len() as u64)
-            .ok_or("central directory lies outside the file")?;
-        let mut entries = Vec::new();
-        let mut at = cd_off as usize;
-        for _ in 0..count {
-            if at + 46 > end as usize || le32(bytes, at)? != 0x0201_4b50 {
-                return Err(format!("bad central directory entry at {at}"));
-            }
-            let method = le16(bytes, at + 10)?;
-            let crc = le32(bytes, at + 16)?;
-            let mut csize = le32(bytes, at + 20)? as u64;
-            let mut usz = le32(bytes, at + 24)? as u64;
-            let nlen = le16(bytes, at + 28)? as usize;
-            let elen = le16(bytes, at + 30)? as usize;
-            let clen = le16(bytes, at + 32)? as usize;
-            let mut lho = le32(bytes, at + 42)? as u64;
-            let name = bytes
-                .get(at + 46..at + 46 + nlen)
-                .ok_or("entry name past the end")?;
-            let name = String::from_utf8_lossy(name).into_owned();
-            // zip64 extra field: the 0xFFFFFFFF fields, in the order usize, csize, offset.
-            let extra = bytes
-                .get(at + 46 + nlen..at + 46 + nlen + elen)
-                .ok_or("extra field past the end")?;
-            let mut e = 0;
-            while e + 4 <= extra.len() {
-                let id = le16(extra, e)?;
-                let len = le16(extra, e + 2)? as usize;
-                if id == 1 {
-                    let mut p = e + 4;
-                    if usz == 0xFFFF_FFFF {
-                        usz = le64(extra, p)?;
-                        p += 8;
-                    }
-                    if csize == 0xFFFF_FFFF {
-                        csize = le64(extra, p)?;
-                        p += 8;
-                    }
-                    if lho == 0xFFFF_FFFF {
-                        lho = le64(extra, p)?;
-                    }
-                }
-                e += 4 + len;
-            }
-            if method != 0 {
-                return Err(format!(
-                    "entry {name} is compressed (method {method}); PyTorch stores entries"
-                ));
-            }
-            if csize != usz {
-                return Err(format!("entry {name}: stored sizes disagree"));
-            }
-            entries.push((name, lho, csize, crc));
-            at += 46 + nlen + elen + clen;
-        }
-        Ok(StoredZip { bytes, entries })
-    }
-
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|e| e.0.as_str())
-    }
-
-    /// The bytes of entry `name`, CRC-checked.
-    fn entry(&self, name: &str) -> Result<&'a [u8], String> {
-        let (_, lho, size, crc) = self
-            .entries
-            .iter()
-            .find(|e| e.0 == name)
-            .ok_or_else(|| format!("zip entry {name} not found"))?;
-        let lho = *lho as usize;
-        if le32(self.bytes, lho)? != 0x0403_4b50 {
-            return Err(format!("zip entry {name}: bad local header"));
-        }
-        let nlen = le16(self.bytes, lho + 26)? as usize;
-        let elen = le16(self.bytes, lho + 28)? as usize;
-        let start = lho + 30 + nlen + elen;
-        let data = usize::try_from(*size)
-            .ok()
-            .and_then(|s| start.checked_add(s))
-            .and_then(|end| self.bytes.get(start..end))
-            .ok_or_else(|| format!("zip entry {name} extends past the end of the file"))?;
-        if crc32(data) != *crc {
-            return Err(format!("zip entry {name}: CRC-32 mismatch"));
-        }
-        Ok(data)
-    }
-}
-
-/// CRC-32 (IEEE, as in zip).
-fn crc32(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, v) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            *v = c;
-        }
-        t
-    });
-    let mut c = !0u32;
-    for &b in data {
-        c = table[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
 }

@@ -1,0 +1,6 @@
+//! libFuzzer target: see `tdquant_fuzz::Target::Bounds`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    tdquant_fuzz::Target::Bounds.run(data);
+});

@@ -624,10 +624,9 @@ struct DeviceModel {
 impl DeviceModel {
     fn upload<R: KernelRunner>(r: &mut R, model: &IntModel<'_>) -> Result<Self, GpuError> {
         if model.levels() > MAX_LEVELS {
-            return Err(GpuError::Unsupported(format!(
-                "{} quantizer levels (the kernels hold at most {MAX_LEVELS}: b <= 4)",
-                model.levels()
-            )));
+            return Err(GpuError::Unsupported(
+                "quantizer levels above 15 (the kernels hold 4-bit codes at most)",
+            ));
         }
         let blocks: Vec<BlockParamsC> = (0..BLOCKS).map(|i| block_params(model, i)).collect();
         let mut rstb = [DeviceConv {

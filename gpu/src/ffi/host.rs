@@ -3,7 +3,7 @@
 
 use tdquant_core::{BitWidth, PackedLayout, Requantizer, RoundingMode};
 
-use crate::{check_same_len, GpuError, KernelRequantizer};
+use crate::{check_same_len, DriverFailure, GpuError, KernelRequantizer};
 
 // Linked by build.rs (`cargo:rustc-link-lib=static=tdq_host_shim`).
 // Signatures mirror the C definitions; every function is total on the
@@ -590,9 +590,14 @@ impl EmulatedRunner {
                 return Ok(unsafe { b.as_mut_ptr().cast::<u8>().add((ptr - base) as usize) });
             }
         }
-        Err(GpuError::Cuda(format!(
-            "emulated copy of {len} bytes at {ptr:#x} is outside every allocation"
-        )))
+        Err(GpuError::Cuda(DriverFailure {
+            step: "emulated copy bounds",
+            // CUDA_ERROR_INVALID_VALUE, as the driver would answer.
+            code: 1,
+            message: format!(
+                "emulated copy of {len} bytes at {ptr:#x} is outside every allocation"
+            ),
+        }))
     }
 }
 
@@ -633,10 +638,12 @@ impl KernelRunner for EmulatedRunner {
         if status == 0 {
             Ok(())
         } else {
-            Err(GpuError::Cuda(format!(
-                "emulator has no kernel {}",
-                kernel.entry()
-            )))
+            Err(GpuError::Cuda(DriverFailure {
+                step: kernel.entry(),
+                // CUDA_ERROR_NOT_FOUND: no such entry point.
+                code: 500,
+                message: format!("emulator has no kernel {}", kernel.entry()),
+            }))
         }
     }
     fn synchronize(&mut self) -> Result<(), GpuError> {

@@ -266,11 +266,7 @@ impl GpuOperators for CpuReference {
         acc: &[i32],
         out: &mut [i64],
     ) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        for (dst, &a) in out.iter_mut().zip(acc) {
-            *dst = rq.apply_i32(a);
-        }
-        Ok(())
+        map_same_len(acc, out, |a| rq.apply_i32(a))
     }
     fn requantize_i32_clamped(
         &self,
@@ -280,11 +276,7 @@ impl GpuOperators for CpuReference {
         max: i32,
         out: &mut [i32],
     ) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        for (dst, &a) in out.iter_mut().zip(acc) {
-            *dst = rq.apply_i32_saturating_to(a, min, max);
-        }
-        Ok(())
+        map_same_len(acc, out, |a| rq.apply_i32_saturating_to(a, min, max))
     }
     fn requantize_i64(
         &self,
@@ -292,11 +284,7 @@ impl GpuOperators for CpuReference {
         acc: &[i64],
         out: &mut [i64],
     ) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        for (dst, &a) in out.iter_mut().zip(acc) {
-            *dst = rq.apply_i64(a);
-        }
-        Ok(())
+        map_same_len(acc, out, |a| rq.apply_i64(a))
     }
 }
 
@@ -502,6 +490,15 @@ const BLOCK: u32 = 256;
 /// kernels are grid-stride loops).
 fn grid_for(n: u64, max_blocks: u64) -> u32 {
     u32::try_from(n.div_ceil(u64::from(BLOCK)).clamp(1, max_blocks)).unwrap_or(1)
+}
+
+/// `out[i] = f(acc[i])`, after checking the lengths agree.
+fn map_same_len<A: Copy, O>(acc: &[A], out: &mut [O], f: impl Fn(A) -> O) -> Result<(), GpuError> {
+    check_same_len(acc.len(), out.len())?;
+    for (dst, &a) in out.iter_mut().zip(acc) {
+        *dst = f(a);
+    }
+    Ok(())
 }
 
 /// `Ok` if an output of `actual` elements fits an input of `expected`.

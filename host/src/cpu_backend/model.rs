@@ -196,7 +196,15 @@ impl<'a> FastIntModel<'a> {
                 *d = INPUT_GAIN * i32::from(img[src + c]) - offsets[c];
             }
         }
-        self.conv(&self.conv_first, input, hp, wp, &mut v[..map], padded);
+        run_conv(
+            self.kernels,
+            &self.conv_first,
+            input,
+            hp,
+            wp,
+            &mut v[..map],
+            padded,
+        );
         let f0 = sized(f0, map);
         f0.par_iter_mut()
             .zip(v[..map].par_iter())
@@ -223,18 +231,34 @@ impl<'a> FastIntModel<'a> {
                 self.mlp(index, r)?;
             }
             to_i16(r, a, model.rstb_shift(l));
-            self.conv(&self.rstb_conv[l], a, hp, wp, &mut v[..map], padded);
+            run_conv(
+                self.kernels,
+                &self.rstb_conv[l],
+                a,
+                hp,
+                wp,
+                &mut v[..map],
+                padded,
+            );
             add_skip(r, &v[..map], r0);
         }
         layer_norm_stream(model.norm(), r)?;
         to_i16(r, a, model.cab_shift());
-        self.conv(&self.conv_after_body, a, hp, wp, &mut v[..map], padded);
+        run_conv(
+            self.kernels,
+            &self.conv_after_body,
+            a,
+            hp,
+            wp,
+            &mut v[..map],
+            padded,
+        );
         add_skip(r, &v[..map], f0);
         to_i16(r, a, model.up_shift());
 
         let cout = self.upsample.cout;
         let up = &mut v[..pixels * cout];
-        self.conv(&self.upsample, a, hp, wp, up, padded);
+        run_conv(self.kernels, &self.upsample, a, hp, wp, up, padded);
         let s = model.scale();
         let s2 = s * s;
         let out_w = w * s * 3;
@@ -255,18 +279,6 @@ impl<'a> FastIntModel<'a> {
             pool.push(bufs);
         }
         Ok(())
-    }
-
-    fn conv(
-        &self,
-        conv: &FastConv,
-        input: &[i32],
-        h: usize,
-        w: usize,
-        out: &mut [i64],
-        padded: &mut Vec<i16>,
-    ) {
-        run_conv(self.kernels, conv, input, h, w, out, padded);
     }
 
     /// The attention branch of block `index`: windows in parallel, then the

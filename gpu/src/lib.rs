@@ -308,27 +308,6 @@ impl HostKernelBackend {
     pub fn new(path: KernelPath) -> Self {
         Self { path }
     }
-
-    /// [`IntegerBackend::upscale`] on `path`, with the GPU crate's error.
-    pub fn upscale_path(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-        path: KernelPath,
-    ) -> Result<(), GpuError> {
-        swinir::run(
-            &mut ffi::host::EmulatedRunner::default(),
-            model,
-            img,
-            h,
-            w,
-            out,
-            path,
-        )
-    }
 }
 
 impl GpuOperators for HostKernelBackend {
@@ -408,7 +387,8 @@ impl IntegerBackend for HostKernelBackend {
         w: usize,
         out: &mut [u8],
     ) -> Result<(), BackendError> {
-        Ok(self.upscale_path(model, img, h, w, out, self.path)?)
+        let mut runner = ffi::host::EmulatedRunner::default();
+        Ok(swinir::run(&mut runner, model, img, h, w, out, self.path)?)
     }
 }
 

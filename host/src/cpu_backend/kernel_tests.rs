@@ -81,7 +81,11 @@ fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) -> Result<(), Tes
 /// `CASES` random cases (proptest, shrinking on failure) with `$isa` bound
 /// to the level, after `level_or_skip`.
 macro_rules! isa_kernel_test {
-    (fn $name:ident($isa:ident in [$($level:ident),+]; $($arg:ident in $strat:expr),+ $(,)?) $body:block) => {
+    (
+        fn $name:ident($isa:ident in [$($level:ident),+]; $($arg:ident in $strat:expr),+ $(,)?)
+        $(edges [$($edge:expr),* $(,)?])?
+        $body:block
+    ) => {
         mod $name {
             use super::*;
 
@@ -89,12 +93,29 @@ macro_rules! isa_kernel_test {
                 if !level_or_skip(stringify!($name), $isa) {
                     return;
                 }
+                let strategy = ($($strat,)+);
+                #[allow(unused_variables)]
+                let edges = values_of(&strategy, {
+                    let none = values_of(&strategy, Vec::new());
+                    $(let none = vec![$($edge),*];)?
+                    none
+                });
+                let n_edges = edges.len();
+                for (i, ($($arg,)+)) in edges.into_iter().enumerate() {
+                    let result = (|| -> Result<(), TestCaseError> {
+                        $body
+                        #[allow(unreachable_code)]
+                        Ok(())
+                    })();
+                    if let Err(e) = result {
+                        panic!("{} at {}: edge case {i}: {e}", stringify!($name), $isa.name());
+                    }
+                }
                 let mut runner = TestRunner::new(ProptestConfig {
                     cases: CASES,
                     failure_persistence: None,
                     ..ProptestConfig::default()
                 });
-                let strategy = ($($strat,)+);
                 let result = runner.run(&strategy, |($($arg,)+)| {
                     $body
                     #[allow(unreachable_code)]
@@ -104,9 +125,10 @@ macro_rules! isa_kernel_test {
                     panic!("{} at {}: {e}", stringify!($name), $isa.name());
                 }
                 println!(
-                    "{} at {}: {CASES} cases identical to core",
+                    "{} at {}: {} edge cases and {CASES} random cases identical to core",
                     stringify!($name),
-                    $isa.name()
+                    $isa.name(),
+                    n_edges
                 );
             }
 
@@ -119,6 +141,11 @@ macro_rules! isa_kernel_test {
             )+
         }
     };
+}
+
+/// `values`, typed as values of `strategy` (the edge cases of a test).
+fn values_of<S: Strategy>(_strategy: &S, values: Vec<S::Value>) -> Vec<S::Value> {
+    values
 }
 
 fn words_bytes(words: &[i32]) -> Vec<u8> {
@@ -138,7 +165,15 @@ isa_kernel_test! {
         w in 1usize..11,
         wmax in prop_oneof![Just(1i16), Just(20i16), Just(127i16), Just(i16::MAX)],
         seed in any::<u64>(),
-    ) {
+    )
+    edges [
+        // One pixel; the widest weights (the VNNI layout refuses them); 64 channels, odd width.
+        ((3, 60), 1, 1, 1, 0),
+        ((60, 60), 1, 7, i16::MAX, 1),
+        ((64, 64), 5, 10, 127, 2),
+        ((5, 20), 2, 1, 20, 3),
+    ]
+    {
         let (cin, cout) = shape;
         let mut rng = Rng(seed);
         let weights: Vec<i16> = (0..cout * 9 * cin)
@@ -188,7 +223,14 @@ isa_kernel_test! {
         sorted in any::<bool>(),
         nlev in 1usize..=20,
         tlev in proptest::collection::vec(-(1i64 << 40)..=(1i64 << 40), 20),
-    ) {
+    )
+    edges [
+        // Extreme A, B and shift, masked and not, one level and unsorted ones.
+        (127, 1, 1 << 40, -(1 << 40), 40, HEADS - 1, true, false, 20, vec![1 << 40; 20]),
+        (3, 2, -(1 << 40), 1 << 40, 0, 0, false, true, 1, vec![-(1 << 40); 20]),
+        (15, 3, 0, 0, 17, 2, true, true, 15, (0..20).map(|k| k << 30).collect()),
+    ]
+    {
         let mut rng = Rng(seed);
         let q: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels)).collect();
         let k: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels)).collect();
@@ -238,7 +280,12 @@ isa_kernel_test! {
         d in -(1i64 << 60)..=(1i64 << 60),
         frac in 0u32..=62,
         head in 0usize..HEADS,
-    ) {
+    )
+    edges [
+        (127, 1, 1 << 38, 1 << 44, -(1 << 44), 1 << 60, 62, HEADS - 1),
+        (3, 2, -(1 << 38), -(1 << 44), 1 << 44, -(1 << 60), 0, 0),
+    ]
+    {
         let mut rng = Rng(seed);
         let probs: Vec<u8> = (0..TOKENS * TOKENS).map(|_| rng.code(255)).collect();
         let v: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels)).collect();
@@ -263,7 +310,14 @@ isa_kernel_test! {
         a in -(1i64 << 38)..=(1i64 << 38),
         b in -(1i64 << 38)..=(1i64 << 38),
         c_shift in 0u32..=29,
-    ) {
+    )
+    edges [
+        // One token, all shapes, extreme constants.
+        ((EMBED, EMBED), 1, 127, 1, 1 << 38, -(1 << 38), 29),
+        ((EMBED, MLP), TOKENS, 15, 2, -(1 << 38), 1 << 38, 0),
+        ((MLP, EMBED), 63, 127, 3, 0, 0, 0),
+    ]
+    {
         let (k, rows) = shape;
         let mut rng = Rng(seed);
         let w: Vec<u8> = (0..k * rows).map(|_| rng.code(wlev)).collect();
@@ -350,7 +404,14 @@ isa_kernel_test! {
         gaps in proptest::collection::vec(0i64..(1 << 20), 30),
         wide in any::<bool>(),
         t_seed in any::<u64>(),
-    ) {
+    )
+    edges [
+        // 15 levels, all `always`, no left branch, the widest base.
+        (15, 4, 0, (1 << 40) - 1, vec![(1 << 20) - 1; 30], true, 1),
+        (1, 0, 8, -(1 << 40), vec![0; 30], false, 2),
+        (15, 0, 8, 0, vec![1; 30], false, 3),
+    ]
+    {
         // GELU's shape: the first `always` levels have H = MIN; then H
         // increases while the left branch L (for `left` levels) decreases
         // below H; L = MIN elsewhere.

@@ -33,7 +33,7 @@ pub enum BackendName {
     /// The fast CPU backend, portable code compiled for AVX2.
     CpuAvx2,
     /// The fast CPU backend with the AVX-512 VNNI kernels.
-    CpuAvx512,
+    CpuAvx512Vnni,
     /// The CUDA kernels compiled for the CPU, fused attention and MLP.
     EmulatedFused,
     /// The CUDA kernels compiled for the CPU, one kernel per operator.
@@ -52,7 +52,7 @@ impl BackendName {
             Self::CpuFast => Box::new(CpuFastBackend::new(Isa::best())),
             Self::CpuPortable => Box::new(CpuFastBackend::new(Isa::Portable)),
             Self::CpuAvx2 => Box::new(CpuFastBackend::new(Isa::Avx2)),
-            Self::CpuAvx512 => Box::new(CpuFastBackend::new(Isa::Avx512Vnni)),
+            Self::CpuAvx512Vnni => Box::new(CpuFastBackend::new(Isa::Avx512Vnni)),
             Self::EmulatedFused => Box::new(HostKernelBackend::new(KernelPath::Fused)),
             Self::EmulatedPerOp => Box::new(HostKernelBackend::new(KernelPath::PerOperator)),
             Self::CudaFused => tdquant_gpu::cuda_backend(KernelPath::Fused),
@@ -82,10 +82,13 @@ pub fn run_parity(tdq: &Path, root: &Path, opts: &ParityOptions) -> Result<()> {
     check_sets_exist(root, &sets)?;
     let a = opts.a.open();
     let others: Vec<Box<dyn IntegerBackend>> = opts.b.iter().map(|b| b.open()).collect();
-    for backend in std::iter::once(&a).chain(&others) {
+    let requested = std::iter::once(&opts.a).chain(&opts.b);
+    for (name, backend) in requested.zip(std::iter::once(&a).chain(&others)) {
         if !backend.capabilities().available {
+            let name = clap::ValueEnum::to_possible_value(name)
+                .map_or_else(|| format!("{name:?}"), |v| v.get_name().to_string());
             bail!(
-                "backend `{}` cannot run in this build on this machine",
+                "backend `{name}` ({}) cannot run in this build on this machine",
                 backend.name()
             );
         }

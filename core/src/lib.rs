@@ -72,6 +72,10 @@
     )
 )]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod backend;
 pub mod container;
 pub mod crc32;
 #[cfg(feature = "defmt")]

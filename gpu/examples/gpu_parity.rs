@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use tdquant_core::backend::{IntegerBackend, ScalarOracle};
 use tdquant_core::int::IntModel;
-use tdquant_gpu::{parity, CpuReference, CudaBackend, IntegerBackend, KernelPath};
+use tdquant_gpu::{parity, CudaBackend, GpuOperators, KernelPath};
 
 /// H200 HBM3e peak bandwidth, bytes/s (the roofline of the benchmark).
 const PEAK_BYTES_PER_S: f64 = 4.8e12;
@@ -134,8 +135,8 @@ fn run(
                     let model = &model;
                     scope.spawn(move || {
                         let mut out = vec![0u8; h * w * 3 * s * s];
-                        CpuReference
-                            .upscale(model, img, *h, *w, &mut out, KernelPath::Fused)
+                        ScalarOracle
+                            .upscale(model, img, *h, *w, &mut out)
                             .map(|()| out)
                             .map_err(|e| e.to_string())
                     })
@@ -153,7 +154,7 @@ fn run(
             let want = want?;
             for path in [KernelPath::Fused, KernelPath::PerOperator] {
                 let mut got = vec![0u8; want.len()];
-                gpu.upscale(&model, img, *h, *w, &mut got, path)
+                gpu.upscale_path(&model, img, *h, *w, &mut got, path)
                     .map_err(|e| format!("W{bits} {name}: {e}"))?;
                 let p = parity::compare(&want, &got, w * s);
                 let verdict = if p.matches() {
@@ -193,12 +194,12 @@ fn run(
     let s = model.scale();
     let mut out = vec![0u8; h * w * 3 * s * s];
     for path in [KernelPath::Fused, KernelPath::PerOperator] {
-        gpu.upscale(&model, &img, h, w, &mut out, path)
+        gpu.upscale_path(&model, &img, h, w, &mut out, path)
             .map_err(|e| e.to_string())?; // warm-up
         let mut times = Vec::new();
         for _ in 0..bench_iters.max(1) {
             let t0 = Instant::now();
-            gpu.upscale(&model, &img, h, w, &mut out, path)
+            gpu.upscale_path(&model, &img, h, w, &mut out, path)
                 .map_err(|e| e.to_string())?;
             times.push(t0.elapsed().as_secs_f64());
         }

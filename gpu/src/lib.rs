@@ -1,10 +1,14 @@
 //! tdquant-gpu: the integer operators of `tdquant-core` as CUDA kernels.
 //!
-//! Every operation goes through the [`IntegerBackend`] trait so the CUDA
-//! driver binding can be swapped without touching callers. The backends:
+//! Whole-model execution goes through `tdquant_core::backend::IntegerBackend`,
+//! the trait every backend of the workspace implements; the operator-level
+//! entry points the kernels also offer (unpacking, requantization) through
+//! [`GpuOperators`]. The backends:
 //!
-//! - [`CpuReference`] forwards to the scalar oracle in `tdquant-core`; it is
-//!   what every other backend is compared against with `==`.
+//! - [`CpuReference`] forwards the operators to the scalar oracle in
+//!   `tdquant-core` (whose whole-model oracle is
+//!   `tdquant_core::backend::ScalarOracle`); every other backend is compared
+//!   against them with `==`.
 //! - [`HostKernelBackend`] runs the CUDA kernels' own per-element arithmetic
 //!   (`gpu/kernels/tdq_arith.cuh`, compiled for the CPU by `build.rs`) in a
 //!   loop. CI proves it equal to the oracle without a GPU, so on a device
@@ -18,7 +22,10 @@
 //!   tests on any machine and callers see a clear reason instead of a link
 //!   error.
 //!
-//! [`backend`] picks the GPU backend this build offers.
+//! The kernel backends run either kernel sequence ([`KernelPath`]: one
+//! kernel per operator, or the fused attention and MLP kernels); each path
+//! is a backend of its own name (`emulated-fused`, `cuda-per-op`, …).
+//! [`cuda_backend`] picks the CUDA backend this build offers.
 //!
 //! # Kernel sources and PTX
 //!
@@ -70,6 +77,9 @@ pub mod ptx {
     ];
 }
 
+#[cfg(doc)]
+use tdquant_core::backend::ScalarOracle;
+use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend};
 use tdquant_core::int::{IntModel, RunError};
 use tdquant_core::packed::WORD_BYTES;
 use tdquant_core::{unpack_codes, PackError, PackedLayout, PackedMatrix, PackedWord, Requantizer};
@@ -86,13 +96,13 @@ pub enum GpuError {
     #[error("tdquant-gpu was built without CUDA (enable the `cuda` feature on a machine with the CUDA toolkit)")]
     BuiltWithoutCuda,
     /// CUDA is compiled in but no device is present (or the driver could not
-    /// be initialised); carries the driver's message.
+    /// be initialised).
     #[error("no CUDA device: {0}")]
-    NoDevice(String),
+    NoDevice(DriverFailure),
     /// A CUDA driver call failed after initialisation (module load, memory,
-    /// launch); carries the operation and the driver's message.
+    /// launch).
     #[error("CUDA error: {0}")]
-    Cuda(String),
+    Cuda(DriverFailure),
     /// The operation's arguments were rejected by the core oracle's checks.
     #[error("invalid packed tensor: {0}")]
     Packed(#[from] PackError),
@@ -102,7 +112,7 @@ pub enum GpuError {
     Run(#[from] RunError),
     /// The model uses something the kernels do not implement.
     #[error("unsupported by the GPU kernels: {0}")]
-    Unsupported(String),
+    Unsupported(&'static str),
     /// An output slice does not have the length its input requires.
     #[error("output must hold {expected} elements, got {actual}")]
     LengthMismatch {
@@ -111,6 +121,46 @@ pub enum GpuError {
         /// Length given.
         actual: usize,
     },
+}
+
+/// A failed driver call: the step, the driver's status code (`CUresult`)
+/// and its message.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct DriverFailure {
+    /// The driver call or the operation it belongs to.
+    pub step: &'static str,
+    /// The driver's status code.
+    pub code: u32,
+    /// The driver's text for `code`, with the step.
+    pub message: String,
+}
+
+impl core::fmt::Display for DriverFailure {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<GpuError> for BackendError {
+    fn from(e: GpuError) -> Self {
+        match e {
+            GpuError::BuiltWithoutCuda => {
+                BackendError::Unavailable("tdquant-gpu was built without the `cuda` feature")
+            }
+            GpuError::NoDevice(f) | GpuError::Cuda(f) => BackendError::Device {
+                step: f.step,
+                code: f.code,
+            },
+            GpuError::Run(e) => BackendError::Run(e),
+            GpuError::Unsupported(what) => BackendError::Unsupported(what),
+            // The operator entry points' argument errors; a validated model
+            // never produces them on the upscale path.
+            GpuError::Packed(_) => BackendError::Unsupported("a packed weight layout"),
+            GpuError::LengthMismatch { .. } => {
+                BackendError::Unsupported("a buffer length of the kernels")
+            }
+        }
+    }
 }
 
 /// What a backend runs on.
@@ -122,12 +172,11 @@ pub struct DeviceInfo {
     pub accelerator: bool,
 }
 
-/// The integer operators a backend provides. Each must return exactly the
-/// integers (and the errors) the `tdquant-core` oracle returns for the same
-/// inputs; on error, outputs are left untouched.
-pub trait IntegerBackend {
-    /// Short backend name for logs and parity reports.
-    fn name(&self) -> &'static str;
+/// The operator-level entry points of the GPU backends, below the
+/// whole-model [`IntegerBackend`]. Each must return exactly the integers
+/// (and the errors) the `tdquant-core` oracle returns for the same inputs;
+/// on error, outputs are left untouched.
+pub trait GpuOperators {
     /// The device this backend runs on, or why it cannot run.
     fn device(&self) -> Result<DeviceInfo, GpuError>;
     /// Unpacks the b-bit codes of a packed `[rows, cols]` matrix into one
@@ -154,19 +203,6 @@ pub trait IntegerBackend {
     /// `out[i] = rq.apply_i64(acc[i])` ([`Requantizer::apply_i64`]).
     fn requantize_i64(&self, rq: Requantizer, acc: &[i64], out: &mut [i64])
         -> Result<(), GpuError>;
-    /// The whole integer SwinIR-light on an `h × w` RGB image (`img`:
-    /// `h·w·3` bytes) into `out` (`(s·h)·(s·w)·3` bytes):
-    /// [`tdquant_core::int::upscale`] exactly. `path` picks per-operator or
-    /// fused kernels (backends without kernels ignore it).
-    fn upscale(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-        path: KernelPath,
-    ) -> Result<(), GpuError>;
 }
 
 /// [`Requantizer`] as the kernels receive it: `tdq_requantizer` in
@@ -203,14 +239,12 @@ impl From<Requantizer> for KernelRequantizer {
     }
 }
 
-/// The scalar `tdquant-core` oracle behind the backend trait.
+/// The scalar `tdquant-core` operators behind [`GpuOperators`] (the
+/// whole-model oracle is [`ScalarOracle`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuReference;
 
-impl IntegerBackend for CpuReference {
-    fn name(&self) -> &'static str {
-        "cpu-reference"
-    }
+impl GpuOperators for CpuReference {
     fn device(&self) -> Result<DeviceInfo, GpuError> {
         Ok(DeviceInfo {
             name: "host CPU (scalar oracle)".into(),
@@ -232,11 +266,7 @@ impl IntegerBackend for CpuReference {
         acc: &[i32],
         out: &mut [i64],
     ) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        for (dst, &a) in out.iter_mut().zip(acc) {
-            *dst = rq.apply_i32(a);
-        }
-        Ok(())
+        map_same_len(acc, out, |a| rq.apply_i32(a))
     }
     fn requantize_i32_clamped(
         &self,
@@ -246,11 +276,7 @@ impl IntegerBackend for CpuReference {
         max: i32,
         out: &mut [i32],
     ) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        for (dst, &a) in out.iter_mut().zip(acc) {
-            *dst = rq.apply_i32_saturating_to(a, min, max);
-        }
-        Ok(())
+        map_same_len(acc, out, |a| rq.apply_i32_saturating_to(a, min, max))
     }
     fn requantize_i64(
         &self,
@@ -258,45 +284,33 @@ impl IntegerBackend for CpuReference {
         acc: &[i64],
         out: &mut [i64],
     ) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        for (dst, &a) in out.iter_mut().zip(acc) {
-            *dst = rq.apply_i64(a);
-        }
-        Ok(())
-    }
-    fn upscale(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-        _path: KernelPath,
-    ) -> Result<(), GpuError> {
-        swinir::check_io(model, img.len(), h, w, out.len())?;
-        let len = tdquant_core::int::scratch_len(h, w).ok_or(RunError::BadSize)?;
-        let mut words = vec![0i32; len.words];
-        let mut bytes = vec![0u8; len.bytes];
-        tdquant_core::int::upscale(model, img, h, w, out, &mut words, &mut bytes)?;
-        Ok(())
+        map_same_len(acc, out, |a| rq.apply_i64(a))
     }
 }
 
 /// The CUDA kernels themselves (`gpu/kernels/*.cu`), compiled for the host
 /// CPU by `build.rs` and run under an emulated launch: every thread of every
 /// block in turn, at most [`host_arith::EMU_MAX_BLOCKS`] blocks so large
-/// inputs take the grid-stride loop.
+/// inputs take the grid-stride loop; `path` picks the kernel sequence of
+/// [`IntegerBackend::upscale`].
 ///
-/// Same results and errors as [`CpuReference`]; CI proves it, so a GPU run
-/// only has the driver plumbing (copies, launch parameters) and the hardware
-/// left to check.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct HostKernelBackend;
+/// Same results and errors as the oracle; CI proves it, so a GPU run only
+/// has the driver plumbing (copies, launch parameters) and the hardware left
+/// to check.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HostKernelBackend {
+    /// The kernel sequence of the whole-model pass.
+    pub path: KernelPath,
+}
 
-impl IntegerBackend for HostKernelBackend {
-    fn name(&self) -> &'static str {
-        "host-kernels"
+impl HostKernelBackend {
+    /// The emulated kernels on `path`.
+    pub fn new(path: KernelPath) -> Self {
+        Self { path }
     }
+}
+
+impl GpuOperators for HostKernelBackend {
     fn device(&self) -> Result<DeviceInfo, GpuError> {
         Ok(DeviceInfo {
             name: "host CPU (CUDA kernel arithmetic, host-compiled)".into(),
@@ -349,6 +363,22 @@ impl IntegerBackend for HostKernelBackend {
     ) -> Result<(), GpuError> {
         host_arith::requantize_i64(rq, acc, out)
     }
+}
+
+impl IntegerBackend for HostKernelBackend {
+    fn name(&self) -> &str {
+        match self.path {
+            KernelPath::Fused => "emulated-fused",
+            KernelPath::PerOperator => "emulated-per-op",
+        }
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            accelerator: false,
+            parallel: false,
+            available: true,
+        }
+    }
     fn upscale(
         &self,
         model: &IntModel<'_>,
@@ -356,29 +386,19 @@ impl IntegerBackend for HostKernelBackend {
         h: usize,
         w: usize,
         out: &mut [u8],
-        path: KernelPath,
-    ) -> Result<(), GpuError> {
-        swinir::run(
-            &mut ffi::host::EmulatedRunner::default(),
-            model,
-            img,
-            h,
-            w,
-            out,
-            path,
-        )
+    ) -> Result<(), BackendError> {
+        let mut runner = ffi::host::EmulatedRunner::default();
+        Ok(swinir::run(&mut runner, model, img, h, w, out, self.path)?)
     }
 }
 
-/// The backend of a build without CUDA: every operation reports
-/// [`GpuError::BuiltWithoutCuda`].
+/// The CUDA backend of a build without CUDA: every operation reports
+/// [`GpuError::BuiltWithoutCuda`] (as a whole-model backend,
+/// [`BackendError::Unavailable`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StubBackend;
 
-impl IntegerBackend for StubBackend {
-    fn name(&self) -> &'static str {
-        "stub"
-    }
+impl GpuOperators for StubBackend {
     fn device(&self) -> Result<DeviceInfo, GpuError> {
         Err(GpuError::BuiltWithoutCuda)
     }
@@ -401,6 +421,19 @@ impl IntegerBackend for StubBackend {
     fn requantize_i64(&self, _: Requantizer, _: &[i64], _: &mut [i64]) -> Result<(), GpuError> {
         Err(GpuError::BuiltWithoutCuda)
     }
+}
+
+impl IntegerBackend for StubBackend {
+    fn name(&self) -> &str {
+        "cuda-not-built"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            accelerator: true,
+            parallel: true,
+            available: false,
+        }
+    }
     fn upscale(
         &self,
         _: &IntModel<'_>,
@@ -408,24 +441,24 @@ impl IntegerBackend for StubBackend {
         _: usize,
         _: usize,
         _: &mut [u8],
-        _: KernelPath,
-    ) -> Result<(), GpuError> {
-        Err(GpuError::BuiltWithoutCuda)
+    ) -> Result<(), BackendError> {
+        Err(GpuError::BuiltWithoutCuda.into())
     }
 }
 
-/// The GPU backend this build offers: `CudaBackend` with the `cuda` feature
-/// (which reports [`GpuError::NoDevice`] from every entry point when the
+/// The CUDA backend this build offers, on kernel path `path`: `CudaBackend`
+/// with the `cuda` feature (unavailable, with the driver's reason, when the
 /// machine has no usable device), the [`StubBackend`] without it. Callers
-/// that need results regardless fall back to [`CpuReference`] themselves, so
+/// that need results regardless fall back to [`ScalarOracle`] themselves, so
 /// a parity run can never compare the oracle with itself by accident.
-pub fn backend() -> Box<dyn IntegerBackend> {
+pub fn cuda_backend(path: KernelPath) -> Box<dyn IntegerBackend> {
     #[cfg(feature = "cuda")]
     {
-        Box::new(CudaBackend::new())
+        Box::new(CudaBackend::new().with_path(path))
     }
     #[cfg(not(feature = "cuda"))]
     {
+        let _ = path;
         Box::new(StubBackend)
     }
 }
@@ -437,6 +470,15 @@ const BLOCK: u32 = 256;
 /// kernels are grid-stride loops).
 fn grid_for(n: u64, max_blocks: u64) -> u32 {
     u32::try_from(n.div_ceil(u64::from(BLOCK)).clamp(1, max_blocks)).unwrap_or(1)
+}
+
+/// `out[i] = f(acc[i])`, after checking the lengths agree.
+fn map_same_len<A: Copy, O>(acc: &[A], out: &mut [O], f: impl Fn(A) -> O) -> Result<(), GpuError> {
+    check_same_len(acc.len(), out.len())?;
+    for (dst, &a) in out.iter_mut().zip(acc) {
+        *dst = f(a);
+    }
+    Ok(())
 }
 
 /// `Ok` if an output of `actual` elements fits an input of `expected`.
@@ -501,20 +543,25 @@ mod tests {
     #[test]
     #[cfg(not(feature = "cuda"))]
     fn stub_reports_built_without_cuda() {
-        let b = backend();
-        assert_eq!(b.name(), "stub");
-        assert_eq!(b.device(), Err(GpuError::BuiltWithoutCuda));
+        let b = cuda_backend(KernelPath::Fused);
+        assert_eq!(b.name(), "cuda-not-built");
+        assert!(!b.capabilities().available);
+        assert_eq!(StubBackend.device(), Err(GpuError::BuiltWithoutCuda));
         let layout = PackedLayout::new(BitWidth::B4, 1, 2);
         let mut out = [0u8; 2];
         assert_eq!(
-            b.unpack_codes(layout, &[0x21, 0, 0, 0], &mut out),
+            StubBackend.unpack_codes(layout, &[0x21, 0, 0, 0], &mut out),
             Err(GpuError::BuiltWithoutCuda)
         );
         let rq = Requantizer::from_scale(0.5).unwrap();
         assert_eq!(
-            b.requantize_i32(rq, &[1], &mut [0]),
+            StubBackend.requantize_i32(rq, &[1], &mut [0]),
             Err(GpuError::BuiltWithoutCuda)
         );
+        assert!(matches!(
+            BackendError::from(GpuError::BuiltWithoutCuda),
+            BackendError::Unavailable(why) if why.contains("without the `cuda` feature")
+        ));
         let msg = GpuError::BuiltWithoutCuda.to_string();
         assert!(msg.contains("without CUDA"), "{msg}");
     }
@@ -535,7 +582,7 @@ mod tests {
         let mut packed = [0u8; 16];
         tdquant_core::pack_codes(layout, &[7; 22], &mut packed).unwrap();
         let mut out = [0u8; 22];
-        HostKernelBackend
+        HostKernelBackend::default()
             .unpack_codes(layout, &packed, &mut out)
             .unwrap();
         assert_eq!(out, [7; 22]);
@@ -551,7 +598,7 @@ mod tests {
             }))
         ));
         assert_eq!(
-            HostKernelBackend.unpack_codes(layout, &packed, &mut out),
+            HostKernelBackend::default().unpack_codes(layout, &packed, &mut out),
             want
         );
         assert_eq!(out, [0; 22], "output untouched on error");
@@ -594,15 +641,15 @@ mod tests {
         });
         assert_eq!(CpuReference.requantize_i32(rq, &[1, 2], &mut [0]), want);
         assert_eq!(
-            HostKernelBackend.requantize_i32(rq, &[1, 2], &mut [0]),
+            HostKernelBackend::default().requantize_i32(rq, &[1, 2], &mut [0]),
             want
         );
         assert_eq!(
-            HostKernelBackend.requantize_i64(rq, &[1, 2], &mut [0]),
+            HostKernelBackend::default().requantize_i64(rq, &[1, 2], &mut [0]),
             want
         );
         assert_eq!(
-            HostKernelBackend.requantize_i32_clamped(rq, &[1, 2], 0, 1, &mut [0]),
+            HostKernelBackend::default().requantize_i32_clamped(rq, &[1, 2], 0, 1, &mut [0]),
             want
         );
     }

@@ -14,11 +14,10 @@ mod common;
 
 use std::sync::OnceLock;
 
+use tdquant_core::backend::{BackendError, IntegerBackend, ScalarOracle};
 use tdquant_core::int::IntModel;
 use tdquant_core::{pack_codes, BitWidth, PackedLayout, Requantizer, RoundingMode};
-use tdquant_gpu::{
-    backend, parity, CpuReference, CudaBackend, GpuError, IntegerBackend, KernelPath,
-};
+use tdquant_gpu::{cuda_backend, parity, CudaBackend, GpuError, GpuOperators, KernelPath};
 
 fn env_is_1(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1")
@@ -49,11 +48,11 @@ fn gpu_or_skip(test: &str) -> Option<&'static CudaBackend> {
 #[test]
 fn no_cuda_device_error_path() {
     let cuda = CudaBackend::new();
-    assert_eq!(cuda.name(), "cuda");
+    assert_eq!(cuda.name(), "cuda-fused");
     assert_eq!(
-        backend().name(),
-        "cuda",
-        "backend() must pick CUDA with the feature on"
+        cuda_backend(KernelPath::PerOperator).name(),
+        "cuda-per-op",
+        "cuda_backend() must pick CUDA with the feature on"
     );
     let expect_none = env_is_1("TDQ_EXPECT_NO_DEVICE");
     let err = match cuda.device() {
@@ -68,10 +67,15 @@ fn no_cuda_device_error_path() {
         }
         Err(err) => err,
     };
-    let GpuError::NoDevice(msg) = &err else {
+    let GpuError::NoDevice(failure) = &err else {
         panic!("CUDA init failed with something other than NoDevice: {err}");
     };
-    assert!(!msg.trim().is_empty(), "the driver's message is empty");
+    assert!(
+        !failure.message.trim().is_empty(),
+        "the driver's message is empty"
+    );
+    assert_ne!(failure.code, 0, "a failure carries a non-zero CUresult");
+    assert!(!cuda.capabilities().available);
     assert!(err.to_string().starts_with("no CUDA device: "), "{err}");
     assert_eq!(cuda.init_error(), Some(&err));
     let want = Err(err.clone());
@@ -91,7 +95,13 @@ fn no_cuda_device_error_path() {
     assert_eq!(cuda.requantize_i32(rq, &[], &mut []), want);
     assert_eq!(cuda.requantize_i32_clamped(rq, &[1], -1, 1, &mut [0]), want);
     assert_eq!(cuda.requantize_i64(rq, &[1], &mut [0, 0]), want);
-    assert_eq!(backend().device(), Err(err.clone()));
+    assert_eq!(
+        BackendError::from(err.clone()),
+        BackendError::Device {
+            step: failure.step,
+            code: failure.code
+        }
+    );
     println!("no CUDA device, as expected: {err}");
 }
 
@@ -183,8 +193,12 @@ fn no_cuda_device_error_path_upscale() {
     let mut out = vec![0u8; 2 * 3 * 3 * 16];
     for path in [KernelPath::Fused, KernelPath::PerOperator] {
         assert_eq!(
-            cuda.upscale(&model, &img, 2, 3, &mut out, path),
+            cuda.upscale_path(&model, &img, 2, 3, &mut out, path),
             Err(err.clone())
+        );
+        assert_eq!(
+            cuda_backend(path).upscale(&model, &img, 2, 3, &mut out),
+            Err(BackendError::from(err.clone()))
         );
     }
     assert!(out.iter().all(|&b| b == 0), "output untouched");
@@ -216,12 +230,10 @@ fn gpu_swinir_parity() {
         for (case, &(h, w)) in sizes.iter().enumerate() {
             let img = random_bytes(h * w * 3, 0x9e37_79b9 ^ case as u64);
             let mut want = vec![0u8; h * w * 3 * scale * scale];
-            CpuReference
-                .upscale(&model, &img, h, w, &mut want, KernelPath::Fused)
-                .unwrap();
+            ScalarOracle.upscale(&model, &img, h, w, &mut want).unwrap();
             for path in [KernelPath::Fused, KernelPath::PerOperator] {
                 let mut got = vec![0u8; want.len()];
-                gpu.upscale(&model, &img, h, w, &mut got, path)
+                gpu.upscale_path(&model, &img, h, w, &mut got, path)
                     .unwrap_or_else(|e| panic!("{name} {h}x{w} {path:?}: {e}"));
                 let p = parity::compare(&want, &got, w * scale);
                 assert!(

@@ -8,30 +8,30 @@ use tdquant_gpu::HostKernelBackend;
 
 #[test]
 fn unpack_matches_core() {
-    common::suite::unpack(&HostKernelBackend, 1_000);
+    common::suite::unpack(&HostKernelBackend::default(), 1_000);
 }
 
 #[test]
 fn unpack_extremes_match_core() {
-    common::suite::unpack_extremes(&HostKernelBackend);
+    common::suite::unpack_extremes(&HostKernelBackend::default());
 }
 
 #[test]
 fn requantize_matches_core() {
-    common::suite::requant(&HostKernelBackend, 1_000, 300);
+    common::suite::requant(&HostKernelBackend::default(), 1_000, 300);
 }
 
 #[test]
 fn requantize_extremes_match_core() {
-    common::suite::requant_extremes(&HostKernelBackend);
+    common::suite::requant_extremes(&HostKernelBackend::default());
 }
 
 #[test]
 fn unpack_large_matches_core() {
-    common::suite::unpack_large(&HostKernelBackend);
+    common::suite::unpack_large(&HostKernelBackend::default());
 }
 
 #[test]
 fn requantize_large_matches_core() {
-    common::suite::requant_large(&HostKernelBackend);
+    common::suite::requant_large(&HostKernelBackend::default());
 }

@@ -254,7 +254,7 @@ pub fn bench_int(root: &Path, opts: &BenchIntOptions) -> Result<(f64, f64)> {
     let fp_model = golden.model();
     let sr = crate::intmodel::IntSr::from_bytes(bytes)?;
     let int_model = sr.model();
-    let fast = crate::intfast::FastIntModel::new(&int_model)?;
+    let fast = crate::cpu_backend::FastIntModel::new(&int_model)?;
     let (n, iters) = (opts.size, opts.iters.max(1));
     let image = |side: usize| -> Vec<u8> {
         (0..side * side * 3)

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 use tdquant_core::int::{self, IntModel, Tiling};
 
+use crate::cpu_backend::FastIntModel;
 use crate::eval::{self, EvalReport, RgbImageF32};
-use crate::intfast::FastIntModel;
 use crate::tiling::TileChoice;
 
 /// A loaded, validated integer model.

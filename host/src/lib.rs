@@ -11,12 +11,13 @@
 pub mod app;
 pub mod bicubic;
 pub mod calib;
+pub mod cpu_backend;
+pub mod cpu_features;
 pub mod data_root;
 pub mod eval;
 pub mod export;
 pub mod image_io;
 pub mod input_file;
-pub mod intfast;
 pub mod intmodel;
 pub mod model;
 pub mod output;

@@ -115,9 +115,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Compare CPU-integer and GPU outputs bit for bit (SHA-256 per image,
-    /// first differing pixel); exits non-zero on any mismatch. The GPU is
-    /// the CUDA backend of a `--features cuda` build.
+    /// Compare two or more integer backends bit for bit (SHA-256 per image,
+    /// first differing pixel); exits non-zero on any mismatch.
     Parity {
         /// The integer model (`tdquant export`).
         #[arg(long)]
@@ -125,17 +124,19 @@ enum Command {
         /// Comma-separated benchmark sets (LR inputs).
         #[arg(long, value_delimiter = ',', default_value = "Set5")]
         sets: Vec<String>,
-        /// GPU side: gpu (the CUDA backend) or emulated (the same kernels
-        /// compiled for the CPU; slow).
-        #[arg(long, default_value = "gpu")]
-        backend: String,
-        /// Kernels: fused, per-op or both.
-        #[arg(long, default_value = "both")]
-        kernels: String,
-        /// CPU side: oracle (scalar core::int) or fast (multi-threaded,
-        /// byte-identical to the oracle).
-        #[arg(long, default_value = "oracle")]
-        cpu: String,
+        /// The reference backend.
+        #[arg(long, value_enum, default_value = "oracle")]
+        a: tdquant_host::parity::BackendName,
+        /// Comma-separated backends compared with `--a` (the emulated ones
+        /// run the CUDA kernels on the CPU: slow; the CUDA ones need a build
+        /// with `--features cuda`).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "cuda-fused,cuda-per-op"
+        )]
+        b: Vec<tdquant_host::parity::BackendName>,
         /// At most this many images per set (0 = all).
         #[arg(long, default_value_t = 0)]
         limit: usize,
@@ -534,40 +535,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Parity {
             int,
             sets,
-            backend,
-            kernels,
-            cpu,
+            a,
+            b,
             limit,
         } => {
-            use tdquant_gpu::KernelPath;
-            use tdquant_host::parity::{run_parity, CpuSide, ParityBackend, ParityOptions};
-            let backend = match backend.as_str() {
-                "gpu" | "cuda" => ParityBackend::Gpu,
-                "emulated" => ParityBackend::Emulated,
-                other => anyhow::bail!("--backend {other:?}: expected gpu or emulated"),
-            };
-            let paths = match kernels.as_str() {
-                "fused" => vec![KernelPath::Fused],
-                "per-op" => vec![KernelPath::PerOperator],
-                "both" => vec![KernelPath::Fused, KernelPath::PerOperator],
-                other => anyhow::bail!("--kernels {other:?}: expected fused, per-op or both"),
-            };
-            let cpu = match cpu.as_str() {
-                "oracle" => CpuSide::Oracle,
-                "fast" => CpuSide::Fast,
-                other => anyhow::bail!("--cpu {other:?}: expected oracle or fast"),
-            };
-            run_parity(
-                &int,
-                &root,
-                &ParityOptions {
-                    sets,
-                    backend,
-                    paths,
-                    cpu,
-                    limit,
-                },
-            )
+            use tdquant_host::parity::{run_parity, ParityOptions};
+            run_parity(&int, &root, &ParityOptions { sets, a, b, limit })
         }
         Command::Bench(BenchCommand::Fp { model, size, iters }) => {
             app::bench_fp(&model_or_default(model), size, size, iters).map(|_| ())

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::image_io::{read_rgb8, rgb8_to_f32, tensor2img};
-use crate::intfast::FastIntModel;
+use crate::cpu_backend::FastIntModel;
 use crate::intmodel::IntSr;
 use crate::model::SwinIR;
 use crate::output::{check_output_path, PngRows};

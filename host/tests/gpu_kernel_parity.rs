@@ -9,7 +9,10 @@
 mod common;
 
 use common::random_image;
-use tdquant_gpu::{parity, CpuReference, HostKernelBackend, IntegerBackend, KernelPath};
+use tdquant_core::backend::{IntegerBackend, ScalarOracle};
+use tdquant_gpu::{parity, HostKernelBackend, KernelPath};
+use tdquant_host::cpu_backend::CpuFastBackend;
+use tdquant_host::cpu_features::Isa;
 use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::eval::BenchmarkSet;
 use tdquant_host::export::GoldenExport;
@@ -47,13 +50,11 @@ fn emulated_kernels_match_oracle() {
         }
         for (what, img, h, w) in &cases {
             let mut want = vec![0u8; h * w * 3 * s * s];
-            CpuReference
-                .upscale(&m, img, *h, *w, &mut want, KernelPath::Fused)
-                .unwrap();
+            ScalarOracle.upscale(&m, img, *h, *w, &mut want).unwrap();
             for path in [KernelPath::PerOperator, KernelPath::Fused] {
                 let mut got = vec![0u8; want.len()];
-                HostKernelBackend
-                    .upscale(&m, img, *h, *w, &mut got, path)
+                HostKernelBackend::new(path)
+                    .upscale(&m, img, *h, *w, &mut got)
                     .unwrap();
                 let p = parity::compare(&want, &got, w * s);
                 println!(
@@ -72,7 +73,7 @@ fn emulated_kernels_match_oracle() {
 }
 
 #[test]
-fn emulated_kernels_reject_bad_sizes_like_the_oracle() {
+fn every_cpu_backend_rejects_bad_sizes_like_the_oracle() {
     let Some(root) = data_root_for("gpu_kernel_parity", TestData::Bundle) else {
         return;
     };
@@ -82,11 +83,18 @@ fn emulated_kernels_reject_bad_sizes_like_the_oracle() {
     for (img_len, h, w, out_len) in [(0, 0, 4, 0), (12, 2, 2, 12 * 16 - 1), (11, 2, 2, 12 * 16)] {
         let img = vec![7u8; img_len];
         let mut want_out = vec![0u8; out_len];
-        let mut got_out = vec![0u8; out_len];
-        let want = CpuReference.upscale(&m, &img, h, w, &mut want_out, KernelPath::Fused);
-        let got = HostKernelBackend.upscale(&m, &img, h, w, &mut got_out, KernelPath::Fused);
+        let want = ScalarOracle.upscale(&m, &img, h, w, &mut want_out);
         assert!(want.is_err(), "{h}x{w}: the oracle must refuse");
-        assert_eq!(got, want, "{h}x{w}: same error as the oracle");
-        assert!(got_out.iter().all(|&b| b == 0), "output untouched on error");
+        let backends: [Box<dyn IntegerBackend>; 3] = [
+            Box::new(HostKernelBackend::new(KernelPath::Fused)),
+            Box::new(HostKernelBackend::new(KernelPath::PerOperator)),
+            Box::new(CpuFastBackend::new(Isa::best())),
+        ];
+        for b in &backends {
+            let mut got_out = vec![0u8; out_len];
+            let got = b.upscale(&m, &img, h, w, &mut got_out);
+            assert_eq!(got, want, "{h}x{w} {}: same error as the oracle", b.name());
+            assert!(got_out.iter().all(|&b| b == 0), "output untouched on error");
+        }
     }
 }

@@ -1,16 +1,17 @@
-//! The fast integer path (`tdquant_host::intfast`) against the scalar oracle
-//! (`tdquant_core::int::runner::upscale`): byte-identical outputs (SHA-256)
-//! on every Set5 image at W4A4, and on odd-sized random images at W4A4 and
-//! W2A2, for both the AVX-512 kernels (where the CPU has them) and the
-//! portable path (`set_simd(false)`).
+//! The fast CPU backend (`tdquant_host::cpu_backend`) against the scalar
+//! oracle (`tdquant_core::int::runner::upscale`): byte-identical outputs
+//! (SHA-256) on every Set5 image at W4A4, and on odd-sized random images at
+//! W4A4 and W2A2, at every instruction-set level this CPU has (the others
+//! print SKIPPED; TDQ_REQUIRE_AVX512=1 makes a missing AVX-512 VNNI fail).
 
 mod common;
 
 use common::random_image;
+use tdquant_host::cpu_backend::FastIntModel;
+use tdquant_host::cpu_features::Isa;
 use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::eval::BenchmarkSet;
 use tdquant_host::export::GoldenExport;
-use tdquant_host::intfast::FastIntModel;
 use tdquant_host::intmodel::IntSr;
 use tdquant_host::weights::sha256_hex;
 
@@ -22,9 +23,32 @@ fn check(sr: &IntSr, fast: &[FastIntModel<'_>], img: &[u8], h: usize, w: usize, 
     for f in fast {
         let got = f.upscale(img, h, w).unwrap();
         let b = sha256_hex(&got);
-        println!("{what} {h}x{w} (simd {}): oracle {a} fast {b}", f.simd());
+        println!(
+            "{what} {h}x{w} ({}, vnni kernels {}): oracle {a} fast {b}",
+            f.isa().name(),
+            f.vnni_in_use()
+        );
         assert_eq!(a, b, "{what} {h}x{w}: fast path differs from the oracle");
     }
+}
+
+/// The levels this CPU can run; prints SKIPPED for the others.
+fn levels() -> Vec<Isa> {
+    Isa::ALL
+        .into_iter()
+        .filter(|&isa| {
+            if isa.available() {
+                return true;
+            }
+            println!("SKIPPED: int_fast at {}: this CPU lacks it", isa.name());
+            assert!(
+                !(isa == Isa::Avx512Vnni
+                    && std::env::var("TDQ_REQUIRE_AVX512").is_ok_and(|v| v == "1")),
+                "TDQ_REQUIRE_AVX512=1 but this CPU lacks AVX-512 VNNI"
+            );
+            false
+        })
+        .collect()
 }
 
 #[test]
@@ -37,9 +61,10 @@ fn fast_path_matches_oracle_set5_and_odd_sizes() {
         let out = golden.export(bits).unwrap();
         let sr = IntSr::from_bytes(out.bytes).unwrap();
         let m = sr.model();
-        let mut portable = FastIntModel::new(&m).unwrap();
-        portable.set_simd(false);
-        let fast = [FastIntModel::new(&m).unwrap(), portable];
+        let fast: Vec<FastIntModel<'_>> = levels()
+            .into_iter()
+            .map(|isa| FastIntModel::with_isa(&m, isa).unwrap())
+            .collect();
         for (i, &(h, w)) in [(1, 1), (7, 13), (9, 8), (16, 24), (3, 17)]
             .iter()
             .enumerate()
@@ -93,23 +118,22 @@ fn fast_path_timing() {
     let out = GoldenExport::new(&root).unwrap().export(4).unwrap();
     let sr = IntSr::from_bytes(out.bytes).unwrap();
     let m = sr.model();
-    let mut fast = FastIntModel::new(&m).unwrap();
     let n = 256;
     let img = random_image(n * n * 3, 7);
-    // TDQ_TIMING_SIMD=1: only the AVX-512 kernels (for profiling).
-    let modes: &[bool] = if std::env::var_os("TDQ_TIMING_SIMD").is_some() {
-        &[true]
+    // TDQ_TIMING_SIMD=1: only the best level (for profiling).
+    let modes = if std::env::var_os("TDQ_TIMING_SIMD").is_some() {
+        vec![Isa::best()]
     } else {
-        &[true, false]
+        levels()
     };
-    for &simd in modes {
-        fast.set_simd(simd);
+    for isa in modes {
+        let fast = FastIntModel::with_isa(&m, isa).unwrap();
         for _ in 0..2 {
             let (t0, c0) = (std::time::Instant::now(), cpu_seconds());
             let _ = fast.upscale(&img, n, n).unwrap();
             println!(
-                "simd {} {n}x{n}: wall {:.3} s, cpu {:.2} s",
-                fast.simd(),
+                "{} {n}x{n}: wall {:.3} s, cpu {:.2} s",
+                fast.isa().name(),
                 t0.elapsed().as_secs_f64(),
                 cpu_seconds() - c0
             );

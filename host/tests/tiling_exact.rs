@@ -5,7 +5,7 @@
 
 use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::export::GoldenExport;
-use tdquant_host::intfast::FastIntModel;
+use tdquant_host::cpu_backend::FastIntModel;
 use tdquant_host::intmodel::IntSr;
 use tdquant_host::tiling::{upscale_bands, TilePlan, EXACT_HALO};
 use tdquant_host::upscale::{fp_upscale_raw, FP_HALO};

@@ -20,9 +20,10 @@ use tdquant_core::int::IntModel;
 
 use crate::swinir::{self, Kernel, KernelPath, KernelRunner, BLOCK_THREADS};
 use crate::{
-    check_same_len, check_unpack_args, padding_error, DeviceInfo, GpuError, IntegerBackend,
-    KernelRequantizer, BLOCK,
+    check_same_len, check_unpack_args, padding_error, DeviceInfo, DriverFailure, GpuError,
+    GpuOperators, KernelRequantizer, BLOCK,
 };
+use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend};
 
 // SAFETY: plain-old-data `#[repr(C)]` struct of integers (no pointers, no
 // padding), mirrored by `tdq_requantizer` in tdq_arith.cuh.
@@ -31,13 +32,15 @@ unsafe impl DeviceCopy for KernelRequantizer {}
 /// Upper bound on blocks per launch; the kernels are grid-stride loops.
 const MAX_BLOCKS: u64 = 16 * 1024;
 
-/// The kernels on CUDA device 0, through the `cust` driver API.
+/// The kernels on CUDA device 0, through the `cust` driver API; `path`
+/// picks the kernel sequence of [`IntegerBackend::upscale`].
 ///
 /// Construction never fails: without a usable device the error is kept and
-/// returned by every entry point, so callers (and `backend()`) need no
+/// returned by every entry point, so callers (and `cuda_backend()`) need no
 /// special case.
 pub struct CudaBackend {
     state: Result<Loaded, GpuError>,
+    path: KernelPath,
 }
 
 /// Field order is drop order: everything goes before the context.
@@ -74,7 +77,13 @@ impl CudaBackend {
     pub fn new() -> Self {
         Self {
             state: Loaded::init(),
+            path: KernelPath::default(),
         }
+    }
+
+    /// The same backend on kernel path `path`.
+    pub fn with_path(self, path: KernelPath) -> Self {
+        Self { path, ..self }
     }
 
     /// Why this backend cannot run, if it cannot.
@@ -91,17 +100,22 @@ impl CudaBackend {
     }
 }
 
-/// The driver's text for `err` (cust's `Display` quotes it).
-fn driver_message(err: CudaError) -> String {
-    format!("{} [{err:?}]", err.to_string().trim_matches('"'))
+/// `err` at `step`, with the driver's text (cust's `Display` quotes it).
+fn driver_failure(step: &'static str, err: CudaError) -> DriverFailure {
+    let text = err.to_string();
+    DriverFailure {
+        step,
+        code: err as u32,
+        message: format!("{step}: {} [{err:?}]", text.trim_matches('"')),
+    }
 }
 
 fn no_device(step: &'static str) -> impl Fn(CudaError) -> GpuError {
-    move |err| GpuError::NoDevice(format!("{} ({step})", driver_message(err)))
+    move |err| GpuError::NoDevice(driver_failure(step, err))
 }
 
 fn cuda_error(step: &'static str) -> impl Fn(CudaError) -> GpuError {
-    move |err| GpuError::Cuda(format!("{step}: {}", driver_message(err)))
+    move |err| GpuError::Cuda(driver_failure(step, err))
 }
 
 fn grid_for(n: u64) -> u32 {
@@ -181,11 +195,7 @@ impl Loaded {
     }
 }
 
-impl IntegerBackend for CudaBackend {
-    fn name(&self) -> &'static str {
-        "cuda"
-    }
-
+impl GpuOperators for CudaBackend {
     fn device(&self) -> Result<DeviceInfo, GpuError> {
         let loaded = self.ready()?;
         Ok(DeviceInfo {
@@ -280,7 +290,37 @@ impl IntegerBackend for CudaBackend {
         self.ready()?
             .requantize("tdq_requantize_i64", acc, out, rq, None)
     }
+}
+
+impl IntegerBackend for CudaBackend {
+    fn name(&self) -> &str {
+        match self.path {
+            KernelPath::Fused => "cuda-fused",
+            KernelPath::PerOperator => "cuda-per-op",
+        }
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            accelerator: true,
+            parallel: true,
+            available: self.state.is_ok(),
+        }
+    }
     fn upscale(
+        &self,
+        model: &IntModel<'_>,
+        img: &[u8],
+        h: usize,
+        w: usize,
+        out: &mut [u8],
+    ) -> Result<(), BackendError> {
+        Ok(self.upscale_path(model, img, h, w, out, self.path)?)
+    }
+}
+
+impl CudaBackend {
+    /// [`IntegerBackend::upscale`] on `path`, with the GPU crate's error.
+    pub fn upscale_path(
         &self,
         model: &IntModel<'_>,
         img: &[u8],
@@ -316,7 +356,7 @@ pub struct KernelProfile {
 }
 
 impl CudaBackend {
-    /// [`IntegerBackend::upscale`], synchronising after every launch to time
+    /// [`Self::upscale_path`], synchronising after every launch to time
     /// it: per-kernel times and minimum traffic (for the bandwidth
     /// roofline), sorted by time. Also returns the output.
     pub fn profile_upscale(
@@ -367,9 +407,12 @@ impl<'a> CudaRunner<'a> {
                 return Ok((i, (ptr - base) as usize));
             }
         }
-        Err(GpuError::Cuda(format!(
-            "copy of {len} bytes at {ptr:#x} is outside every allocation"
-        )))
+        Err(GpuError::Cuda(DriverFailure {
+            step: "host-side copy bounds",
+            // CUDA_ERROR_INVALID_VALUE: the copy the driver would have refused.
+            code: 1,
+            message: format!("copy of {len} bytes at {ptr:#x} is outside every allocation"),
+        }))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use tdquant_core::{BitWidth, PackedLayout, Requantizer, RoundingMode};
 
-use crate::{check_same_len, GpuError, KernelRequantizer};
+use crate::{check_same_len, DriverFailure, GpuError, KernelRequantizer};
 
 // Linked by build.rs (`cargo:rustc-link-lib=static=tdq_host_shim`).
 // Signatures mirror the C definitions; every function is total on the
@@ -272,20 +272,10 @@ pub mod host_arith {
 
     /// The `tdq_requantize_i32` kernel under an emulated launch.
     pub fn requantize_i32(rq: Requantizer, acc: &[i32], out: &mut [i64]) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        let (grid, block) = emu_grid(len64(acc));
-        // SAFETY: both slices hold `acc.len()` elements.
-        unsafe {
-            tdq_emu_requantize_i32(
-                grid,
-                block,
-                acc.as_ptr(),
-                out.as_mut_ptr(),
-                len64(acc),
-                rq.into(),
-            );
-        }
-        Ok(())
+        elementwise(acc, out, |grid, block, acc, out, n| {
+            // SAFETY: `acc` and `out` point to `n` elements each.
+            unsafe { tdq_emu_requantize_i32(grid, block, acc, out, n, rq.into()) }
+        })
     }
 
     /// The `tdq_requantize_i32_clamp` kernel under an emulated launch.
@@ -296,39 +286,31 @@ pub mod host_arith {
         max: i32,
         out: &mut [i32],
     ) -> Result<(), GpuError> {
-        check_same_len(acc.len(), out.len())?;
-        let (grid, block) = emu_grid(len64(acc));
-        // SAFETY: both slices hold `acc.len()` elements.
-        unsafe {
-            tdq_emu_requantize_i32_clamp(
-                grid,
-                block,
-                acc.as_ptr(),
-                out.as_mut_ptr(),
-                len64(acc),
-                rq.into(),
-                min,
-                max,
-            );
-        }
-        Ok(())
+        elementwise(acc, out, |grid, block, acc, out, n| {
+            // SAFETY: `acc` and `out` point to `n` elements each.
+            unsafe { tdq_emu_requantize_i32_clamp(grid, block, acc, out, n, rq.into(), min, max) }
+        })
     }
 
     /// The `tdq_requantize_i64` kernel under an emulated launch.
     pub fn requantize_i64(rq: Requantizer, acc: &[i64], out: &mut [i64]) -> Result<(), GpuError> {
+        elementwise(acc, out, |grid, block, acc, out, n| {
+            // SAFETY: `acc` and `out` point to `n` elements each.
+            unsafe { tdq_emu_requantize_i64(grid, block, acc, out, n, rq.into()) }
+        })
+    }
+
+    /// An elementwise kernel from `acc` to `out` (same length) under an
+    /// emulated launch: `launch(grid, block, acc, out, n)`.
+    fn elementwise<A, O>(
+        acc: &[A],
+        out: &mut [O],
+        launch: impl FnOnce(u32, u32, *const A, *mut O, u64),
+    ) -> Result<(), GpuError> {
         check_same_len(acc.len(), out.len())?;
-        let (grid, block) = emu_grid(len64(acc));
-        // SAFETY: both slices hold `acc.len()` elements.
-        unsafe {
-            tdq_emu_requantize_i64(
-                grid,
-                block,
-                acc.as_ptr(),
-                out.as_mut_ptr(),
-                len64(acc),
-                rq.into(),
-            );
-        }
+        let n = len64(acc);
+        let (grid, block) = emu_grid(n);
+        launch(grid, block, acc.as_ptr(), out.as_mut_ptr(), n);
         Ok(())
     }
 
@@ -590,9 +572,14 @@ impl EmulatedRunner {
                 return Ok(unsafe { b.as_mut_ptr().cast::<u8>().add((ptr - base) as usize) });
             }
         }
-        Err(GpuError::Cuda(format!(
-            "emulated copy of {len} bytes at {ptr:#x} is outside every allocation"
-        )))
+        Err(GpuError::Cuda(DriverFailure {
+            step: "emulated copy bounds",
+            // CUDA_ERROR_INVALID_VALUE, as the driver would answer.
+            code: 1,
+            message: format!(
+                "emulated copy of {len} bytes at {ptr:#x} is outside every allocation"
+            ),
+        }))
     }
 }
 
@@ -633,10 +620,12 @@ impl KernelRunner for EmulatedRunner {
         if status == 0 {
             Ok(())
         } else {
-            Err(GpuError::Cuda(format!(
-                "emulator has no kernel {}",
-                kernel.entry()
-            )))
+            Err(GpuError::Cuda(DriverFailure {
+                step: kernel.entry(),
+                // CUDA_ERROR_NOT_FOUND: no such entry point.
+                code: 500,
+                message: format!("emulator has no kernel {}", kernel.entry()),
+            }))
         }
     }
     fn synchronize(&mut self) -> Result<(), GpuError> {

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tdquant_core::requant::{MAX_SHIFT, MIN_SHIFT};
 use tdquant_core::{pack_codes, BitWidth, PackedLayout, PackedWord, Requantizer, RoundingMode};
-use tdquant_gpu::{CpuReference, GpuError, IntegerBackend};
+use tdquant_gpu::{CpuReference, GpuError, GpuOperators};
 
 /// Accumulators that stress rounding and saturation.
 pub const I32_EXTREMES: [i32; 17] = [
@@ -256,7 +256,7 @@ fn compare_results(
 /// of `out_len` bytes (normally `rows · cols`): same result, same bytes
 /// (on error: both untouched).
 pub fn check_unpack(
-    backend: &dyn IntegerBackend,
+    backend: &dyn GpuOperators,
     case: &PackedCase,
     out_len: usize,
 ) -> Result<(), String> {
@@ -279,7 +279,7 @@ pub fn check_unpack(
 }
 
 pub fn check_requant_i32(
-    backend: &dyn IntegerBackend,
+    backend: &dyn GpuOperators,
     rq: Requantizer,
     acc: &[i32],
 ) -> Result<(), String> {
@@ -300,7 +300,7 @@ pub fn check_requant_i32(
 }
 
 pub fn check_requant_i32_clamped(
-    backend: &dyn IntegerBackend,
+    backend: &dyn GpuOperators,
     rq: Requantizer,
     acc: &[i32],
     (min, max): (i32, i32),
@@ -322,7 +322,7 @@ pub fn check_requant_i32_clamped(
 }
 
 pub fn check_requant_i64(
-    backend: &dyn IntegerBackend,
+    backend: &dyn GpuOperators,
     rq: Requantizer,
     acc: &[i64],
 ) -> Result<(), String> {
@@ -370,9 +370,9 @@ pub mod suite {
 
     /// Random packed matrices, odd row lengths, corrupted padding, and
     /// wrong output lengths.
-    pub fn unpack(backend: &dyn IntegerBackend, cases: u32) {
+    pub fn unpack(backend: &dyn GpuOperators, cases: u32) {
         run_prop(
-            &format!("{} unpack", backend.name()),
+            &format!("{} unpack", label(backend)),
             cases,
             packed_case(6, 90),
             |case| {
@@ -381,7 +381,7 @@ pub mod suite {
             },
         );
         run_prop(
-            &format!("{} unpack, wrong lengths", backend.name()),
+            &format!("{} unpack, wrong lengths", label(backend)),
             cases / 4,
             (packed_case(3, 40), 0usize..3, any::<bool>()),
             |(mut case, delta, longer_packed)| {
@@ -399,7 +399,7 @@ pub mod suite {
 
     /// Every width, every row length up to three words plus one, maximal
     /// and mixed codes, each padding bit of a small matrix set in turn.
-    pub fn unpack_extremes(backend: &dyn IntegerBackend) {
+    pub fn unpack_extremes(backend: &dyn GpuOperators) {
         let mut failures = Vec::new();
         for bits in BitWidth::ALL {
             let cpw = bits.codes_per_word();
@@ -430,14 +430,14 @@ pub mod suite {
                 }
             }
         }
-        report(&format!("{} unpack extremes", backend.name()), failures);
+        report(&format!("{} unpack extremes", label(backend)), failures);
     }
 
     /// Random requantizers over random vectors (random lengths, so block
     /// edges move), for all three requantization entry points.
-    pub fn requant(backend: &dyn IntegerBackend, cases: u32, max_len: usize) {
+    pub fn requant(backend: &dyn GpuOperators, cases: u32, max_len: usize) {
         run_prop(
-            &format!("{} requantize_i32", backend.name()),
+            &format!("{} requantize_i32", label(backend)),
             cases,
             (
                 requantizer(),
@@ -446,7 +446,7 @@ pub mod suite {
             |(rq, acc)| check_requant_i32(backend, rq, &acc),
         );
         run_prop(
-            &format!("{} requantize_i32_clamped", backend.name()),
+            &format!("{} requantize_i32_clamped", label(backend)),
             cases,
             (
                 requantizer(),
@@ -456,7 +456,7 @@ pub mod suite {
             |(rq, acc, bounds)| check_requant_i32_clamped(backend, rq, &acc, bounds),
         );
         run_prop(
-            &format!("{} requantize_i64", backend.name()),
+            &format!("{} requantize_i64", label(backend)),
             cases,
             (
                 requantizer(),
@@ -468,7 +468,7 @@ pub mod suite {
 
     /// Every shift MIN_SHIFT..=MAX_SHIFT × edge multipliers × both tie
     /// rules, over all extreme accumulators plus a run of small ones (ties).
-    pub fn requant_extremes(backend: &dyn IntegerBackend) {
+    pub fn requant_extremes(backend: &dyn GpuOperators) {
         let mut acc32: Vec<i32> = I32_EXTREMES.to_vec();
         acc32.extend(-300..=300);
         let mut acc64: Vec<i64> = I64_EXTREMES.to_vec();
@@ -489,14 +489,14 @@ pub mod suite {
                 }
             }
         }
-        report(&format!("{} requant extremes", backend.name()), failures);
+        report(&format!("{} requant extremes", label(backend)), failures);
     }
 
     /// Every width, 28 words per row (the last one short by a code) and
     /// over 2^22 words in all: more words than the CUDA backend launches
     /// threads (16384 blocks · 256), so the grid-stride loop wraps. Then a
     /// padding bit in the very last word.
-    pub fn unpack_large(backend: &dyn IntegerBackend) {
+    pub fn unpack_large(backend: &dyn GpuOperators) {
         for bits in BitWidth::ALL {
             let cols = 28 * bits.codes_per_word() - 1;
             let rows = (1 << 22) / 28 + 101;
@@ -516,7 +516,7 @@ pub mod suite {
 
     /// Over 2^22 elements (more than one grid-stride pass per thread) for
     /// three requantizers and all three entry points.
-    pub fn requant_large(backend: &dyn IntegerBackend) {
+    pub fn requant_large(backend: &dyn GpuOperators) {
         let n = (1usize << 22) + 12_345;
         let acc32: Vec<i32> = (0..n)
             .map(|i| (i as u32).wrapping_mul(2_654_435_761) as i32)
@@ -555,4 +555,11 @@ pub mod suite {
             );
         }
     }
+}
+
+/// The device a backend under test runs on, for failure messages.
+pub fn label(backend: &dyn GpuOperators) -> String {
+    backend
+        .device()
+        .map_or_else(|e| format!("unavailable backend ({e})"), |d| d.name)
 }

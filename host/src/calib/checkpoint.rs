@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::data::SplitMix64;
 use super::dqc::{DqcConfig, DqcState, LossRecord};
 use super::schedule::FlatAdam;
-use crate::app::write_atomic;
+use crate::output::write_atomic;
 use crate::model::hook::NUM_SITES;
 
 /// Format tag of DQC checkpoints.

@@ -402,8 +402,8 @@ unsafe fn sweep_super_avx2(x: &[f32], cands: &[Cand]) -> Vec<f64> {
 fn sweep_super_dispatch(x: &[f32], cands: &[Cand]) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just detected at run time.
+        if crate::cpu_features::cpu_features().avx2 {
+            // SAFETY: the CPU supports AVX2 (detected at run time).
             return unsafe { sweep_super_avx2(x, cands) };
         }
     }

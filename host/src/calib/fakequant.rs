@@ -175,8 +175,8 @@ unsafe fn fwd_block_avx2(x: &[f32], grid: &QuantGrid, out: &mut [f32]) {
 fn fwd_block_dispatch(x: &[f32], grid: &QuantGrid, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just detected at run time.
+        if crate::cpu_features::cpu_features().avx2 {
+            // SAFETY: the CPU supports AVX2 (detected at run time).
             return unsafe { fwd_block_avx2(x, grid, out) };
         }
     }
@@ -241,8 +241,8 @@ unsafe fn bwd_block_avx2(x: &[f32], g: &[f32], grid: &QuantGrid, dx: &mut [f32])
 fn bwd_block_dispatch(x: &[f32], g: &[f32], grid: &QuantGrid, dx: &mut [f32]) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 support was just detected at run time.
+        if crate::cpu_features::cpu_features().avx2 {
+            // SAFETY: the CPU supports AVX2 (detected at run time).
             return unsafe { bwd_block_avx2(x, g, grid, dx) };
         }
     }

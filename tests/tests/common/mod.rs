@@ -1,0 +1,3 @@
+//! Test-only fixtures of the workspace tests.
+
+pub mod models;

@@ -808,3 +808,22 @@ fn conv_rejects_bad_arguments() {
     };
     assert!(conv.run(&[0; 12], 2, 2, |_, _, _| {}).is_err());
 }
+
+// ---------------------------------------------------------------------------
+// gelu: the decoded table against the oracle's per-call reading
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #[test]
+    fn gelu_table_matches_gelu_code(
+        words in proptest::collection::vec(any::<i32>(), 0..=64),
+        t in prop_oneof![any::<i64>(), -(1i64 << 40)..(1i64 << 40), Just(i64::MIN), Just(i64::MAX)],
+    ) {
+        use tdquant_core::int::gelu::{gelu_code, GeluTable, GELU_TABLE_LEVELS};
+        let words: &[i32] = &words;
+        match GeluTable::new(words) {
+            Some(table) => prop_assert_eq!(table.code(t), gelu_code(t, words), "table {:?}", words),
+            None => prop_assert!(words.len() / 4 > GELU_TABLE_LEVELS),
+        }
+    }
+}

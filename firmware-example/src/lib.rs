@@ -4,6 +4,8 @@
 #![no_std]
 
 pub mod clock;
+pub mod dsp;
+pub mod kernels;
 pub mod profile;
 
 /// SHA-256 digest as lowercase hex.
@@ -15,4 +17,23 @@ pub fn hex(digest: &[u8; 32]) -> [u8; 64] {
         pair[1] = DIGITS[usize::from(byte & 15)];
     }
     out
+}
+
+/// `var == Some(value)`, usable in a `const` (build-time `option_env!` switches).
+pub const fn env_is(var: Option<&str>, value: &str) -> bool {
+    let Some(var) = var else {
+        return false;
+    };
+    let (a, b) = (var.as_bytes(), value.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }

@@ -43,3 +43,46 @@ pub fn gelu_code<W: I32Src + ?Sized>(t: i64, table: &W) -> u8 {
     }
     count
 }
+
+/// Most levels a [`GeluTable`] holds (`N` of a 4-bit quantizer).
+pub const GELU_TABLE_LEVELS: usize = 15;
+
+/// A GELU threshold table decoded once, for the many fc1 outputs of a block:
+/// [`GeluTable::code`] is [`gelu_code`] without re-reading the `I32Src`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeluTable {
+    hi: [i64; GELU_TABLE_LEVELS],
+    lo: [i64; GELU_TABLE_LEVELS],
+    levels: usize,
+}
+
+impl GeluTable {
+    /// Decodes `table` (`4N` words); `None` when `N > GELU_TABLE_LEVELS`.
+    pub fn new<W: I32Src + ?Sized>(table: &W) -> Option<Self> {
+        let levels = table.len() / WORDS_PER_LEVEL;
+        if levels > GELU_TABLE_LEVELS {
+            return None;
+        }
+        let mut out = GeluTable {
+            hi: [0; GELU_TABLE_LEVELS],
+            lo: [0; GELU_TABLE_LEVELS],
+            levels,
+        };
+        for (k, (hi, lo)) in out.hi.iter_mut().zip(out.lo.iter_mut()).enumerate() {
+            let base = k.saturating_mul(WORDS_PER_LEVEL);
+            *hi = table.at_i64(base);
+            *lo = table.at_i64(base.saturating_add(2));
+        }
+        Some(out)
+    }
+
+    /// `gelu_code(t, table)` of the table this was decoded from.
+    pub fn code(&self, t: i64) -> u8 {
+        let n = self.levels.min(GELU_TABLE_LEVELS);
+        let mut count = 0u8;
+        for (&hi, &lo) in self.hi.iter().zip(self.lo.iter()).take(n) {
+            count = count.saturating_add(u8::from(t >= hi || t <= lo));
+        }
+        count
+    }
+}

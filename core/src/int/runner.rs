@@ -71,12 +71,12 @@ use core::fmt;
 
 use super::arith::clamp_code;
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
-use super::gelu::gelu_code;
+use super::gelu::{gelu_code, GeluTable};
 use super::kernels::{IntKernels, ScalarKernels};
-use super::layernorm::MAX_CHANNELS;
+use super::layernorm::{LnParams, MAX_CHANNELS};
 use super::linear::CodeAffine;
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
-use super::view::I32Src;
+use super::view::{I32Src, LeI32};
 use super::{OpError, DEPTH, EMBED, HEADS, HEAD_DIM, LAYERS, MLP, RPB_ROWS, SHIFT, TOKENS, WINDOW};
 use crate::packed::PackedMatrix;
 
@@ -589,11 +589,29 @@ fn to_i16(r: &[i32], a: &mut [i32], k: u32) {
     }
 }
 
+/// A block LayerNorm's constants copied out of the model bytes once per
+/// block (its outputs are evaluated for every token).
+fn decode_ln(ln: &LnParams<LeI32<'_>>) -> LnParams<[i32; EMBED]> {
+    let mut gamma = [0i32; EMBED];
+    let mut beta = [0i32; EMBED];
+    for (c, (g, b)) in gamma.iter_mut().zip(beta.iter_mut()).enumerate() {
+        *g = ln.gamma.at(c);
+        *b = ln.beta.at(c);
+    }
+    LnParams {
+        gamma,
+        beta,
+        g_frac: ln.g_frac,
+        y_frac: ln.y_frac,
+        eps_t: ln.eps_t,
+    }
+}
+
 /// A LayerNorm whose output stays in the stream, token by token, in place
 /// (`LnParams::apply_to_stream` with the kernels' `normalize`).
 fn layer_norm_stream<K: IntKernels>(
     kernels: &mut K,
-    ln: &super::layernorm::LnParams<super::view::LeI32<'_>>,
+    ln: &LnParams<LeI32<'_>>,
     r: &mut [i32],
 ) -> Result<(), OpError> {
     ln.validate(EMBED)?;
@@ -719,15 +737,16 @@ fn attention<K: IntKernels>(
     let mut pos = [0usize; TOKENS];
     let mut labels = [0u8; TOKENS];
     let w = model.w_attn();
+    let ln1 = decode_ln(&bp.ln1);
     for wy in 0..hp / WINDOW {
         for wx in 0..wp / WINDOW {
             window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);
             for (t, &p) in pos.iter().enumerate() {
                 let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
                 token.copy_from_slice(src);
-                kernels.normalize(&token, bp.ln1.eps_t, xhat)?;
+                kernels.normalize(&token, ln1.eps_t, xhat)?;
                 for (c, &xh) in xhat.iter().enumerate() {
-                    let y = bp.ln1.output(c, xh);
+                    let y = ln1.output(c, xh);
                     let at = t * EMBED + c;
                     p0[at] = bp.fq_q.code(y);
                     p1[at] = bp.fq_k.code(y);
@@ -801,6 +820,8 @@ fn mlp<K: IntKernels>(
     let xhat = &mut xhat[..EMBED];
     let mut token = [0i32; EMBED];
     let gelu = bp.gelu;
+    let gelu_table = GeluTable::new(&gelu);
+    let ln2 = decode_ln(&bp.ln2);
     let frac = bp.aff_fc2.frac;
     let mut p0 = 0;
     while p0 < pixels {
@@ -809,9 +830,9 @@ fn mlp<K: IntKernels>(
             let p = p0 + t;
             let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
             token.copy_from_slice(src);
-            kernels.normalize(&token, bp.ln2.eps_t, xhat)?;
+            kernels.normalize(&token, ln2.eps_t, xhat)?;
             for (c, &xh) in xhat.iter().enumerate() {
-                fc1in[t * EMBED + c] = bp.fq_fc1.code(bp.ln2.output(c, xh));
+                fc1in[t * EMBED + c] = bp.fq_fc1.code(ln2.output(c, xh));
             }
         }
         kernels.linear(
@@ -824,7 +845,10 @@ fn mlp<K: IntKernels>(
             &bp.c_fc1,
             |t, j, v| {
                 if let Some(dst) = hidden.get_mut(t * MLP + j) {
-                    *dst = gelu_code(v, &gelu);
+                    *dst = match &gelu_table {
+                        Some(table) => table.code(v),
+                        None => gelu_code(v, &gelu),
+                    };
                 }
             },
         )?;

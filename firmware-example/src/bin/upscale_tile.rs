@@ -19,8 +19,9 @@ use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use sha2::{Digest, Sha256};
-use tdquant_core::int::{runner, IntModel, ScalarKernels};
+use tdquant_core::int::{runner, IntKernels, IntModel, ScalarKernels};
 use tdquant_firmware_example::clock::{self, Clock};
+use tdquant_firmware_example::kernels::DspKernels;
 use tdquant_firmware_example::profile::{Profiled, OPS};
 
 static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
@@ -72,6 +73,33 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
+/// `TDQ_KERNELS=scalar` at build time runs the core oracle's kernels
+/// (the "before" of the README figures); otherwise the DSP kernels.
+const SCALAR: bool = tdquant_firmware_example::env_is(option_env!("TDQ_KERNELS"), "scalar");
+
+/// Upscales the tile with `kernels`, profiled per operator.
+fn infer<K: IntKernels>(
+    kernels: K,
+    clock: &Clock,
+    model: &IntModel<'_>,
+    out: &mut [u8],
+    words: &mut [i32],
+    bytes: &mut [u8],
+) -> (Result<(), runner::RunError>, [u64; 5], [u32; 5]) {
+    let mut profiled = Profiled::new(kernels, clock);
+    let result = runner::upscale_with(
+        &mut profiled,
+        model,
+        TILE,
+        TILE_H,
+        TILE_W,
+        out,
+        words,
+        bytes,
+    );
+    (result, profiled.spent, profiled.calls)
+}
+
 #[entry]
 fn main() -> ! {
     let ok = run();
@@ -119,17 +147,11 @@ fn run() -> bool {
 
     let clock = Clock::start(cp.SYST);
     let t0 = clock.ticks();
-    let mut kernels = Profiled::new(ScalarKernels, &clock);
-    let result = runner::upscale_with(
-        &mut kernels,
-        &model,
-        TILE,
-        TILE_H,
-        TILE_W,
-        out,
-        words,
-        bytes,
-    );
+    let (result, spent, calls) = if SCALAR {
+        infer(ScalarKernels, &clock, &model, out, words, bytes)
+    } else {
+        infer(DspKernels, &clock, &model, out, words, bytes)
+    };
     let elapsed = clock.ticks() - t0;
     if let Err(e) = result {
         defmt::error!("TDQ inference failed: {}", defmt::Display2Format(&e));
@@ -143,6 +165,7 @@ fn run() -> bool {
         WORDS * 4 + runner::WORK_BYTES,
         out_len
     );
+    defmt::info!("TDQ kernels={=str}", if SCALAR { "scalar" } else { "dsp" });
     defmt::info!(
         "TDQ systick_ticks={=u64} instructions~={=u64} (SysTick ticks per 1000 instructions: {=u64})",
         elapsed,
@@ -151,10 +174,7 @@ fn run() -> bool {
     );
     let pixels = (TILE_H * TILE_W) as u64;
     let mut in_kernels = 0;
-    for (op, (&spent, &calls)) in OPS
-        .iter()
-        .zip(kernels.spent.iter().zip(kernels.calls.iter()))
-    {
+    for (&op, (&spent, &calls)) in OPS.iter().zip(spent.iter().zip(calls.iter())) {
         in_kernels += spent;
         defmt::info!(
             "TDQ profile op={=str} calls={=u32} instructions~={=u64} per_lr_pixel~={=u64}",

@@ -1,0 +1,106 @@
+//! The Cortex-M4 DSP-extension instructions the kernels use, one inline
+//! `asm!` each. They only compute on registers (no memory, no flags), which
+//! is all the `unsafe` in the kernels.
+//!
+//! | function | instruction | result |
+//! |---|---|---|
+//! | [`smlad`] | `SMLAD` | `acc + x.lo·y.lo + x.hi·y.hi` (signed 16-bit halves, wrapping i32) |
+//! | [`smlald`] | `SMLALD` | the same with an `i64` accumulator |
+//! | [`uxtb16`] | `UXTB16` | bytes 0 and 2 zero-extended into the two halves |
+//! | [`uxtb16_ror8`] | `UXTB16 …, ROR #8` | bytes 1 and 3 |
+//! | [`sxtb16`] | `SXTB16` | bytes 0 and 2 sign-extended |
+//! | [`sxtb16_ror8`] | `SXTB16 …, ROR #8` | bytes 1 and 3 |
+//! | [`pkhbt`] | `PKHBT` | `lo.lo | hi.lo << 16` |
+
+use core::arch::asm;
+
+/// `acc + x.lo·y.lo + x.hi·y.hi` (halves as `i16`; the sum wraps like `SMLAD`).
+#[inline(always)]
+pub fn smlad(x: u32, y: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("smlad {r}, {x}, {y}, {a}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y,
+             a = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `acc + x.lo·y.lo + x.hi·y.hi` in 64 bits (halves as `i16`).
+#[inline(always)]
+pub fn smlald(x: u32, y: u32, acc: i64) -> i64 {
+    let mut lo = acc as u32;
+    let mut hi = (acc >> 32) as u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("smlald {lo}, {hi}, {x}, {y}", lo = inout(reg) lo, hi = inout(reg) hi,
+             x = in(reg) x, y = in(reg) y, options(pure, nomem, nostack, preserves_flags));
+    }
+    (i64::from(hi as i32) << 32) | i64::from(lo)
+}
+
+/// Bytes 0 and 2 of `x`, zero-extended into the low and high halves.
+#[inline(always)]
+pub fn uxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("uxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 1 and 3 of `x`, zero-extended into the low and high halves.
+#[inline(always)]
+pub fn uxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("uxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 0 and 2 of `x`, sign-extended into the low and high halves.
+#[inline(always)]
+pub fn sxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 1 and 3 of `x`, sign-extended into the low and high halves.
+#[inline(always)]
+pub fn sxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `lo`'s low half in the low half, `hi`'s low half in the high half.
+#[inline(always)]
+pub fn pkhbt(lo: u32, hi: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("pkhbt {r}, {l}, {h}, lsl #16", r = lateout(reg) r, l = in(reg) lo, h = in(reg) hi,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Four bytes as a little-endian word (an unaligned `LDR` on the M4).
+#[inline(always)]
+pub fn word(b: &[u8; 4]) -> u32 {
+    u32::from_le_bytes(*b)
+}

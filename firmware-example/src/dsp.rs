@@ -104,3 +104,56 @@ pub fn pkhbt(lo: u32, hi: u32) -> u32 {
 pub fn word(b: &[u8; 4]) -> u32 {
     u32::from_le_bytes(*b)
 }
+
+/// Four dot products of the codes `x` (`4g` bytes) with four weight rows
+/// expanded as `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16,
+/// c_r,4i+1 | c_r,4i+3 << 16)` (`8g` words): per group of four codes one
+/// unaligned `LDR`, two `UXTB16`, four `LDRD` and eight `SMLAD`.
+/// Shorter `w` than `2·x.len()` words, or `x.len()` not a multiple of 4,
+/// only uses the whole groups both hold.
+#[inline(always)]
+pub fn dot4_u8(x: &[u8], w: &[u32]) -> [i32; 4] {
+    let groups = (x.len() / 4).min(w.len() / 8);
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    if groups > 0 {
+        // SAFETY: the loop reads `groups` words of `x` (4·groups ≤ x.len()
+        // bytes, unaligned LDR is allowed on the M4) and 8·groups ≤ w.len()
+        // words of `w` (word-aligned as a `[u32]`, as LDRD needs); it
+        // writes only registers and flags.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{xp}], #4",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "uxtb16 {xe}, {x}",
+                "uxtb16 {x}, {x}, ror #8",
+                "smlad {a0}, {xe}, {w0}, {a0}",
+                "smlad {a0}, {x}, {w1}, {a0}",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "smlad {a1}, {xe}, {w0}, {a1}",
+                "smlad {a1}, {x}, {w1}, {a1}",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "smlad {a2}, {xe}, {w0}, {a2}",
+                "smlad {a2}, {x}, {w1}, {a2}",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "smlad {a3}, {xe}, {w0}, {a3}",
+                "smlad {a3}, {x}, {w1}, {a3}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                xp = inout(reg) x.as_ptr() => _,
+                wp = inout(reg) w.as_ptr() => _,
+                n = inout(reg) groups => _,
+                x = out(reg) _,
+                xe = out(reg) _,
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                options(nostack, readonly),
+            );
+        }
+    }
+    [a0, a1, a2, a3]
+}

@@ -76,13 +76,23 @@ fn edge(s: u64, t: i64) -> u32 {
     }
 }
 
-/// Number of `edges` (sorted ascending) `≤ e`.
+/// Number of `edges` `≤ e`, for `edges` sorted ascending and padded with
+/// `u32::MAX` (never `≤ e ≤ 2^31`) to `2^steps − 1` entries: a branchless
+/// descent of the implicit binary tree, `steps` compares.
 #[inline(always)]
-fn count_le(edges: &[u32], e: u32) -> usize {
-    match edges.first() {
-        Some(&first) if e < first => 0,
-        _ => edges.partition_point(|&x| x <= e),
+fn count_le(edges: &[u32; MAX_LEVELS], steps: u32, e: u32) -> usize {
+    if e < edges[0] {
+        return 0;
     }
+    let mut c = 0usize;
+    let mut half = 1usize << steps >> 1;
+    while half > 0 {
+        if e >= edges[(c + half - 1) & 255] {
+            c += half;
+        }
+        half >>= 1;
+    }
+    c
 }
 
 /// Head row `t` of `codes` as five `lo | hi << 16` pairs.
@@ -151,8 +161,9 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
     for (idx, b) in bias.iter_mut().enumerate() {
         *b = i64::from(rpb.at(idx)) << qk.rpb_shift;
     }
-    let mut edges = [0u32; MAX_LEVELS];
-    let edges = &mut edges[..levels];
+    // Tree of 2^steps − 1 ≥ levels entries (≤ 255).
+    let steps = usize::BITS - levels.leading_zeros();
+    let mut edges = [u32::MAX; MAX_LEVELS];
     let mut z = [0i64; TOKENS];
     let mut e = [0u32; TOKENS];
     for (i, row) in probs.chunks_exact_mut(TOKENS).enumerate() {
@@ -187,7 +198,7 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
             *edge_k = edge(sum, t);
         }
         for (out, &ej) in row.iter_mut().zip(e.iter()) {
-            *out = count_le(edges, ej) as u8;
+            *out = count_le(&edges, steps, ej) as u8;
         }
     }
     Ok(())

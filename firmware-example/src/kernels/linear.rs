@@ -14,7 +14,7 @@ use tdquant_core::int::{I32Src, OpError};
 use tdquant_core::packed::PackedMatrix;
 
 use super::{check_len, check_param};
-use crate::dsp::{smlad, uxtb16, uxtb16_ror8, word};
+use crate::dsp::dot4_u8;
 
 /// Tokens per block (as the oracle).
 const TOKEN_BLOCK: usize = 64;
@@ -87,18 +87,7 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
                 tails[r][..k - k4].copy_from_slice(&codes[k4..k]);
             }
             for (t, x) in block.chunks_exact(k).enumerate() {
-                let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
-                for (xq, wq) in x[..k4]
-                    .chunks_exact(4)
-                    .zip(wexp[..wexp_used].chunks_exact(GROUP * 2))
-                {
-                    let xw = word(&[xq[0], xq[1], xq[2], xq[3]]);
-                    let (xe, xo) = (uxtb16(xw), uxtb16_ror8(xw));
-                    a0 = smlad(xo, wq[1], smlad(xe, wq[0], a0));
-                    a1 = smlad(xo, wq[3], smlad(xe, wq[2], a1));
-                    a2 = smlad(xo, wq[5], smlad(xe, wq[4], a2));
-                    a3 = smlad(xo, wq[7], smlad(xe, wq[6], a3));
-                }
+                let [mut a0, mut a1, mut a2, mut a3] = dot4_u8(&x[..k4], &wexp[..wexp_used]);
                 for (i, &xv) in x[k4..].iter().enumerate() {
                     let xv = i32::from(xv);
                     a0 += xv * i32::from(tails[0][i]);

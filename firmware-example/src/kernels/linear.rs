@@ -68,7 +68,7 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
         let mut j = 0;
         while j < rows {
             let g = GROUP.min(rows - j);
-            for r in 0..GROUP {
+            for (r, tail) in tails.iter_mut().enumerate() {
                 let codes = &mut codes[..k];
                 if r < g {
                     weights
@@ -84,7 +84,7 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
                     wexp[at] = u32::from(cq[0]) | u32::from(cq[2]) << 16;
                     wexp[at + 1] = u32::from(cq[1]) | u32::from(cq[3]) << 16;
                 }
-                tails[r][..k - k4].copy_from_slice(&codes[k4..k]);
+                tail[..k - k4].copy_from_slice(&codes[k4..k]);
             }
             for (t, x) in block.chunks_exact(k).enumerate() {
                 let [mut a0, mut a1, mut a2, mut a3] = dot4_u8(&x[..k4], &wexp[..wexp_used]);

@@ -30,5 +30,8 @@ bash scripts/gpu-cuda-test.sh
 step "firmware under QEMU, compared with the host"
 bash scripts/firmware-check.sh
 
+step "Cortex-M4 DSP kernels == core oracle under QEMU (1,000 seeded random cases per kernel + edges)"
+bash scripts/firmware-kernel-check.sh 1000
+
 step "integer SwinIR-light on the Cortex-M4 under QEMU, bit-exact with the host (W4A4 x4, 32x32 tile)"
 bash scripts/firmware-int-check.sh 4 32

@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod dsp;
 pub mod kernels;
+pub mod parity;
 pub mod profile;
 
 /// SHA-256 digest as lowercase hex.

@@ -40,7 +40,7 @@ impl Rng {
 
     /// `true` with probability `1/n`.
     pub fn one_in(&mut self, n: u64) -> bool {
-        self.u64() % n == 0
+        self.u64().is_multiple_of(n)
     }
 
     /// A signed value with `|v| ≤ 2^bits`, biased towards the extremes and 0.

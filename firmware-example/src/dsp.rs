@@ -157,3 +157,54 @@ pub fn dot4_u8(x: &[u8], w: &[u32]) -> [i32; 4] {
     }
     [a0, a1, a2, a3]
 }
+
+/// Two 64-bit dot products of 16-bit activation pairs `p`
+/// (`p[2i] = a_4i | a_4i+2 << 16`, `p[2i+1] = a_4i+1 | a_4i+3 << 16`) with two
+/// rows of int8 weights `w0`, `w1` (`4i..4i+4` per group): per group of four
+/// taps one `LDRD`, two unaligned `LDR`, four `SXTB16` and four `SMLALD`.
+/// Uses the whole groups all three hold.
+#[inline(always)]
+pub fn dot2_i16_i8(p: &[u32], w0: &[u8], w1: &[u8]) -> (i64, i64) {
+    let groups = (p.len() / 2).min(w0.len() / 4).min(w1.len() / 4);
+    let (mut l0, mut h0, mut l1, mut h1) = (0u32, 0u32, 0u32, 0u32);
+    if groups > 0 {
+        // SAFETY: reads 2·groups ≤ p.len() words of `p` (word-aligned as a
+        // `[u32]`, as LDRD needs) and 4·groups ≤ len bytes of `w0` and `w1`
+        // (unaligned LDR is allowed on the M4); writes registers and flags.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {p0}, {p1}, [{pp}], #8",
+                "ldr {w}, [{q0}], #4",
+                "sxtb16 {we}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlald {l0}, {h0}, {p0}, {we}",
+                "smlald {l0}, {h0}, {p1}, {w}",
+                "ldr {w}, [{q1}], #4",
+                "sxtb16 {we}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlald {l1}, {h1}, {p0}, {we}",
+                "smlald {l1}, {h1}, {p1}, {w}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                pp = inout(reg) p.as_ptr() => _,
+                q0 = inout(reg) w0.as_ptr() => _,
+                q1 = inout(reg) w1.as_ptr() => _,
+                n = inout(reg) groups => _,
+                p0 = out(reg) _,
+                p1 = out(reg) _,
+                w = out(reg) _,
+                we = out(reg) _,
+                l0 = inout(reg) l0,
+                h0 = inout(reg) h0,
+                l1 = inout(reg) l1,
+                h1 = inout(reg) h1,
+                options(nostack, readonly),
+            );
+        }
+    }
+    (
+        (i64::from(h0 as i32) << 32) | i64::from(l0),
+        (i64::from(h1 as i32) << 32) | i64::from(l1),
+    )
+}

@@ -38,3 +38,15 @@ pub const fn env_is(var: Option<&str>, value: &str) -> bool {
     }
     true
 }
+
+/// Decimal digits as a `usize`, in a `const` (build-time sizes from `env!`).
+pub const fn parse_usize(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v = 0usize;
+    while i < b.len() {
+        v = v * 10 + (b[i] - b'0') as usize;
+        i += 1;
+    }
+    v
+}

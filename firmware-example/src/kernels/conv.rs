@@ -12,7 +12,7 @@ use tdquant_core::int::{I32Src, OpError};
 use tdquant_core::requant::{Requantizer, RoundingMode};
 
 use super::check_len;
-use crate::dsp::{smlald, sxtb16, sxtb16_ror8, word};
+use crate::dsp::dot2_i16_i8;
 
 /// Most taps (`9·MAX_CIN`).
 const MAX_TAPS: usize = 9 * MAX_CIN;
@@ -20,22 +20,6 @@ const MAX_TAPS: usize = 9 * MAX_CIN;
 #[inline(always)]
 fn clamp_i16(v: i32) -> i32 {
     v.clamp(i32::from(i16::MIN), i32::from(i16::MAX))
-}
-
-/// `Σ` over the first `4·pairs.len()/2` taps of one weight row.
-#[inline(always)]
-fn dot2(pairs: &[u32], w0: &[u8], w1: &[u8]) -> (i64, i64) {
-    let (mut a0, mut a1) = (0i64, 0i64);
-    for (p, (q0, q1)) in pairs
-        .chunks_exact(2)
-        .zip(w0.chunks_exact(4).zip(w1.chunks_exact(4)))
-    {
-        let x0 = word(&[q0[0], q0[1], q0[2], q0[3]]);
-        let x1 = word(&[q1[0], q1[1], q1[2], q1[3]]);
-        a0 = smlald(p[1], sxtb16_ror8(x0), smlald(p[0], sxtb16(x0), a0));
-        a1 = smlald(p[1], sxtb16_ror8(x1), smlald(p[0], sxtb16(x1), a1));
-    }
-    (a0, a1)
 }
 
 /// The scalar remainder (`taps mod 4`) of one weight row.
@@ -115,7 +99,7 @@ pub fn run<W: I32Src, F: FnMut(usize, usize, i64)>(
                 } else {
                     row0
                 };
-                let (mut a0, mut a1) = dot2(pairs, &row0[..t4], &row1[..t4]);
+                let (mut a0, mut a1) = dot2_i16_i8(pairs, &row0[..t4], &row1[..t4]);
                 a0 += tail(&patch[t4..taps], &row0[t4..]);
                 a1 += tail(&patch[t4..taps], &row1[t4..]);
                 emit(pixel, o, requant[o].apply_i64(a0).saturating_add(bias[o]));

@@ -49,13 +49,14 @@ type Check = fn(&mut Rng, u32) -> bool;
 
 #[entry]
 fn main() -> ! {
-    let kernels: [(&str, Check); 6] = [
+    let kernels: [(&str, Check); 7] = [
         ("linear", cases::linear),
         ("softmax", cases::softmax),
         ("av", cases::av),
         ("conv", cases::conv),
         ("normalize", cases::normalize),
         ("exp2", cases::exp2),
+        ("rho", cases::rho),
     ];
     let mut failed = 0u32;
     for (index, (name, check)) in kernels.iter().enumerate() {

@@ -515,3 +515,34 @@ pub fn exp2(rng: &mut Rng, case: u32) -> bool {
     }
     got == want
 }
+
+/// The LayerNorm reciprocal square root against `isqrt(⌊2^122/T⌋)`.
+pub fn rho(rng: &mut Rng, case: u32) -> bool {
+    let t: u64 = match case {
+        0 => 1,
+        1 => 2,
+        2 => 3,
+        3 => 4,
+        4 => (1 << 63) - 1,
+        5 => 1 << 62,
+        6 => (1 << 62) - 1,
+        7 => 1 << 40,
+        8 => (1 << 40) + 1,
+        9 => 12345 * 12345,
+        10 => 12345 * 12345 - 1,
+        11 => 33_554_432,
+        _ => (rng.u64() >> rng.range(1, 63)).max(1),
+    };
+    let got = crate::kernels::layernorm::rho(t);
+    let want = tdquant_core::int::arith::isqrt_u128((1u128 << 122) / u128::from(t)) as u64;
+    if got != want {
+        defmt::error!(
+            "MISMATCH kernel=rho case={=u32} T={=u64}: dsp {=u64} oracle {=u64}",
+            case,
+            t,
+            got,
+            want
+        );
+    }
+    got == want
+}

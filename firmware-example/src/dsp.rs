@@ -208,3 +208,40 @@ pub fn dot2_i16_i8(p: &[u32], w0: &[u8], w1: &[u8]) -> (i64, i64) {
         (i64::from(h1 as i32) << 32) | i64::from(l1),
     )
 }
+
+/// `acc[j] = Σ_d q_d·k_j,d` for 64 keys of one 10-code head, with `q` and
+/// every key as five `lo | hi << 16` pairs: per key two `LDRD`, one `LDR`,
+/// `SMUAD` + four `SMLAD` and one `STR`.
+#[inline(always)]
+pub fn dot5_keys(q: &[u32; 5], keys: &[[u32; 5]; 64], acc: &mut [i32; 64]) {
+    // SAFETY: reads the 64·5 words of `keys` (word-aligned, as LDRD needs)
+    // and writes the 64 words of `acc`; no other memory.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {k0}, {k1}, [{kp}], #8",
+            "smuad {a}, {q0}, {k0}",
+            "smlad {a}, {q1}, {k1}, {a}",
+            "ldrd {k0}, {k1}, [{kp}], #8",
+            "smlad {a}, {q2}, {k0}, {a}",
+            "smlad {a}, {q3}, {k1}, {a}",
+            "ldr {k0}, [{kp}], #4",
+            "smlad {a}, {q4}, {k0}, {a}",
+            "str {a}, [{ap}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            kp = inout(reg) keys.as_ptr() => _,
+            ap = inout(reg) acc.as_mut_ptr() => _,
+            n = inout(reg) 64u32 => _,
+            q0 = in(reg) q[0],
+            q1 = in(reg) q[1],
+            q2 = in(reg) q[2],
+            q3 = in(reg) q[3],
+            q4 = in(reg) q[4],
+            k0 = out(reg) _,
+            k1 = out(reg) _,
+            a = out(reg) _,
+            options(nostack),
+        );
+    }
+}

@@ -21,7 +21,7 @@ use tdquant_core::int::exp2::{EXP2_LUT, LN2_Q32};
 use tdquant_core::int::{I32Src, LeI16, OpError, HEAD_DIM, RPB_ROWS, TOKENS, WINDOW};
 
 use super::{check_len, check_param};
-use crate::dsp::{smlad, uxtb16, uxtb16_ror8, word};
+use crate::dsp::{dot5_keys, smlad, uxtb16, uxtb16_ror8, word};
 
 /// Most decision levels (the oracle's cap).
 const MAX_LEVELS: usize = 255;
@@ -78,21 +78,78 @@ fn edge(s: u64, t: i64) -> u32 {
 
 /// Number of `edges` `≤ e`, for `edges` sorted ascending and padded with
 /// `u32::MAX` (never `≤ e ≤ 2^31`) to `2^steps − 1` entries: a branchless
-/// descent of the implicit binary tree, `steps` compares.
+/// descent of the implicit binary tree, `steps` compares (unrolled for the
+/// 2-, 3- and 4-bit quantizers).
 #[inline(always)]
 fn count_le(edges: &[u32; MAX_LEVELS], steps: u32, e: u32) -> usize {
-    if e < edges[0] {
-        return 0;
-    }
     let mut c = 0usize;
-    let mut half = 1usize << steps >> 1;
-    while half > 0 {
+    let mut step = |half: usize| {
         if e >= edges[(c + half - 1) & 255] {
             c += half;
         }
-        half >>= 1;
+    };
+    match steps {
+        4 => {
+            step(8);
+            step(4);
+            step(2);
+            step(1);
+        }
+        3 => {
+            step(4);
+            step(2);
+            step(1);
+        }
+        2 => {
+            step(2);
+            step(1);
+        }
+        _ => {
+            let mut half = 1usize << steps >> 1;
+            while half > 0 {
+                step(half);
+                half >>= 1;
+            }
+        }
     }
     c
+}
+
+/// `z_j = acc_j·A + kb_j·B + bias[rpb_index(i, j)] (+ MASK_Z where the
+/// labels differ)` for the 64 keys of row `i` (`base = rpb_index(i, 0)`, and
+/// `rpb_index(i, j) = base − 15·y_j − x_j`); returns `max_j z_j`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn logits<const MASKED: bool>(
+    acc: &[i32; TOKENS],
+    kb_b: &[i64; TOKENS],
+    bias: &[i64; RPB_ROWS],
+    base: usize,
+    a: i64,
+    labels: &[u8],
+    label_i: u8,
+    z: &mut [i64; TOKENS],
+) -> i64 {
+    let mut m = i64::MIN;
+    for yj in 0..WINDOW {
+        let top = base - (2 * WINDOW - 1) * yj;
+        let brow = &bias[top + 1 - WINDOW..=top];
+        let at = yj * WINDOW;
+        let (acc, kb_b, z) = (
+            &acc[at..at + WINDOW],
+            &kb_b[at..at + WINDOW],
+            &mut z[at..at + WINDOW],
+        );
+        for xj in 0..WINDOW {
+            let mut v = i64::from(acc[xj]) * a + kb_b[xj] + brow[WINDOW - 1 - xj];
+            if MASKED && labels.get(at + xj) != Some(&label_i) {
+                v += MASK_Z;
+            }
+            z[xj] = v;
+            m = m.max(v);
+        }
+    }
+    m
 }
 
 /// Head row `t` of `codes` as five `lo | hi << 16` pairs.
@@ -166,28 +223,17 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
     let mut edges = [u32::MAX; MAX_LEVELS];
     let mut z = [0i64; TOKENS];
     let mut e = [0u32; TOKENS];
+    let mut acc = [0i32; TOKENS];
     for (i, row) in probs.chunks_exact_mut(TOKENS).enumerate() {
         let qp = head_pairs(q, i, stride, col);
         // rpb_index(i, j) = base − (15·y_j + x_j).
         let base = rpb_index(i, 0);
         let label_i = labels.map(|l| l[i]);
-        let mut m = i64::MIN;
-        for (j, (zj, (key, &kbb))) in z.iter_mut().zip(keys.iter().zip(kb_b.iter())).enumerate() {
-            let mut acc = smlad(qp[0], key[0], 0);
-            acc = smlad(qp[1], key[1], acc);
-            acc = smlad(qp[2], key[2], acc);
-            acc = smlad(qp[3], key[3], acc);
-            acc = smlad(qp[4], key[4], acc);
-            let off = (j / WINDOW) * (2 * WINDOW - 1) + j % WINDOW;
-            let mut v = i64::from(acc) * qk.a + kbb + bias[base - off];
-            if let (Some(li), Some(l)) = (label_i, labels) {
-                if l[j] != li {
-                    v += MASK_Z;
-                }
-            }
-            *zj = v;
-            m = m.max(v);
-        }
+        dot5_keys(&qp, &keys, &mut acc);
+        let m = match (labels, label_i) {
+            (Some(l), Some(li)) => logits::<true>(&acc, &kb_b, &bias, base, qk.a, l, li, &mut z),
+            _ => logits::<false>(&acc, &kb_b, &bias, base, qk.a, &[], 0, &mut z),
+        };
         let mut sum = 0u64;
         for (ej, &zj) in e.iter_mut().zip(z.iter()) {
             let d = (m - zj) as u64;
@@ -197,8 +243,16 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
         for (edge_k, &t) in edges.iter_mut().zip(levels_sorted.iter()) {
             *edge_k = edge(sum, t);
         }
+        // Edges at 0 count for every e; below the first other edge the code
+        // is their number (most probabilities of a row land there).
+        let zeros = edges[..levels].iter().take_while(|&&x| x == 0).count();
+        let first = edges.get(zeros).copied().unwrap_or(u32::MAX);
         for (out, &ej) in row.iter_mut().zip(e.iter()) {
-            *out = count_le(&edges, steps, ej) as u8;
+            *out = if ej < first {
+                zeros as u8
+            } else {
+                count_le(&edges, steps, ej) as u8
+            };
         }
     }
     Ok(())

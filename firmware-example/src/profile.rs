@@ -68,6 +68,41 @@ impl<K: IntKernels> IntKernels for Profiled<'_, K> {
         })
     }
 
+    fn linear_codes<W: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        levels: u8,
+        out: &mut [u8],
+    ) -> Result<(), OpError> {
+        self.timed(0, |kk| {
+            kk.linear_codes(input, k, weights, row0, rows, affine, c, levels, out)
+        })
+    }
+
+    fn linear_stream<W: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        pos: &[usize],
+        stride: usize,
+        r: &mut [i32],
+    ) -> Result<(), OpError> {
+        self.timed(0, |kk| {
+            kk.linear_stream(input, k, weights, row0, rows, affine, c, pos, stride, r)
+        })
+    }
+
     fn softmax_codes<W: I32Src + ?Sized>(
         &mut self,
         q: &[u8],

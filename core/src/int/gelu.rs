@@ -67,6 +67,7 @@ pub struct GeluTable {
 
 impl GeluTable {
     /// Decodes `table` (`4N` words); `None` when `N > GELU_TABLE_LEVELS`.
+    #[allow(clippy::arithmetic_side_effects)] // an i128 difference of two i64 cannot overflow
     pub fn new<W: I32Src + ?Sized>(table: &W) -> Option<Self> {
         let levels = table.len() / WORDS_PER_LEVEL;
         if levels > GELU_TABLE_LEVELS {
@@ -85,7 +86,8 @@ impl GeluTable {
         }
         let n = levels.min(GELU_TABLE_LEVELS);
         for k in 1..n {
-            let (inner_lo, inner_hi) = (out.lo.get(k - 1), out.hi.get(k - 1));
+            let prev = k.saturating_sub(1);
+            let (inner_lo, inner_hi) = (out.lo.get(prev), out.hi.get(prev));
             let (outer_lo, outer_hi) = (out.lo.get(k), out.hi.get(k));
             if let (Some(&il), Some(&ih), Some(&ol), Some(&oh)) =
                 (inner_lo, inner_hi, outer_lo, outer_hi)
@@ -101,6 +103,7 @@ impl GeluTable {
     }
 
     /// `gelu_code(t, table)` of the table this was decoded from.
+    #[allow(clippy::arithmetic_side_effects)] // 0 ≤ low ≤ high ≤ 15 in the search
     pub fn code(&self, t: i64) -> u8 {
         let n = self.levels.min(GELU_TABLE_LEVELS);
         let inside = |k: usize| match (self.lo.get(k), self.hi.get(k)) {

@@ -37,6 +37,41 @@ pub trait IntKernels {
         linear::linear(input, k, weights, row0, rows, affine, c, emit)
     }
 
+    /// [`linear::linear_codes`].
+    #[allow(clippy::too_many_arguments)]
+    fn linear_codes<W: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        levels: u8,
+        out: &mut [u8],
+    ) -> Result<(), OpError> {
+        linear::linear_codes(input, k, weights, row0, rows, affine, c, levels, out)
+    }
+
+    /// [`linear::linear_stream`].
+    #[allow(clippy::too_many_arguments)]
+    fn linear_stream<W: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        pos: &[usize],
+        stride: usize,
+        r: &mut [i32],
+    ) -> Result<(), OpError> {
+        linear::linear_stream(input, k, weights, row0, rows, affine, c, pos, stride, r)
+    }
+
     /// [`attention::softmax_codes`].
     #[allow(clippy::too_many_arguments)]
     fn softmax_codes<W: I32Src + ?Sized>(

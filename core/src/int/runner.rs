@@ -69,16 +69,13 @@
 
 use core::fmt;
 
-use super::arith::clamp_code;
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
 use super::gelu::{gelu_code, GeluTable};
 use super::kernels::{IntKernels, ScalarKernels};
 use super::layernorm::{LnParams, MAX_CHANNELS};
-use super::linear::CodeAffine;
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
 use super::view::{I32Src, LeI32};
 use super::{OpError, DEPTH, EMBED, HEADS, HEAD_DIM, LAYERS, MLP, RPB_ROWS, SHIFT, TOKENS, WINDOW};
-use crate::packed::PackedMatrix;
 
 /// Bytes of per-window work space: 4 code maps of `64 × 60` and one `64 × 64`
 /// (the q/k/v input codes, whose maps the q/k/v/P·v output codes reuse, and
@@ -685,26 +682,6 @@ pub fn window_tokens(
     }
 }
 
-/// [`super::linear::linear_codes`] through the kernels' linear.
-#[allow(clippy::too_many_arguments)]
-fn linear_codes<K: IntKernels, W: I32Src + ?Sized>(
-    kernels: &mut K,
-    input: &[u8],
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    affine: &CodeAffine,
-    c: &W,
-    levels: u8,
-    out: &mut [u8],
-) -> Result<(), OpError> {
-    let frac = affine.frac;
-    kernels.linear(input, EMBED, weights, row0, EMBED, affine, c, |t, j, v| {
-        if let Some(o) = out.get_mut(t.saturating_mul(EMBED).saturating_add(j)) {
-            *o = clamp_code(rshift_round(v, frac), levels);
-        }
-    })
-}
-
 /// The attention branch of a block, window by window.
 ///
 /// Work planes: the q, k, v input codes in planes 0, 1, 2; the q codes go to
@@ -753,19 +730,11 @@ fn attention<K: IntKernels>(
                     p2[at] = bp.fq_v.code(y);
                 }
             }
-            linear_codes(kernels, p0, w, row0, &bp.aff_q, &bp.c_q, levels, p3)?;
+            kernels.linear_codes(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q, levels, p3)?;
             let (qc, kin, vin) = (&*p3, &*p1, &*p2);
-            linear_codes(kernels, kin, w, row0 + e32, &bp.aff_k, &bp.c_k, levels, p0)?;
-            linear_codes(
-                kernels,
-                vin,
-                w,
-                row0 + 2 * e32,
-                &bp.aff_v,
-                &bp.c_v,
-                levels,
-                p1,
-            )?;
+            let (k0, v0) = (row0 + e32, row0 + 2 * e32);
+            kernels.linear_codes(kin, EMBED, w, k0, EMBED, &bp.aff_k, &bp.c_k, levels, p0)?;
+            kernels.linear_codes(vin, EMBED, w, v0, EMBED, &bp.aff_v, &bp.c_v, levels, p1)?;
             let (kc, vc, oc) = (&*p0, &*p1, &mut *p2);
             let mask = bp.shifted.then_some(&labels[..]);
             for h in 0..HEADS {
@@ -774,8 +743,7 @@ fn attention<K: IntKernels>(
                 kernels.softmax_codes(qc, kc, EMBED, col, &bp.qk, rpb, mask, &bp.prob, probs)?;
                 kernels.av_codes(probs, vc, EMBED, col, &bp.av, levels, oc, EMBED)?;
             }
-            let frac = bp.aff_proj.frac;
-            kernels.linear(
+            kernels.linear_stream(
                 oc,
                 EMBED,
                 w,
@@ -783,21 +751,13 @@ fn attention<K: IntKernels>(
                 EMBED,
                 &bp.aff_proj,
                 &bp.c_proj,
-                |t, j, v| {
-                    add_to_stream(r, pos[t] * EMBED + j, rshift_round(v, frac));
-                },
+                &pos,
+                EMBED,
+                r,
             )?;
         }
     }
     Ok(())
-}
-
-/// `r[at] = clamp_stream(r[at] + clamp_stream(y))`.
-#[allow(clippy::arithmetic_side_effects)] // both terms are i32: the i64 sum cannot overflow
-fn add_to_stream(r: &mut [i32], at: usize, y: i64) {
-    if let Some(dst) = r.get_mut(at) {
-        *dst = clamp_stream(i64::from(*dst) + i64::from(clamp_stream(y)));
-    }
 }
 
 /// The MLP branch of a block, 64 tokens at a time.
@@ -822,7 +782,6 @@ fn mlp<K: IntKernels>(
     let gelu = bp.gelu;
     let gelu_table = GeluTable::new(&gelu);
     let ln2 = decode_ln(&bp.ln2);
-    let frac = bp.aff_fc2.frac;
     let mut p0 = 0;
     while p0 < pixels {
         let n = TOKENS.min(pixels - p0);
@@ -852,7 +811,11 @@ fn mlp<K: IntKernels>(
                 }
             },
         )?;
-        kernels.linear(
+        let mut pos = [0usize; TOKENS];
+        for (t, p) in pos.iter_mut().enumerate() {
+            *p = p0 + t;
+        }
+        kernels.linear_stream(
             &hidden[..n * MLP],
             MLP,
             model.w_fc2(),
@@ -860,9 +823,9 @@ fn mlp<K: IntKernels>(
             EMBED,
             &bp.aff_fc2,
             &bp.c_fc2,
-            |t, j, v| {
-                add_to_stream(r, (p0 + t) * EMBED + j, rshift_round(v, frac));
-            },
+            &pos[..n],
+            EMBED,
+            r,
         )?;
         p0 += n;
     }

@@ -49,8 +49,10 @@ type Check = fn(&mut Rng, u32) -> bool;
 
 #[entry]
 fn main() -> ! {
-    let kernels: [(&str, Check); 7] = [
+    let kernels: [(&str, Check); 9] = [
         ("linear", cases::linear),
+        ("linear_codes", cases::linear_codes),
+        ("linear_stream", cases::linear_stream),
         ("softmax", cases::softmax),
         ("av", cases::av),
         ("conv", cases::conv),

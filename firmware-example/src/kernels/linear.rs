@@ -9,8 +9,9 @@
 //! partial sum is below `2^62` (module docs of the oracle), so the `i64`
 //! result is the same.
 
-use tdquant_core::int::linear::{CodeAffine, MAX_K};
-use tdquant_core::int::{I32Src, OpError};
+use tdquant_core::int::arith::{clamp_code, rshift_round};
+use tdquant_core::int::linear::{add_stream, CodeAffine, MAX_K};
+use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::packed::PackedMatrix;
 
 use super::{check_len, check_param};
@@ -20,6 +21,93 @@ use crate::dsp::dot4_u8;
 const TOKEN_BLOCK: usize = 64;
 /// Weight rows decoded together.
 const GROUP: usize = 4;
+
+/// What happens to one weight row's outputs `t = acc·A + sb + base` of a
+/// block of tokens (`sb` = `Σa·B` per token, `base = C_j << c_shift`).
+trait Epilogue {
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64);
+}
+
+/// `emit(token, row, t)`, the oracle's interface.
+struct Emit<F>(F);
+
+impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
+    #[inline(always)]
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
+        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
+            (self.0)(token0 + t, j, i64::from(x) * a + (s + base));
+        }
+    }
+}
+
+/// `rshift_round(t, frac)` for `frac ≥ 33`: adding `2^(frac−1)` only
+/// changes the high word, and the result is that word shifted right by
+/// `frac − 32` (`|t| < 2^62`: the high word and the sum fit `i32`).
+#[inline(always)]
+fn round_high(t: i64, frac: u32) -> i32 {
+    let hi = (t >> 32) as i32;
+    (hi + (1 << (frac - 33))) >> (frac - 32)
+}
+
+/// `out[token·rows + j] = clamp_code(rshift_round(t, frac), levels)`.
+struct Codes<'o> {
+    out: &'o mut [u8],
+    rows: usize,
+    levels: u8,
+    frac: u32,
+}
+
+impl Epilogue for Codes<'_> {
+    #[inline(always)]
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
+        let (frac, levels) = (self.frac, i32::from(self.levels));
+        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
+            let v = i64::from(x) * a + (s + base);
+            let code = if frac >= 33 {
+                round_high(v, frac).clamp(0, levels) as u8
+            } else {
+                clamp_code(rshift_round(v, frac), self.levels)
+            };
+            if let Some(o) = self.out.get_mut((token0 + t) * self.rows + j) {
+                *o = code;
+            }
+        }
+    }
+}
+
+/// `r[pos[token]·stride + j] = add_stream(r[…], rshift_round(t, frac))`.
+struct Stream<'r, 'p> {
+    r: &'r mut [i32],
+    pos: &'p [usize],
+    stride: usize,
+    frac: u32,
+}
+
+impl Epilogue for Stream<'_, '_> {
+    #[inline(always)]
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
+        let frac = self.frac;
+        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
+            let Some(&p) = self.pos.get(token0 + t) else {
+                continue;
+            };
+            let Some(dst) = self
+                .r
+                .get_mut(p.saturating_mul(self.stride).saturating_add(j))
+            else {
+                continue;
+            };
+            let v = i64::from(x) * a + (s + base);
+            *dst = if frac >= 33 {
+                // Both terms within ±2^24 after the clamps: no i32 overflow.
+                let y = round_high(v, frac).clamp(-STREAM_LIMIT, STREAM_LIMIT);
+                (*dst + y).clamp(-STREAM_LIMIT, STREAM_LIMIT)
+            } else {
+                add_stream(*dst, rshift_round(v, frac))
+            };
+        }
+    }
+}
 
 /// See the [module docs](self).
 #[allow(clippy::too_many_arguments)]
@@ -31,7 +119,68 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
     rows: usize,
     affine: &CodeAffine,
     c: &W,
-    mut emit: F,
+    emit: F,
+) -> Result<(), OpError> {
+    linear_with(input, k, weights, row0, rows, affine, c, &mut Emit(emit))
+}
+
+/// `tdquant_core::int::linear::linear_codes` (same checks).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_codes<W: I32Src + ?Sized>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    levels: u8,
+    out: &mut [u8],
+) -> Result<(), OpError> {
+    let tokens = input.len().checked_div(k).unwrap_or(0);
+    check_len("linear output", tokens.saturating_mul(rows), out.len())?;
+    let mut epi = Codes {
+        out,
+        rows,
+        levels,
+        frac: affine.frac,
+    };
+    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
+}
+
+/// `tdquant_core::int::linear::linear_stream`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_stream<W: I32Src + ?Sized>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    pos: &[usize],
+    stride: usize,
+    r: &mut [i32],
+) -> Result<(), OpError> {
+    let mut epi = Stream {
+        r,
+        pos,
+        stride,
+        frac: affine.frac,
+    };
+    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    epi: &mut E,
 ) -> Result<(), OpError> {
     check_param("linear input width", (1..=MAX_K).contains(&k))?;
     check_len(
@@ -102,9 +251,7 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
             }
             for (r, acc_r) in acc.iter().enumerate().take(g) {
                 let base = i64::from(c.at(j + r)) << affine.c_shift;
-                for (t, (&a, &sb)) in acc_r.iter().zip(asum_b.iter()).take(m).enumerate() {
-                    emit(token0 + t, j + r, i64::from(a) * affine.a + (sb + base));
-                }
+                epi.row(token0, j + r, &acc_r[..m], &asum_b[..m], base, affine.a);
             }
             j += g;
         }

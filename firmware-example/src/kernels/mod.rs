@@ -4,7 +4,7 @@
 //!
 //! | operator | oracle | here |
 //! |---|---|---|
-//! | packed linear + correction | `linear::linear` | [`linear::linear`]: 4 weight rows expanded to 16-bit pairs, codes `UXTB16`-unpacked, `SMLAD` |
+//! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream` | [`linear`]: 4 weight rows expanded to 16-bit pairs, codes `UXTB16`-unpacked, `SMLAD` (one asm loop); code and stream epilogues on the high word when `frac ≥ 33` |
 //! | `q·kᵀ` → softmax → codes | `attention::softmax_codes` | [`attention::softmax_codes`]: `SMLAD` logits, 32-bit `exp2`, sorted decision edges, binary search |
 //! | `P·v` → codes | `attention::av_codes` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD` |
 //! | 3×3 conv (int8 weights) | `conv::Conv::run` | [`conv::run`]: `SSAT`-clamped 16-bit patch pairs × `SXTB16` weights, `SMLALD` (i64, exact for any input) |
@@ -42,6 +42,37 @@ impl IntKernels for DspKernels {
         emit: F,
     ) -> Result<(), OpError> {
         linear::linear(input, k, weights, row0, rows, affine, c, emit)
+    }
+
+    fn linear_codes<W: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        levels: u8,
+        out: &mut [u8],
+    ) -> Result<(), OpError> {
+        linear::linear_codes(input, k, weights, row0, rows, affine, c, levels, out)
+    }
+
+    fn linear_stream<W: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        pos: &[usize],
+        stride: usize,
+        r: &mut [i32],
+    ) -> Result<(), OpError> {
+        linear::linear_stream(input, k, weights, row0, rows, affine, c, pos, stride, r)
     }
 
     fn softmax_codes<W: I32Src + ?Sized>(

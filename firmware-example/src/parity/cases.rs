@@ -117,8 +117,22 @@ fn bits(rng: &mut Rng) -> BitWidth {
     [BitWidth::B2, BitWidth::B3, BitWidth::B4][rng.below(3)]
 }
 
-/// Packed linear layer with the correction terms.
+/// Packed linear layer with the correction terms, `emit` interface.
 pub fn linear(rng: &mut Rng, case: u32) -> bool {
+    linear_mode(rng, case, 0)
+}
+
+/// The linear layer producing codes (q, k, v).
+pub fn linear_codes(rng: &mut Rng, case: u32) -> bool {
+    linear_mode(rng, case, 1)
+}
+
+/// The linear layer added to the residual stream (proj, fc2).
+pub fn linear_stream(rng: &mut Rng, case: u32) -> bool {
+    linear_mode(rng, case, 2)
+}
+
+fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
     let bw = bits(rng);
     let levels = bw.levels();
     let k = match case {
@@ -170,15 +184,34 @@ pub fn linear(rng: &mut Rng, case: u32) -> bool {
     for x in input[..in_len].iter_mut() {
         *x = if extreme { 255 } else { rng.code(levels, 8) };
     }
-    let mut affine = CodeAffine {
-        a: rng.signed_bits(38),
-        b: rng.signed_bits(38),
-        c_shift: rng.range(0, 29) as u32,
-        frac: rng.range(0, 62) as u32,
+    let mut affine = if rng.one_in(2) {
+        CodeAffine {
+            a: rng.signed_bits(38),
+            b: rng.signed_bits(38),
+            c_shift: rng.range(0, 29) as u32,
+            frac: rng.range(0, 62) as u32,
+        }
+    } else {
+        // Realistic scale: t/2^frac spans about [−L, 2L], so the rounding
+        // (ties included) and both clamps are exercised.
+        let frac = rng.range(20, 48) as u32;
+        let unit = (1i64 << frac) / (k as i64 * i64::from(levels) + 1);
+        let unit = unit.clamp(1, 1 << 38);
+        CodeAffine {
+            a: rng.range(-unit / 4, 2 * unit),
+            b: rng.range(-unit / 8, unit / 8),
+            c_shift: frac - 20,
+            frac,
+        }
     };
     let mut c = [0i32; 13];
+    let c_span = i64::from(levels) << 20;
     for v in c.iter_mut() {
-        *v = rng.u32() as i32;
+        *v = if affine.c_shift + 20 == affine.frac {
+            rng.range(-c_span, c_span) as i32
+        } else {
+            rng.u32() as i32
+        };
     }
     let mut c_len = rows;
     let mut k_arg = k;
@@ -191,29 +224,74 @@ pub fn linear(rng: &mut Rng, case: u32) -> bool {
     }
     let input = &input[..in_len.min(70 * 128)];
     let c = &c[..c_len];
-    let mut got = Emits::new();
-    let mut want = Emits::new();
-    let rd = DspKernels.linear(
-        input,
-        k_arg,
-        &weights,
-        row0 as u32,
-        rows,
-        &affine,
-        c,
-        |t, j, v| got.push(t, j, v),
-    );
-    let ro = ScalarKernels.linear(
-        input,
-        k_arg,
-        &weights,
-        row0 as u32,
-        rows,
-        &affine,
-        c,
-        |t, j, v| want.push(t, j, v),
-    );
-    same_emits("linear", case, (&rd, &got), (&ro, &want))
+    let w = &weights;
+    let r0 = row0 as u32;
+    match mode {
+        0 => {
+            let mut got = Emits::new();
+            let mut want = Emits::new();
+            let rd = DspKernels.linear(input, k_arg, w, r0, rows, &affine, c, |t, j, v| {
+                got.push(t, j, v)
+            });
+            let ro = ScalarKernels.linear(input, k_arg, w, r0, rows, &affine, c, |t, j, v| {
+                want.push(t, j, v)
+            });
+            same_emits("linear", case, (&rd, &got), (&ro, &want))
+        }
+        1 => {
+            // Code outputs (q/k/v): frac ≥ 33 takes the high-word path.
+            let mut got = [0xC3u8; 70 * 12 + 1];
+            let mut want = [0xC3u8; 70 * 12 + 1];
+            let tokens = input.len().checked_div(k_arg).unwrap_or(0);
+            let o_len = (tokens * rows + usize::from(rng.one_in(60))).min(70 * 12 + 1);
+            let lv = if rng.one_in(4) {
+                rng.u32() as u8
+            } else {
+                levels
+            };
+            let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
+            let rd = DspKernels.linear_codes(input, k_arg, w, r0, rows, &affine, c, lv, g);
+            let ro = ScalarKernels.linear_codes(input, k_arg, w, r0, rows, &affine, c, lv, o);
+            same_bytes("linear_codes", case, (&rd, &got), (&ro, &want))
+        }
+        _ => {
+            // Stream outputs (proj/fc2) at scattered token positions.
+            let stride = rows + rng.below(4);
+            let mut pos = [0usize; 70];
+            for p in pos.iter_mut() {
+                *p = rng.below(80);
+            }
+            let n_pos = rng.range(0, 70) as usize;
+            let mut got = [0i32; 80 * 16];
+            for v in got.iter_mut() {
+                *v = rng.range(-(1 << 24), 1 << 24) as i32;
+            }
+            let mut want = got;
+            let pos = &pos[..n_pos];
+            let rd = DspKernels
+                .linear_stream(input, k_arg, w, r0, rows, &affine, c, pos, stride, &mut got);
+            let ro = ScalarKernels.linear_stream(
+                input, k_arg, w, r0, rows, &affine, c, pos, stride, &mut want,
+            );
+            if rd != ro {
+                report_err("linear_stream", case, &rd, &ro);
+                return false;
+            }
+            for (i, (d, o)) in got.iter().zip(want.iter()).enumerate() {
+                if d != o {
+                    defmt::error!(
+                        "MISMATCH kernel=linear_stream case={=u32} word #{=usize}: dsp {=i32} oracle {=i32}",
+                        case,
+                        i,
+                        d,
+                        o
+                    );
+                    return false;
+                }
+            }
+            true
+        }
+    }
 }
 
 /// `q·kᵀ` + bias + mask → softmax → AttnProb codes.

@@ -13,6 +13,7 @@ use tdquant_core::int::arith::{clamp_code, rshift_round};
 use tdquant_core::int::linear::{add_stream, CodeAffine, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::packed::PackedMatrix;
+use tdquant_core::BitWidth;
 
 use super::{check_len, check_param};
 use crate::dsp::dot4_u8;
@@ -200,6 +201,8 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
     affine.validate()?;
 
     let k4 = k / 4 * 4;
+    // 4-bit weights without a tail decode straight from the packed bytes.
+    let nibbles = weights.bits() == BitWidth::B4 && k4 == k;
     let mut codes = [0u8; MAX_K];
     // Per group of 4 inputs: GROUP rows × (even pair, odd pair).
     let mut wexp = [0u32; MAX_K / 4 * GROUP * 2];
@@ -219,6 +222,21 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
             let g = GROUP.min(rows - j);
             for (r, tail) in tails.iter_mut().enumerate() {
                 let codes = &mut codes[..k];
+                let row = row0 + (j + r) as u32;
+                if r < g && nibbles {
+                    // 4-bit rows: byte 2q holds codes 4q, 4q+1 and byte
+                    // 2q+1 codes 4q+2, 4q+3 (low nibble first).
+                    let bytes = weights.row_bytes(row).ok_or(OpError::Param {
+                        what: "linear weight rows",
+                    })?;
+                    for (q, b) in bytes.chunks_exact(2).take(k4 / 4).enumerate() {
+                        let h = u32::from(b[0]) | u32::from(b[1]) << 8;
+                        let at = q * GROUP * 2 + r * 2;
+                        wexp[at] = (h & 0xF) | (h & 0xF00) << 8;
+                        wexp[at + 1] = (h >> 4 & 0xF) | (h & 0xF000) << 4;
+                    }
+                    continue;
+                }
                 if r < g {
                     weights
                         .unpack_row(row0 + (j + r) as u32, codes)

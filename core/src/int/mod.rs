@@ -36,6 +36,7 @@ pub mod layernorm;
 pub mod linear;
 pub mod model;
 pub mod runner;
+pub mod tiling;
 mod view;
 
 use core::fmt;

@@ -245,3 +245,59 @@ pub fn dot5_keys(q: &[u32; 5], keys: &[[u32; 5]; 64], acc: &mut [i32; 64]) {
         );
     }
 }
+
+/// Five `P·v` dot products over the 64 probabilities of one row:
+/// `acc[d] += Σ_j p_j·v_j,d` for the five `d` whose pairs start at `v`,
+/// with `v` laid out per group of four probabilities as 20 words (ten `d`
+/// × `(v_4g | v_4g+2 << 16, v_4g+1 | v_4g+3 << 16)`) of which these five `d`
+/// are the first ten words. Per group: one unaligned `LDR`, two `UXTB16`,
+/// five `LDRD`, ten `SMLAD`.
+#[inline(always)]
+pub fn dot5_probs(p: &[u8; 64], v: &[u32], acc: &mut [i32; 5]) {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4] = *acc;
+    if v.len() >= 15 * 20 + 10 {
+        // SAFETY: reads the 64 bytes of `p` (unaligned LDR is allowed on the
+        // M4) and, per group g < 16, words 20g..20g + 10 of `v` (checked
+        // above; word-aligned as a `[u32]`); writes registers and flags.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{pp}], #4",
+                "uxtb16 {xe}, {x}",
+                "uxtb16 {x}, {x}, ror #8",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a0}, {xe}, {v0}, {a0}",
+                "smlad {a0}, {x}, {v1}, {a0}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a1}, {xe}, {v0}, {a1}",
+                "smlad {a1}, {x}, {v1}, {a1}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a2}, {xe}, {v0}, {a2}",
+                "smlad {a2}, {x}, {v1}, {a2}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a3}, {xe}, {v0}, {a3}",
+                "smlad {a3}, {x}, {v1}, {a3}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a4}, {xe}, {v0}, {a4}",
+                "smlad {a4}, {x}, {v1}, {a4}",
+                "add {vp}, {vp}, #40",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                pp = inout(reg) p.as_ptr() => _,
+                vp = inout(reg) v.as_ptr() => _,
+                n = inout(reg) 16u32 => _,
+                x = out(reg) _,
+                xe = out(reg) _,
+                v0 = out(reg) _,
+                v1 = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                a4 = inout(reg) a4,
+                options(nostack, readonly),
+            );
+        }
+    }
+    *acc = [a0, a1, a2, a3, a4];
+}

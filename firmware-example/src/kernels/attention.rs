@@ -21,7 +21,7 @@ use tdquant_core::int::exp2::{EXP2_LUT, LN2_Q32};
 use tdquant_core::int::{I32Src, LeI16, OpError, HEAD_DIM, RPB_ROWS, TOKENS, WINDOW};
 
 use super::{check_len, check_param};
-use crate::dsp::{dot5_keys, smlad, uxtb16, uxtb16_ror8, word};
+use crate::dsp::{dot5_keys, dot5_probs};
 
 /// Most decision levels (the oracle's cap).
 const MAX_LEVELS: usize = 255;
@@ -296,16 +296,18 @@ pub fn av_codes(
         *s = i64::from(sum) * av.c;
     }
     for (i, prow) in probs.chunks_exact(TOKENS).enumerate() {
-        let mut acc = [0i32; HEAD_DIM];
         let mut cs = 0u32;
-        for (pq, group) in prow.chunks_exact(4).zip(vp.iter()) {
-            let pw = word(&[pq[0], pq[1], pq[2], pq[3]]);
-            cs += (pw & 0xFF) + ((pw >> 8) & 0xFF) + ((pw >> 16) & 0xFF) + (pw >> 24);
-            let (pe, po) = (uxtb16(pw), uxtb16_ror8(pw));
-            for (a, pair) in acc.iter_mut().zip(group.iter()) {
-                *a = smlad(po, pair[1], smlad(pe, pair[0], *a));
-            }
+        for &p in prow {
+            cs += u32::from(p);
         }
+        let prow: &[u8; TOKENS] = prow.try_into().unwrap_or(&[0; TOKENS]);
+        let flat = vp.as_flattened().as_flattened();
+        let (mut lo, mut hi) = ([0i32; 5], [0i32; 5]);
+        dot5_probs(prow, flat, &mut lo);
+        dot5_probs(prow, &flat[10..], &mut hi);
+        let acc = [
+            lo[0], lo[1], lo[2], lo[3], lo[4], hi[0], hi[1], hi[2], hi[3], hi[4],
+        ];
         let row_const = i64::from(cs) * av.b + av.d;
         let dst = &mut out[i * out_stride + col..i * out_stride + col + HEAD_DIM];
         for ((o, &a), &vc) in dst.iter_mut().zip(acc.iter()).zip(vs_c.iter()) {

@@ -35,3 +35,6 @@ bash scripts/firmware-kernel-check.sh 1000
 
 step "integer SwinIR-light on the Cortex-M4 under QEMU, bit-exact with the host (W4A4 x4, 32x32 tile)"
 bash scripts/firmware-int-check.sh 4 32
+
+step "a whole 128x128 LR image x4 on the Cortex-M4 under QEMU, tile by tile in <= 256 KiB, bit-exact with the host"
+bash scripts/firmware-image-check.sh 4 8 4

@@ -217,7 +217,7 @@ fn run() -> bool {
     defmt::info!(
         "TDQ instructions~={=u64} per_lr_pixel~={=u64} (SysTick ticks per 1000 instructions: {=u64})",
         insn,
-        insn / lr_pixels,
+        insn.checked_div(lr_pixels).unwrap_or(0),
         clock.ticks_per_kilo_insn()
     );
     defmt::info!(

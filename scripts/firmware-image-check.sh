@@ -26,7 +26,7 @@ cargo run --release --quiet -p tdquant-host --example firmware_image -- \
   "$out/model.tdq" "$image" "$core" "$halo" "$out/image.rgb" >"$out/image-expected.txt"
 read -r h w < <(sed -nE 's/.* h=([0-9]+) w=([0-9]+) .*/\1 \2/p' "$out/image-expected.txt")
 
-( cd firmware-example && TDQ_INT_MODEL="$out/model.tdq" TDQ_IMAGE="$out/image.rgb" \
+( cd firmware-example && unset CARGO_TARGET_DIR && TDQ_INT_MODEL="$out/model.tdq" TDQ_IMAGE="$out/image.rgb" \
     TDQ_IMAGE_H="$h" TDQ_IMAGE_W="$w" TDQ_CORE="$core" TDQ_HALO="$halo" \
     cargo build --release --quiet --bin upscale_image )
 elf=firmware-example/target/thumbv7em-none-eabihf/release/upscale_image

@@ -26,7 +26,7 @@ cargo run --release --quiet -p tdquant-host --example firmware_tile -- \
 
 elf=firmware-example/target/thumbv7em-none-eabihf/release/upscale_tile
 build() { # $1 = model file
-  ( cd firmware-example && TDQ_INT_MODEL="$1" TDQ_TILE="$out/tile.rgb" \
+  ( cd firmware-example && unset CARGO_TARGET_DIR && TDQ_INT_MODEL="$1" TDQ_TILE="$out/tile.rgb" \
       TDQ_TILE_H="$side" TDQ_TILE_W="$side" TDQ_KERNELS="$kernels" \
       cargo build --release --quiet --bin upscale_tile )
 }

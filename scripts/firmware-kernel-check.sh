@@ -11,7 +11,7 @@ cases=${1:-1000}
 seed=${2:-20261204}
 out=$PWD/target/firmware-kernels
 mkdir -p "$out"
-( cd firmware-example && TDQ_PARITY_CASES="$cases" TDQ_PARITY_SEED="$seed" \
+( cd firmware-example && unset CARGO_TARGET_DIR && TDQ_PARITY_CASES="$cases" TDQ_PARITY_SEED="$seed" \
     cargo build --release --quiet --bin kernel_parity )
 elf=firmware-example/target/thumbv7em-none-eabihf/release/kernel_parity
 set +e

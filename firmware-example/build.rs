@@ -7,6 +7,8 @@
 //!   model (from `cargo host export`) and the raw RGB8 LR tile (`h·w·3`
 //!   bytes) that `upscale_tile` embeds. Without them it embeds empty inputs
 //!   and reports that at run time (exit status 1).
+//! - `TDQ_IMAGE`, `TDQ_IMAGE_H`, `TDQ_IMAGE_W`, `TDQ_CORE` (8), `TDQ_HALO`
+//!   (4): the whole LR image `upscale_image` embeds and its tiling.
 use std::{
     env, fs,
     path::{Path, PathBuf},
@@ -38,9 +40,18 @@ fn main() {
     println!("cargo:rustc-env=TDQ_INT_MODEL_PATH={model}");
     let tile = embed("TDQ_TILE", None, &out);
     println!("cargo:rustc-env=TDQ_TILE_PATH={tile}");
-    for dim in ["TDQ_TILE_H", "TDQ_TILE_W"] {
+    let image = embed("TDQ_IMAGE", None, &out);
+    println!("cargo:rustc-env=TDQ_IMAGE_PATH={image}");
+    for (dim, default) in [
+        ("TDQ_TILE_H", "0"),
+        ("TDQ_TILE_W", "0"),
+        ("TDQ_IMAGE_H", "0"),
+        ("TDQ_IMAGE_W", "0"),
+        ("TDQ_CORE", "8"),
+        ("TDQ_HALO", "4"),
+    ] {
         println!("cargo:rerun-if-env-changed={dim}");
-        let v = env::var(dim).unwrap_or_else(|_| "0".into());
+        let v = env::var(dim).unwrap_or_else(|_| default.into());
         v.parse::<u32>()
             .unwrap_or_else(|e| panic!("{dim}={v}: {e}"));
         println!("cargo:rustc-env={dim}={v}");

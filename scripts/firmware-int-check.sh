@@ -6,11 +6,14 @@
 #   → compare the firmware's SHA-256 line with the host's.
 # Then the same firmware with a corrupted model must report the error and
 # exit 1. Usage: scripts/firmware-int-check.sh [bits (4)] [tile side (32)]
+# TDQ_KERNELS=scalar runs the core oracle's kernels instead of the DSP ones
+# (the "before" column of the README's per-operator table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 bits=${1:-4}
 side=${2:-32}
+kernels=${TDQ_KERNELS:-dsp}
 data=${TDQUANT_DATA:-$root/../shared/data}
 out=$root/target/firmware-int/w$bits
 mkdir -p "$out"
@@ -23,8 +26,9 @@ cargo run --release --quiet -p tdquant-host --example firmware_tile -- \
 
 elf=firmware-example/target/thumbv7em-none-eabihf/release/upscale_tile
 build() { # $1 = model file
-  ( cd firmware-example && TDQ_INT_MODEL="$1" TDQ_TILE="$out/tile.rgb" \
-      TDQ_TILE_H="$side" TDQ_TILE_W="$side" cargo build --release --quiet --bin upscale_tile )
+  ( cd firmware-example && unset CARGO_TARGET_DIR && TDQ_INT_MODEL="$1" TDQ_TILE="$out/tile.rgb" \
+      TDQ_TILE_H="$side" TDQ_TILE_W="$side" TDQ_KERNELS="$kernels" \
+      cargo build --release --quiet --bin upscale_tile )
 }
 run_qemu() { # $1 = log file; prints QEMU's exit status
   set +e

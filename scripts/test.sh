@@ -53,8 +53,14 @@ bash scripts/gpu-cuda-test.sh
 step "firmware under QEMU, compared with the host"
 bash scripts/firmware-check.sh
 
+step "Cortex-M4 DSP kernels == core oracle under QEMU (1,000 seeded random cases per kernel + edges)"
+bash scripts/firmware-kernel-check.sh 1000
+
 step "integer SwinIR-light on the Cortex-M4 under QEMU, bit-exact with the host (W4A4 x4, 32x32 tile)"
 bash scripts/firmware-int-check.sh 4 32
+
+step "a whole 128x128 LR image x4 on the Cortex-M4 under QEMU, tile by tile in <= 256 KiB, bit-exact with the host"
+bash scripts/firmware-image-check.sh 4 8 4
 
 step "fuzz smoke: the stable mutation fuzzer, 20 s per input parser, then the regression corpus"
 bash scripts/fuzz.sh --smoke

@@ -791,3 +791,58 @@ fn conv_rejects_bad_arguments() {
     };
     assert!(conv.run(&[0; 12], 2, 2, |_, _, _| {}).is_err());
 }
+
+// ---------------------------------------------------------------------------
+// gelu: the decoded table against the oracle's per-call reading
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #[test]
+    fn gelu_table_matches_gelu_code(
+        words in proptest::collection::vec(any::<i32>(), 0..=64),
+        t in prop_oneof![any::<i64>(), -(1i64 << 40)..(1i64 << 40), Just(i64::MIN), Just(i64::MAX)],
+    ) {
+        use tdquant_core::int::gelu::{gelu_code, GeluTable, GELU_TABLE_LEVELS};
+        let words: &[i32] = &words;
+        match GeluTable::new(words) {
+            Some(table) => prop_assert_eq!(table.code(t), gelu_code(t, words), "table {:?}", words),
+            None => prop_assert!(words.len() / 4 > GELU_TABLE_LEVELS),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    /// Nested intervals (the shape of a real GELU table), with "always"
+    /// levels first: the binary-search path against the oracle.
+    #[test]
+    fn gelu_table_matches_gelu_code_on_nested_tables(
+        always in 0usize..=15,
+        mut his in proptest::collection::vec(-(1i64 << 40)..(1i64 << 40), 15),
+        mut los in proptest::collection::vec(prop_oneof![Just(i64::MIN), -(1i64 << 40)..0], 15),
+        n in 0usize..=15,
+        t in prop_oneof![any::<i64>(), -(1i64 << 41)..(1i64 << 41)],
+        probe in 0usize..15,
+    ) {
+        use tdquant_core::int::gelu::{gelu_code, GeluTable};
+        his.sort_unstable();
+        los.sort_unstable_by(|a, b| b.cmp(a));
+        let mut words = Vec::new();
+        for k in 0..n {
+            let (hi, lo) = if k < always { (i64::MIN, i64::MIN) } else { (his[k], los[k]) };
+            for v in [hi, lo] {
+                words.push(v as u32 as i32);
+                words.push((v >> 32) as i32);
+            }
+        }
+        let words: &[i32] = &words;
+        let table = GeluTable::new(words).expect("at most 15 levels");
+        prop_assert_eq!(table.code(t), gelu_code(t, words), "table {:?}", words);
+        // Right on the edges of one level.
+        if probe < n && probe >= always {
+            for t in [his[probe] - 1, his[probe], los[probe], los[probe].saturating_add(1)] {
+                prop_assert_eq!(table.code(t), gelu_code(t, words), "t {} table {:?}", t, words);
+            }
+        }
+    }
+}

@@ -33,7 +33,7 @@
 
 use crate::packed::PackedMatrix;
 
-use super::arith::{clamp_code, fits_bits, rshift_round};
+use super::arith::{clamp_code, clamp_stream, fits_bits, rshift_round};
 use super::view::I32Src;
 use super::{check_len, check_param, OpError};
 
@@ -172,4 +172,38 @@ pub fn linear_codes<W: I32Src + ?Sized>(
             *o = clamp_code(rshift_round(v, frac), levels);
         }
     })
+}
+
+/// [`linear`] added to the residual stream (proj, fc2): for token `t` and
+/// row `j`, `r[pos[t]·stride + j] = clamp_stream(r[…] + clamp_stream(rshift_round(t, frac)))`.
+/// Tokens without a `pos` entry, and indices outside `r`, are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_stream<W: I32Src + ?Sized>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    pos: &[usize],
+    stride: usize,
+    r: &mut [i32],
+) -> Result<(), OpError> {
+    let frac = affine.frac;
+    linear(input, k, weights, row0, rows, affine, c, |t, j, v| {
+        let at = pos
+            .get(t)
+            .map(|&p| p.saturating_mul(stride).saturating_add(j));
+        if let Some(dst) = at.and_then(|at| r.get_mut(at)) {
+            *dst = add_stream(*dst, rshift_round(v, frac));
+        }
+    })
+}
+
+/// `clamp_stream(r + clamp_stream(y))` (both terms are within `±2^24` after
+/// the inner clamp of `y`, so the `i64` sum cannot overflow).
+#[allow(clippy::arithmetic_side_effects)]
+pub fn add_stream(r: i32, y: i64) -> i32 {
+    clamp_stream(i64::from(r) + i64::from(clamp_stream(y)))
 }

@@ -31,16 +31,22 @@ pub mod attention;
 pub mod conv;
 pub mod exp2;
 pub mod gelu;
+pub mod kernels;
 pub mod layernorm;
 pub mod linear;
 pub mod model;
 pub mod runner;
+pub mod tiling;
 mod view;
 
 use core::fmt;
 
+pub use kernels::{IntKernels, ScalarKernels};
 pub use model::{IntModel, IntModelError};
-pub use runner::{check_io, scratch_len, upscale, upscale_tiled, RunError, ScratchLen, Tiling};
+pub use runner::{
+    check_io, scratch_len, upscale, upscale_tiled, upscale_tiled_with, upscale_with, PixelSink,
+    RunError, ScratchLen, Tiling,
+};
 pub use view::{I32Src, LeI16, LeI32};
 
 /// Embedding width of SwinIR-light.

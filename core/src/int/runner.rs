@@ -31,9 +31,17 @@
 //!
 //! # Scratch
 //!
-//! `words` holds four `Hp·Wp·60` stream maps (`Hp`, `Wp` = the region size
-//! rounded up to a multiple of 8); `bytes` the per-window code buffers
+//! `words` holds three `Hp·Wp·60` stream maps (`Hp`, `Wp` = the region size
+//! rounded up to a multiple of 8): the stream `R`, the RSTB skip `R0` and the
+//! conv input (`F0`, needed only by conv_after_body, is recomputed from the
+//! image there instead of being kept); `bytes` the per-window code buffers
 //! ([`WORK_BYTES`]). [`scratch_len`] gives both.
+//!
+//! # Kernels
+//!
+//! The hot operators go through an [`IntKernels`] implementation:
+//! [`upscale`] and [`upscale_tiled`] use [`ScalarKernels`] (the oracle);
+//! [`upscale_with`] and [`upscale_tiled_with`] take a backend's own.
 //!
 //! # Tiling ([`upscale_tiled`])
 //!
@@ -53,7 +61,7 @@
 //!
 //! Every index below is a pixel coordinate `< Hp` or `< Wp`, a token `< 64`,
 //! a channel `< 120` or a product of those; `scratch_len` computed
-//! `Hp·Wp·4·60` (and the image sizes `h·w·3·s²`) with checked arithmetic, so
+//! `Hp·Wp·3·60` (and the image sizes `h·w·3·s²`) with checked arithmetic, so
 //! none of these products can overflow, and every slice access is either
 //! `get`-based or within a buffer of that checked size. Functions relying on
 //! this carry `#[allow(clippy::arithmetic_side_effects)]` (and
@@ -62,15 +70,19 @@
 use core::fmt;
 
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
-use super::attention::{av_codes, softmax_codes};
-use super::gelu::gelu_code;
-use super::layernorm::{normalize, MAX_CHANNELS};
-use super::linear::{linear, linear_codes};
+use super::gelu::{gelu_code, GeluTable};
+use super::kernels::{IntKernels, ScalarKernels};
+use super::layernorm::{LnParams, MAX_CHANNELS};
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
+use super::tiling::ImageOut;
+pub use super::tiling::{upscale_tiled, upscale_tiled_with, PixelSink, Tiling};
+use super::view::{I32Src, LeI32};
 use super::{OpError, DEPTH, EMBED, HEADS, HEAD_DIM, LAYERS, MLP, RPB_ROWS, SHIFT, TOKENS, WINDOW};
 
-/// Bytes of per-window work space: 7 code maps of `64 × 60` and one `64 × 64`.
-pub const WORK_BYTES: usize = 7 * TOKENS * EMBED + TOKENS * TOKENS;
+/// Bytes of per-window work space: 4 code maps of `64 × 60` and one `64 × 64`
+/// (the q/k/v input codes, whose maps the q/k/v/P·v output codes reuse, and
+/// the attention probabilities).
+pub const WORK_BYTES: usize = 4 * TOKENS * EMBED + TOKENS * TOKENS;
 
 /// Scratch sizes for one region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,24 +91,6 @@ pub struct ScratchLen {
     pub words: usize,
     /// Bytes.
     pub bytes: usize,
-}
-
-/// Tile-wise processing parameters (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tiling {
-    /// Core side in LR pixels (≥ 1).
-    pub tile: usize,
-    /// Context added on every side, in LR pixels.
-    pub halo: usize,
-}
-
-impl Tiling {
-    /// Scratch for any core of this tiling (the largest context is
-    /// `tile + 2·halo` square).
-    pub fn scratch_len(&self) -> Option<ScratchLen> {
-        let side = self.halo.checked_mul(2)?.checked_add(self.tile)?;
-        scratch_len(side, side)
-    }
 }
 
 /// Why a run was refused.
@@ -164,6 +158,9 @@ fn pad8(n: usize) -> Option<usize> {
     n.checked_add(WINDOW - 1).map(|v| v / WINDOW * WINDOW)
 }
 
+/// Stream maps of a region's scratch: `R`, `R0` and the conv input.
+pub const MAPS: usize = 3;
+
 /// Scratch needed to process an `h × w` region.
 pub fn scratch_len(h: usize, w: usize) -> Option<ScratchLen> {
     if h == 0 || w == 0 {
@@ -171,7 +168,7 @@ pub fn scratch_len(h: usize, w: usize) -> Option<ScratchLen> {
     }
     let pixels = pad8(h)?.checked_mul(pad8(w)?)?;
     Some(ScratchLen {
-        words: pixels.checked_mul(4 * EMBED)?,
+        words: pixels.checked_mul(MAPS * EMBED)?,
         bytes: WORK_BYTES,
     })
 }
@@ -190,11 +187,11 @@ fn mirror(i: usize, n: usize) -> usize {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Rect {
-    y: usize,
-    x: usize,
-    h: usize,
-    w: usize,
+pub(crate) struct Rect {
+    pub(crate) y: usize,
+    pub(crate) x: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
 }
 
 /// The argument checks of [`upscale`] and [`upscale_tiled`] (before any
@@ -207,19 +204,7 @@ pub fn check_io(
     w: usize,
     out_len: usize,
 ) -> Result<(), RunError> {
-    if h == 0 || w == 0 {
-        return Err(RunError::BadSize);
-    }
-    let expected = h
-        .checked_mul(w)
-        .and_then(|p| p.checked_mul(3))
-        .ok_or(RunError::BadSize)?;
-    if img_len != expected {
-        return Err(RunError::InputLength {
-            expected,
-            actual: img_len,
-        });
-    }
+    let expected = check_input(img_len, h, w)?;
     let s = model.scale();
     let expected_out = expected
         .checked_mul(s)
@@ -247,76 +232,107 @@ pub fn upscale(
     words: &mut [i32],
     bytes: &mut [u8],
 ) -> Result<(), RunError> {
-    check_io(model, img.len(), h, w, out.len())?;
-    let all = Rect { y: 0, x: 0, h, w };
-    run_region(model, img, w, all, all, out, words, bytes)
+    upscale_with(&mut ScalarKernels, model, img, h, w, out, words, bytes)
 }
 
-/// [`upscale`] tile by tile (see the [module docs](self)). Scratch:
-/// [`Tiling::scratch_len`].
+/// [`upscale`] with the operators of `kernels`.
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-pub fn upscale_tiled(
+pub fn upscale_with<K: IntKernels>(
+    kernels: &mut K,
     model: &IntModel<'_>,
     img: &[u8],
     h: usize,
     w: usize,
-    tiling: Tiling,
     out: &mut [u8],
     words: &mut [i32],
     bytes: &mut [u8],
 ) -> Result<(), RunError> {
     check_io(model, img.len(), h, w, out.len())?;
-    if tiling.tile == 0 {
+    let all = Rect { y: 0, x: 0, h, w };
+    let mut sink = ImageOut::new(out, w, model.scale());
+    run_region(kernels, model, img, w, all, all, &mut sink, words, bytes)
+}
+
+/// The input checks of [`check_io`]; returns `h·w·3`.
+pub(crate) fn check_input(img_len: usize, h: usize, w: usize) -> Result<usize, RunError> {
+    if h == 0 || w == 0 {
         return Err(RunError::BadSize);
     }
-    let mut ty = 0;
-    while ty < h {
-        let th = tiling.tile.min(h - ty);
-        let mut tx = 0;
-        while tx < w {
-            let tw = tiling.tile.min(w - tx);
-            let core_rect = Rect {
-                y: ty,
-                x: tx,
-                h: th,
-                w: tw,
-            };
-            let y0 = ty.saturating_sub(tiling.halo);
-            let x0 = tx.saturating_sub(tiling.halo);
-            let y1 = ty.saturating_add(th).saturating_add(tiling.halo).min(h);
-            let x1 = tx.saturating_add(tw).saturating_add(tiling.halo).min(w);
-            let context = Rect {
-                y: y0,
-                x: x0,
-                h: y1 - y0,
-                w: x1 - x0,
-            };
-            run_region(model, img, w, context, core_rect, out, words, bytes)?;
-            tx += tw;
-        }
-        ty += th;
+    let expected = h
+        .checked_mul(w)
+        .and_then(|p| p.checked_mul(3))
+        .ok_or(RunError::BadSize)?;
+    if img_len != expected {
+        return Err(RunError::InputLength {
+            expected,
+            actual: img_len,
+        });
     }
-    Ok(())
+    Ok(expected)
 }
 
 /// Scratch maps of one region.
 struct Maps<'s> {
     r: &'s mut [i32],
     r0: &'s mut [i32],
-    f0: &'s mut [i32],
     a: &'s mut [i32],
+}
+
+/// `dst[p·3 + c] = 128·pixel − M_c` over the mirror-padded `hp × wp` context.
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn fill_input(
+    model: &IntModel<'_>,
+    img: &[u8],
+    img_w: usize,
+    context: Rect,
+    wp: usize,
+    dst: &mut [i32],
+) {
+    let offsets = model.input_offset();
+    for (p, px) in dst.chunks_exact_mut(3).enumerate() {
+        let sy = context.y + mirror(p / wp, context.h);
+        let sx = context.x + mirror(p % wp, context.w);
+        let src = (sy * img_w + sx) * 3;
+        for (c, v) in px.iter_mut().enumerate() {
+            let pixel = i32::from(img.get(src + c).copied().unwrap_or(0));
+            *v = INPUT_GAIN * pixel - offsets[c];
+        }
+    }
+}
+
+/// `F0 = conv_first(X)` into `f0` (the input `X` is built in `x`).
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
+fn conv_first<K: IntKernels>(
+    kernels: &mut K,
+    model: &IntModel<'_>,
+    img: &[u8],
+    img_w: usize,
+    context: Rect,
+    (hp, wp): (usize, usize),
+    x: &mut [i32],
+    f0: &mut [i32],
+) -> Result<(), RunError> {
+    let input = x.get_mut(..hp * wp * 3).ok_or(RunError::BadSize)?;
+    fill_input(model, img, img_w, context, wp, input);
+    kernels.conv(model.conv_first(), input, hp, wp, |p, o, v| {
+        if let Some(dst) = f0.get_mut(p * EMBED + o) {
+            *dst = clamp_stream(v);
+        }
+    })?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-fn run_region(
+pub(crate) fn run_region<K: IntKernels, S: PixelSink>(
+    kernels: &mut K,
     model: &IntModel<'_>,
     img: &[u8],
     img_w: usize,
     context: Rect,
     core_rect: Rect,
-    out: &mut [u8],
+    sink: &mut S,
     words: &mut [i32],
     bytes: &mut [u8],
 ) -> Result<(), RunError> {
@@ -335,44 +351,42 @@ fn run_region(
     let map = hp * wp * EMBED;
     let (r, rest) = words.split_at_mut(map);
     let (r0, rest) = rest.split_at_mut(map);
-    let (f0, rest) = rest.split_at_mut(map);
     let a = rest.get_mut(..map).ok_or(RunError::BadSize)?;
-    let maps = Maps { r, r0, f0, a };
+    let maps = Maps { r, r0, a };
     let work = bytes.get_mut(..WORK_BYTES).ok_or(RunError::BadSize)?;
 
     // Input conversion, conv_first, patch norm.
-    let offsets = model.input_offset();
-    let input = maps.a.get_mut(..hp * wp * 3).ok_or(RunError::BadSize)?;
-    for (p, px) in input.chunks_exact_mut(3).enumerate() {
-        let sy = context.y + mirror(p / wp, context.h);
-        let sx = context.x + mirror(p % wp, context.w);
-        let src = (sy * img_w + sx) * 3;
-        for (c, v) in px.iter_mut().enumerate() {
-            let pixel = i32::from(img.get(src + c).copied().unwrap_or(0));
-            *v = INPUT_GAIN * pixel - offsets[c];
-        }
-    }
-    {
-        let f0 = &mut *maps.f0;
-        model.conv_first().run(input, hp, wp, |p, o, v| {
-            if let Some(dst) = f0.get_mut(p * EMBED + o) {
-                *dst = clamp_stream(v);
-            }
-        })?;
-    }
-    maps.r.copy_from_slice(maps.f0);
-    layer_norm_stream(model.pe_norm(), maps.r)?;
+    conv_first(
+        kernels,
+        model,
+        img,
+        img_w,
+        context,
+        (hp, wp),
+        maps.a,
+        maps.r,
+    )?;
+    layer_norm_stream(kernels, model.pe_norm(), maps.r)?;
 
     for l in 0..LAYERS {
         maps.r0.copy_from_slice(maps.r);
         for b in 0..DEPTH {
             let index = l * DEPTH + b;
-            swin_block(model, index, &model.block(index), maps.r, hp, wp, work)?;
+            swin_block(
+                kernels,
+                model,
+                index,
+                &model.block(index),
+                maps.r,
+                hp,
+                wp,
+                work,
+            )?;
         }
         to_i16(maps.r, maps.a, model.rstb_shift(l));
         let r = &mut *maps.r;
         let r0 = &*maps.r0;
-        model.rstb_conv(l).run(maps.a, hp, wp, |p, o, v| {
+        kernels.conv(&model.rstb_conv(l), maps.a, hp, wp, |p, o, v| {
             let i = p * EMBED + o;
             if let (Some(dst), Some(&skip)) = (r.get_mut(i), r0.get(i)) {
                 *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(skip));
@@ -380,15 +394,25 @@ fn run_region(
         })?;
     }
 
-    layer_norm_stream(model.norm(), maps.r)?;
+    layer_norm_stream(kernels, model.norm(), maps.r)?;
     to_i16(maps.r, maps.a, model.cab_shift());
+    // F0 is recomputed (into R, free once its conv input is taken) rather
+    // than kept for the whole run: one stream map less of scratch.
+    conv_first(
+        kernels,
+        model,
+        img,
+        img_w,
+        context,
+        (hp, wp),
+        maps.r0,
+        maps.r,
+    )?;
     {
         let r = &mut *maps.r;
-        let f0 = &*maps.f0;
-        model.conv_after_body().run(maps.a, hp, wp, |p, o, v| {
-            let i = p * EMBED + o;
-            if let (Some(dst), Some(&skip)) = (r.get_mut(i), f0.get(i)) {
-                *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(skip));
+        kernels.conv(model.conv_after_body(), maps.a, hp, wp, |p, o, v| {
+            if let Some(dst) = r.get_mut(p * EMBED + o) {
+                *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(*dst));
             }
         })?;
     }
@@ -396,8 +420,7 @@ fn run_region(
 
     let s = model.scale();
     let s2 = s * s;
-    let out_w = img_w * s * 3;
-    model.upsample().run(maps.a, hp, wp, |p, o, v| {
+    kernels.conv(model.upsample(), maps.a, hp, wp, |p, o, v| {
         let (y, x) = (p / wp, p % wp);
         // Region-local → image coordinates; keep only the core.
         let (gy, gx) = (context.y + y, context.x + x);
@@ -413,10 +436,7 @@ fn run_region(
         let (c, sub) = (o / s2, o % s2);
         let (i, j) = (sub / s, sub % s);
         let pixel = rshift_round(v, PIXEL_FRAC).clamp(0, 255) as u8;
-        let at = (gy * s + i) * out_w + (gx * s + j) * 3 + c;
-        if let Some(dst) = out.get_mut(at) {
-            *dst = pixel;
-        }
+        sink.put(gy * s + i, gx * s + j, c, pixel);
     })?;
     Ok(())
 }
@@ -428,22 +448,49 @@ fn to_i16(r: &[i32], a: &mut [i32], k: u32) {
     }
 }
 
-/// A LayerNorm whose output stays in the stream, token by token, in place.
-fn layer_norm_stream(
-    ln: &super::layernorm::LnParams<super::view::LeI32<'_>>,
+/// A block LayerNorm's constants copied out of the model bytes once per
+/// block (its outputs are evaluated for every token).
+fn decode_ln(ln: &LnParams<LeI32<'_>>) -> LnParams<[i32; EMBED]> {
+    let mut gamma = [0i32; EMBED];
+    let mut beta = [0i32; EMBED];
+    for (c, (g, b)) in gamma.iter_mut().zip(beta.iter_mut()).enumerate() {
+        *g = ln.gamma.at(c);
+        *b = ln.beta.at(c);
+    }
+    LnParams {
+        gamma,
+        beta,
+        g_frac: ln.g_frac,
+        y_frac: ln.y_frac,
+        eps_t: ln.eps_t,
+    }
+}
+
+/// A LayerNorm whose output stays in the stream, token by token, in place
+/// (`LnParams::apply_to_stream` with the kernels' `normalize`).
+fn layer_norm_stream<K: IntKernels>(
+    kernels: &mut K,
+    ln: &LnParams<LeI32<'_>>,
     r: &mut [i32],
 ) -> Result<(), OpError> {
+    ln.validate(EMBED)?;
     let mut token = [0i32; EMBED];
+    let mut xhat = [0i32; EMBED];
     for px in r.chunks_exact_mut(EMBED) {
         token.copy_from_slice(px);
-        ln.apply_to_stream(&token, px)?;
+        kernels.normalize(&token, ln.eps_t, &mut xhat)?;
+        for (c, (o, &xh)) in px.iter_mut().zip(xhat.iter()).enumerate() {
+            *o = clamp_stream(ln.output(c, xh));
+        }
     }
     Ok(())
 }
 
 /// One Swin block on the stream `r` (`hp × wp × 60`), in place.
+#[allow(clippy::too_many_arguments)]
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-fn swin_block(
+fn swin_block<K: IntKernels>(
+    kernels: &mut K,
     model: &IntModel<'_>,
     index: usize,
     bp: &BlockParams<'_>,
@@ -452,8 +499,8 @@ fn swin_block(
     wp: usize,
     work: &mut [u8],
 ) -> Result<(), RunError> {
-    attention(model, index, bp, r, hp, wp, work)?;
-    mlp(model, index, bp, r, hp * wp, work)
+    attention(kernels, model, index, bp, r, hp, wp, work)?;
+    mlp(kernels, model, index, bp, r, hp * wp, work)
 }
 
 /// Region label (0, 1, 2) of rolled coordinate `i` of a side of length `n`:
@@ -498,8 +545,14 @@ pub fn window_tokens(
 }
 
 /// The attention branch of a block, window by window.
+///
+/// Work planes: the q, k, v input codes in planes 0, 1, 2; the q codes go to
+/// plane 3, then the k codes overwrite the spent q inputs (plane 0), the v
+/// codes the k inputs (plane 1), and the P·v codes the v inputs (plane 2).
+#[allow(clippy::too_many_arguments)]
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-fn attention(
+fn attention<K: IntKernels>(
+    kernels: &mut K,
     model: &IntModel<'_>,
     index: usize,
     bp: &BlockParams<'_>,
@@ -510,13 +563,10 @@ fn attention(
 ) -> Result<(), RunError> {
     let levels = model.bits().levels();
     let plane = TOKENS * EMBED;
-    let (qin, rest) = work.split_at_mut(plane);
-    let (kin, rest) = rest.split_at_mut(plane);
-    let (vin, rest) = rest.split_at_mut(plane);
-    let (qc, rest) = rest.split_at_mut(plane);
-    let (kc, rest) = rest.split_at_mut(plane);
-    let (vc, rest) = rest.split_at_mut(plane);
-    let (oc, rest) = rest.split_at_mut(plane);
+    let (p0, rest) = work.split_at_mut(plane);
+    let (p1, rest) = rest.split_at_mut(plane);
+    let (p2, rest) = rest.split_at_mut(plane);
+    let (p3, rest) = rest.split_at_mut(plane);
     let probs = rest.get_mut(..TOKENS * TOKENS).ok_or(RunError::BadSize)?;
     let row0 = u32::try_from(index * 4 * EMBED).map_err(|_| RunError::BadSize)?;
     let e32 = EMBED as u32;
@@ -526,53 +576,36 @@ fn attention(
     let mut pos = [0usize; TOKENS];
     let mut labels = [0u8; TOKENS];
     let w = model.w_attn();
+    let ln1 = decode_ln(&bp.ln1);
     for wy in 0..hp / WINDOW {
         for wx in 0..wp / WINDOW {
             window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);
             for (t, &p) in pos.iter().enumerate() {
                 let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
                 token.copy_from_slice(src);
-                normalize(&token, bp.ln1.eps_t, xhat)?;
+                kernels.normalize(&token, ln1.eps_t, xhat)?;
                 for (c, &xh) in xhat.iter().enumerate() {
-                    let y = bp.ln1.output(c, xh);
+                    let y = ln1.output(c, xh);
                     let at = t * EMBED + c;
-                    qin[at] = bp.fq_q.code(y);
-                    kin[at] = bp.fq_k.code(y);
-                    vin[at] = bp.fq_v.code(y);
+                    p0[at] = bp.fq_q.code(y);
+                    p1[at] = bp.fq_k.code(y);
+                    p2[at] = bp.fq_v.code(y);
                 }
             }
-            linear_codes(qin, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q, levels, qc)?;
-            linear_codes(
-                kin,
-                EMBED,
-                w,
-                row0 + e32,
-                EMBED,
-                &bp.aff_k,
-                &bp.c_k,
-                levels,
-                kc,
-            )?;
-            linear_codes(
-                vin,
-                EMBED,
-                w,
-                row0 + 2 * e32,
-                EMBED,
-                &bp.aff_v,
-                &bp.c_v,
-                levels,
-                vc,
-            )?;
+            kernels.linear_codes(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q, levels, p3)?;
+            let (qc, kin, vin) = (&*p3, &*p1, &*p2);
+            let (k0, v0) = (row0 + e32, row0 + 2 * e32);
+            kernels.linear_codes(kin, EMBED, w, k0, EMBED, &bp.aff_k, &bp.c_k, levels, p0)?;
+            kernels.linear_codes(vin, EMBED, w, v0, EMBED, &bp.aff_v, &bp.c_v, levels, p1)?;
+            let (kc, vc, oc) = (&*p0, &*p1, &mut *p2);
             let mask = bp.shifted.then_some(&labels[..]);
             for h in 0..HEADS {
                 let col = h * HEAD_DIM;
                 let rpb = bp.rpb.sub(h * RPB_ROWS, RPB_ROWS);
-                softmax_codes(qc, kc, EMBED, col, &bp.qk, rpb, mask, &bp.prob, probs)?;
-                av_codes(probs, vc, EMBED, col, &bp.av, levels, oc, EMBED)?;
+                kernels.softmax_codes(qc, kc, EMBED, col, &bp.qk, rpb, mask, &bp.prob, probs)?;
+                kernels.av_codes(probs, vc, EMBED, col, &bp.av, levels, oc, EMBED)?;
             }
-            let frac = bp.aff_proj.frac;
-            linear(
+            kernels.linear_stream(
                 oc,
                 EMBED,
                 w,
@@ -580,26 +613,20 @@ fn attention(
                 EMBED,
                 &bp.aff_proj,
                 &bp.c_proj,
-                |t, j, v| {
-                    add_to_stream(r, pos[t] * EMBED + j, rshift_round(v, frac));
-                },
+                &pos,
+                EMBED,
+                r,
             )?;
         }
     }
     Ok(())
 }
 
-/// `r[at] = clamp_stream(r[at] + clamp_stream(y))`.
-#[allow(clippy::arithmetic_side_effects)] // both terms are i32: the i64 sum cannot overflow
-fn add_to_stream(r: &mut [i32], at: usize, y: i64) {
-    if let Some(dst) = r.get_mut(at) {
-        *dst = clamp_stream(i64::from(*dst) + i64::from(clamp_stream(y)));
-    }
-}
-
 /// The MLP branch of a block, 64 tokens at a time.
+#[allow(clippy::too_many_arguments)]
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-fn mlp(
+fn mlp<K: IntKernels>(
+    kernels: &mut K,
     model: &IntModel<'_>,
     index: usize,
     bp: &BlockParams<'_>,
@@ -615,7 +642,8 @@ fn mlp(
     let xhat = &mut xhat[..EMBED];
     let mut token = [0i32; EMBED];
     let gelu = bp.gelu;
-    let frac = bp.aff_fc2.frac;
+    let gelu_table = GeluTable::new(&gelu);
+    let ln2 = decode_ln(&bp.ln2);
     let mut p0 = 0;
     while p0 < pixels {
         let n = TOKENS.min(pixels - p0);
@@ -623,12 +651,12 @@ fn mlp(
             let p = p0 + t;
             let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
             token.copy_from_slice(src);
-            normalize(&token, bp.ln2.eps_t, xhat)?;
+            kernels.normalize(&token, ln2.eps_t, xhat)?;
             for (c, &xh) in xhat.iter().enumerate() {
-                fc1in[t * EMBED + c] = bp.fq_fc1.code(bp.ln2.output(c, xh));
+                fc1in[t * EMBED + c] = bp.fq_fc1.code(ln2.output(c, xh));
             }
         }
-        linear(
+        kernels.linear(
             &fc1in[..n * EMBED],
             EMBED,
             model.w_fc1(),
@@ -638,11 +666,18 @@ fn mlp(
             &bp.c_fc1,
             |t, j, v| {
                 if let Some(dst) = hidden.get_mut(t * MLP + j) {
-                    *dst = gelu_code(v, &gelu);
+                    *dst = match &gelu_table {
+                        Some(table) => table.code(v),
+                        None => gelu_code(v, &gelu),
+                    };
                 }
             },
         )?;
-        linear(
+        let mut pos = [0usize; TOKENS];
+        for (t, p) in pos.iter_mut().enumerate() {
+            *p = p0 + t;
+        }
+        kernels.linear_stream(
             &hidden[..n * MLP],
             MLP,
             model.w_fc2(),
@@ -650,9 +685,9 @@ fn mlp(
             EMBED,
             &bp.aff_fc2,
             &bp.c_fc2,
-            |t, j, v| {
-                add_to_stream(r, (p0 + t) * EMBED + j, rshift_round(v, frac));
-            },
+            &pos[..n],
+            EMBED,
+            r,
         )?;
         p0 += n;
     }

@@ -15,14 +15,14 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
-use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use sha2::{Digest, Sha256};
-use tdquant_core::int::{runner, IntModel};
+use tdquant_core::int::{runner, IntKernels, IntModel, ScalarKernels};
+use tdquant_firmware_example::clock::{self, Clock};
+use tdquant_firmware_example::kernels::DspKernels;
+use tdquant_firmware_example::profile::{Profiled, OPS};
 
 static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
 static TILE: &[u8] = include_bytes!(env!("TDQ_TILE_PATH"));
@@ -31,15 +31,12 @@ const TILE_W: usize = parse_usize(env!("TDQ_TILE_W"));
 /// Output tile bytes for scale ≤ 4.
 const OUT_MAX: usize = TILE_H * TILE_W * 3 * 16;
 
-/// Scratch words: four stream maps of the padded tile (see `runner`).
-const WORDS: usize = pad8(TILE_H) * pad8(TILE_W) * 4 * 60;
+/// Scratch words: the stream maps of the padded tile (see `runner`).
+const WORDS: usize = pad8(TILE_H) * pad8(TILE_W) * runner::MAPS * 60;
 
 static mut SCRATCH_WORDS: [i32; WORDS] = [0; WORDS];
 static mut SCRATCH_BYTES: [u8; runner::WORK_BYTES] = [0; runner::WORK_BYTES];
 static mut OUTPUT: [u8; OUT_MAX] = [0; OUT_MAX];
-
-static SYSTICK_WRAPS: AtomicU32 = AtomicU32::new(0);
-const SYSTICK_RELOAD: u32 = 0x00FF_FFFF;
 
 const fn parse_usize(s: &str) -> usize {
     let b = s.as_bytes();
@@ -58,7 +55,7 @@ const fn pad8(n: usize) -> usize {
 
 #[exception]
 fn SysTick() {
-    SYSTICK_WRAPS.fetch_add(1, Ordering::Relaxed);
+    clock::on_systick();
 }
 
 #[defmt::panic_handler]
@@ -76,35 +73,31 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
-fn ticks(syst: &cortex_m::peripheral::SYST) -> u64 {
-    // Read wraps around the counter so a wrap in between is not lost.
-    loop {
-        let before = SYSTICK_WRAPS.load(Ordering::Relaxed);
-        let current = syst.cvr.read() & SYSTICK_RELOAD;
-        if SYSTICK_WRAPS.load(Ordering::Relaxed) == before {
-            return u64::from(before) * u64::from(SYSTICK_RELOAD + 1)
-                + u64::from(SYSTICK_RELOAD - current);
-        }
-    }
-}
+/// `TDQ_KERNELS=scalar` at build time runs the core oracle's kernels
+/// (the "before" of the README figures); otherwise the DSP kernels.
+const SCALAR: bool = tdquant_firmware_example::env_is(option_env!("TDQ_KERNELS"), "scalar");
 
-/// SysTick ticks per 1,000 instructions, measured on a loop of exactly
-/// known length (`subs` + `bne` per iteration), so the reported instruction
-/// count does not depend on the board's clock wiring.
-fn calibrate(syst: &cortex_m::peripheral::SYST) -> u64 {
-    const ITERATIONS: u32 = 1_000_000;
-    let t0 = ticks(syst);
-    let mut n = ITERATIONS;
-    // SAFETY: a register-only countdown loop; touches no memory.
-    unsafe {
-        core::arch::asm!("1:", "subs {0}, #1", "bne 1b", inout(reg) n, options(nomem, nostack));
-    }
-    let _ = n;
-    let t1 = ticks(syst);
-    // 2 instructions per iteration.
-    ((t1 - t0) * 1000)
-        .div_ceil(2 * u64::from(ITERATIONS))
-        .max(1)
+/// Upscales the tile with `kernels`, profiled per operator.
+fn infer<K: IntKernels>(
+    kernels: K,
+    clock: &Clock,
+    model: &IntModel<'_>,
+    out: &mut [u8],
+    words: &mut [i32],
+    bytes: &mut [u8],
+) -> (Result<(), runner::RunError>, [u64; 5], [u32; 5]) {
+    let mut profiled = Profiled::new(kernels, clock);
+    let result = runner::upscale_with(
+        &mut profiled,
+        model,
+        TILE,
+        TILE_H,
+        TILE_W,
+        out,
+        words,
+        bytes,
+    );
+    (result, profiled.spent, profiled.calls)
 }
 
 #[entry]
@@ -116,7 +109,7 @@ fn main() -> ! {
 }
 
 fn run() -> bool {
-    let Some(mut cp) = cortex_m::Peripherals::take() else {
+    let Some(cp) = cortex_m::Peripherals::take() else {
         return false;
     };
     let model = match IntModel::parse(MODEL) {
@@ -152,30 +145,19 @@ fn run() -> bool {
     };
     let out = &mut out[..out_len];
 
-    cp.SYST.set_clock_source(SystClkSource::Core);
-    cp.SYST.set_reload(SYSTICK_RELOAD);
-    cp.SYST.clear_current();
-    cp.SYST.enable_interrupt();
-    cp.SYST.enable_counter();
-    // The counter reloads from 0 on its first tick; start after that so the
-    // first reading is not a spurious full period.
-    while cp.SYST.cvr.read() == 0 {}
-    let ticks_per_kilo_insn = calibrate(&cp.SYST);
-    let t0 = ticks(&cp.SYST);
-    let result = runner::upscale(&model, TILE, TILE_H, TILE_W, out, words, bytes);
-    let t1 = ticks(&cp.SYST);
-    cp.SYST.disable_counter();
+    let clock = Clock::start(cp.SYST);
+    let t0 = clock.ticks();
+    let (result, spent, calls) = if SCALAR {
+        infer(ScalarKernels, &clock, &model, out, words, bytes)
+    } else {
+        infer(DspKernels, &clock, &model, out, words, bytes)
+    };
+    let elapsed = clock.ticks() - t0;
     if let Err(e) = result {
         defmt::error!("TDQ inference failed: {}", defmt::Display2Format(&e));
         return false;
     }
-    let digest = Sha256::digest(&*out);
-    let mut hex = [0u8; 64];
-    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 15)];
-    }
+    let hex = tdquant_firmware_example::hex(&Sha256::digest(&*out).into());
     let hex = core::str::from_utf8(&hex).unwrap_or("?");
     defmt::info!(
         "TDQ sizes model_bytes={=usize} scratch_bytes={=usize} output_bytes={=usize}",
@@ -183,12 +165,30 @@ fn run() -> bool {
         WORDS * 4 + runner::WORK_BYTES,
         out_len
     );
-    let elapsed = t1 - t0;
+    defmt::info!("TDQ kernels={=str}", if SCALAR { "scalar" } else { "dsp" });
     defmt::info!(
         "TDQ systick_ticks={=u64} instructions~={=u64} (SysTick ticks per 1000 instructions: {=u64})",
         elapsed,
-        elapsed * 1000 / ticks_per_kilo_insn,
-        ticks_per_kilo_insn
+        clock.instructions(elapsed),
+        clock.ticks_per_kilo_insn()
+    );
+    let pixels = (TILE_H * TILE_W) as u64;
+    let mut in_kernels = 0;
+    for (&op, (&spent, &calls)) in OPS.iter().zip(spent.iter().zip(calls.iter())) {
+        in_kernels += spent;
+        defmt::info!(
+            "TDQ profile op={=str} calls={=u32} instructions~={=u64} per_lr_pixel~={=u64}",
+            op,
+            calls,
+            clock.instructions(spent),
+            clock.instructions(spent) / pixels
+        );
+    }
+    let rest = elapsed.saturating_sub(in_kernels);
+    defmt::info!(
+        "TDQ profile op=rest instructions~={=u64} per_lr_pixel~={=u64}",
+        clock.instructions(rest),
+        clock.instructions(rest) / pixels
     );
     defmt::info!(
         "TDQ tile h={=usize} w={=usize} scale={=usize} sha256={=str}",

@@ -1,0 +1,93 @@
+//! Parity firmware: every DSP kernel of `tdquant_firmware_example::kernels`
+//! against the core scalar oracle, on `EDGES` hand-picked and
+//! `TDQ_PARITY_CASES` (default 1,000) seeded random cases per kernel, on the
+//! Cortex-M4 itself (QEMU). Mismatches are reported over defmt; the exit
+//! status is 0 only when every case of every kernel agreed.
+#![no_std]
+#![no_main]
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use defmt_semihosting as _;
+use tdquant_firmware_example::parity::{cases, Rng};
+
+const fn parse_u32(s: Option<&str>, default: u32) -> u32 {
+    let Some(s) = s else {
+        return default;
+    };
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v = 0u32;
+    while i < b.len() {
+        v = v * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    v
+}
+
+/// Random cases per kernel.
+const CASES: u32 = parse_u32(option_env!("TDQ_PARITY_CASES"), 1000);
+/// Seed of the case generator.
+const SEED: u32 = parse_u32(option_env!("TDQ_PARITY_SEED"), 20261204);
+
+#[defmt::panic_handler]
+fn defmt_panic() -> ! {
+    debug::exit(EXIT_FAILURE);
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic");
+    debug::exit(EXIT_FAILURE);
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+type Check = fn(&mut Rng, u32) -> bool;
+
+#[entry]
+fn main() -> ! {
+    let kernels: [(&str, Check); 9] = [
+        ("linear", cases::linear),
+        ("linear_codes", cases::linear_codes),
+        ("linear_stream", cases::linear_stream),
+        ("softmax", cases::softmax),
+        ("av", cases::av),
+        ("conv", cases::conv),
+        ("normalize", cases::normalize),
+        ("exp2", cases::exp2),
+        ("rho", cases::rho),
+    ];
+    let mut failed = 0u32;
+    for (index, (name, check)) in kernels.iter().enumerate() {
+        let mut rng = Rng::new(u64::from(SEED) << 8 | index as u64);
+        let total = cases::EDGES + CASES;
+        let mut mismatches = 0u32;
+        for case in 0..total {
+            if !check(&mut rng, case) {
+                mismatches += 1;
+            }
+        }
+        defmt::info!(
+            "TDQ parity kernel={=str} cases={=u32} (edges {=u32} + random {=u32}, seed {=u32}) mismatches={=u32}",
+            name,
+            total,
+            cases::EDGES,
+            CASES,
+            SEED,
+            mismatches
+        );
+        failed += mismatches;
+    }
+    if failed == 0 {
+        defmt::info!("TDQ parity OK");
+        debug::exit(EXIT_SUCCESS);
+    } else {
+        defmt::error!("TDQ parity FAILED: {=u32} mismatching cases", failed);
+        debug::exit(EXIT_FAILURE);
+    }
+    #[allow(clippy::empty_loop)]
+    loop {}
+}

@@ -1,0 +1,303 @@
+//! The Cortex-M4 DSP-extension instructions the kernels use, one inline
+//! `asm!` each. They only compute on registers (no memory, no flags), which
+//! is all the `unsafe` in the kernels.
+//!
+//! | function | instruction | result |
+//! |---|---|---|
+//! | [`smlad`] | `SMLAD` | `acc + x.lo·y.lo + x.hi·y.hi` (signed 16-bit halves, wrapping i32) |
+//! | [`smlald`] | `SMLALD` | the same with an `i64` accumulator |
+//! | [`uxtb16`] | `UXTB16` | bytes 0 and 2 zero-extended into the two halves |
+//! | [`uxtb16_ror8`] | `UXTB16 …, ROR #8` | bytes 1 and 3 |
+//! | [`sxtb16`] | `SXTB16` | bytes 0 and 2 sign-extended |
+//! | [`sxtb16_ror8`] | `SXTB16 …, ROR #8` | bytes 1 and 3 |
+//! | [`pkhbt`] | `PKHBT` | `lo.lo | hi.lo << 16` |
+
+use core::arch::asm;
+
+/// `acc + x.lo·y.lo + x.hi·y.hi` (halves as `i16`; the sum wraps like `SMLAD`).
+#[inline(always)]
+pub fn smlad(x: u32, y: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("smlad {r}, {x}, {y}, {a}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y,
+             a = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `acc + x.lo·y.lo + x.hi·y.hi` in 64 bits (halves as `i16`).
+#[inline(always)]
+pub fn smlald(x: u32, y: u32, acc: i64) -> i64 {
+    let mut lo = acc as u32;
+    let mut hi = (acc >> 32) as u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("smlald {lo}, {hi}, {x}, {y}", lo = inout(reg) lo, hi = inout(reg) hi,
+             x = in(reg) x, y = in(reg) y, options(pure, nomem, nostack, preserves_flags));
+    }
+    (i64::from(hi as i32) << 32) | i64::from(lo)
+}
+
+/// Bytes 0 and 2 of `x`, zero-extended into the low and high halves.
+#[inline(always)]
+pub fn uxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("uxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 1 and 3 of `x`, zero-extended into the low and high halves.
+#[inline(always)]
+pub fn uxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("uxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 0 and 2 of `x`, sign-extended into the low and high halves.
+#[inline(always)]
+pub fn sxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Bytes 1 and 3 of `x`, sign-extended into the low and high halves.
+#[inline(always)]
+pub fn sxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `lo`'s low half in the low half, `hi`'s low half in the high half.
+#[inline(always)]
+pub fn pkhbt(lo: u32, hi: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("pkhbt {r}, {l}, {h}, lsl #16", r = lateout(reg) r, l = in(reg) lo, h = in(reg) hi,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// Four bytes as a little-endian word (an unaligned `LDR` on the M4).
+#[inline(always)]
+pub fn word(b: &[u8; 4]) -> u32 {
+    u32::from_le_bytes(*b)
+}
+
+/// Four dot products of the codes `x` (`4g` bytes) with four weight rows
+/// expanded as `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16,
+/// c_r,4i+1 | c_r,4i+3 << 16)` (`8g` words): per group of four codes one
+/// unaligned `LDR`, two `UXTB16`, four `LDRD` and eight `SMLAD`.
+/// Shorter `w` than `2·x.len()` words, or `x.len()` not a multiple of 4,
+/// only uses the whole groups both hold.
+#[inline(always)]
+pub fn dot4_u8(x: &[u8], w: &[u32]) -> [i32; 4] {
+    let groups = (x.len() / 4).min(w.len() / 8);
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    if groups > 0 {
+        // SAFETY: the loop reads `groups` words of `x` (4·groups ≤ x.len()
+        // bytes, unaligned LDR is allowed on the M4) and 8·groups ≤ w.len()
+        // words of `w` (word-aligned as a `[u32]`, as LDRD needs); it
+        // writes only registers and flags.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{xp}], #4",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "uxtb16 {xe}, {x}",
+                "uxtb16 {x}, {x}, ror #8",
+                "smlad {a0}, {xe}, {w0}, {a0}",
+                "smlad {a0}, {x}, {w1}, {a0}",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "smlad {a1}, {xe}, {w0}, {a1}",
+                "smlad {a1}, {x}, {w1}, {a1}",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "smlad {a2}, {xe}, {w0}, {a2}",
+                "smlad {a2}, {x}, {w1}, {a2}",
+                "ldrd {w0}, {w1}, [{wp}], #8",
+                "smlad {a3}, {xe}, {w0}, {a3}",
+                "smlad {a3}, {x}, {w1}, {a3}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                xp = inout(reg) x.as_ptr() => _,
+                wp = inout(reg) w.as_ptr() => _,
+                n = inout(reg) groups => _,
+                x = out(reg) _,
+                xe = out(reg) _,
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                options(nostack, readonly),
+            );
+        }
+    }
+    [a0, a1, a2, a3]
+}
+
+/// Two 64-bit dot products of 16-bit activation pairs `p`
+/// (`p[2i] = a_4i | a_4i+2 << 16`, `p[2i+1] = a_4i+1 | a_4i+3 << 16`) with two
+/// rows of int8 weights `w0`, `w1` (`4i..4i+4` per group): per group of four
+/// taps one `LDRD`, two unaligned `LDR`, four `SXTB16` and four `SMLALD`.
+/// Uses the whole groups all three hold.
+#[inline(always)]
+pub fn dot2_i16_i8(p: &[u32], w0: &[u8], w1: &[u8]) -> (i64, i64) {
+    let groups = (p.len() / 2).min(w0.len() / 4).min(w1.len() / 4);
+    let (mut l0, mut h0, mut l1, mut h1) = (0u32, 0u32, 0u32, 0u32);
+    if groups > 0 {
+        // SAFETY: reads 2·groups ≤ p.len() words of `p` (word-aligned as a
+        // `[u32]`, as LDRD needs) and 4·groups ≤ len bytes of `w0` and `w1`
+        // (unaligned LDR is allowed on the M4); writes registers and flags.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {p0}, {p1}, [{pp}], #8",
+                "ldr {w}, [{q0}], #4",
+                "sxtb16 {we}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlald {l0}, {h0}, {p0}, {we}",
+                "smlald {l0}, {h0}, {p1}, {w}",
+                "ldr {w}, [{q1}], #4",
+                "sxtb16 {we}, {w}",
+                "sxtb16 {w}, {w}, ror #8",
+                "smlald {l1}, {h1}, {p0}, {we}",
+                "smlald {l1}, {h1}, {p1}, {w}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                pp = inout(reg) p.as_ptr() => _,
+                q0 = inout(reg) w0.as_ptr() => _,
+                q1 = inout(reg) w1.as_ptr() => _,
+                n = inout(reg) groups => _,
+                p0 = out(reg) _,
+                p1 = out(reg) _,
+                w = out(reg) _,
+                we = out(reg) _,
+                l0 = inout(reg) l0,
+                h0 = inout(reg) h0,
+                l1 = inout(reg) l1,
+                h1 = inout(reg) h1,
+                options(nostack, readonly),
+            );
+        }
+    }
+    (
+        (i64::from(h0 as i32) << 32) | i64::from(l0),
+        (i64::from(h1 as i32) << 32) | i64::from(l1),
+    )
+}
+
+/// `acc[j] = Σ_d q_d·k_j,d` for 64 keys of one 10-code head, with `q` and
+/// every key as five `lo | hi << 16` pairs: per key two `LDRD`, one `LDR`,
+/// `SMUAD` + four `SMLAD` and one `STR`.
+#[inline(always)]
+pub fn dot5_keys(q: &[u32; 5], keys: &[[u32; 5]; 64], acc: &mut [i32; 64]) {
+    // SAFETY: reads the 64·5 words of `keys` (word-aligned, as LDRD needs)
+    // and writes the 64 words of `acc`; no other memory.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {k0}, {k1}, [{kp}], #8",
+            "smuad {a}, {q0}, {k0}",
+            "smlad {a}, {q1}, {k1}, {a}",
+            "ldrd {k0}, {k1}, [{kp}], #8",
+            "smlad {a}, {q2}, {k0}, {a}",
+            "smlad {a}, {q3}, {k1}, {a}",
+            "ldr {k0}, [{kp}], #4",
+            "smlad {a}, {q4}, {k0}, {a}",
+            "str {a}, [{ap}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            kp = inout(reg) keys.as_ptr() => _,
+            ap = inout(reg) acc.as_mut_ptr() => _,
+            n = inout(reg) 64u32 => _,
+            q0 = in(reg) q[0],
+            q1 = in(reg) q[1],
+            q2 = in(reg) q[2],
+            q3 = in(reg) q[3],
+            q4 = in(reg) q[4],
+            k0 = out(reg) _,
+            k1 = out(reg) _,
+            a = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// Five `P·v` dot products over the 64 probabilities of one row:
+/// `acc[d] += Σ_j p_j·v_j,d` for the five `d` whose pairs start at `v`,
+/// with `v` laid out per group of four probabilities as 20 words (ten `d`
+/// × `(v_4g | v_4g+2 << 16, v_4g+1 | v_4g+3 << 16)`) of which these five `d`
+/// are the first ten words. Per group: one unaligned `LDR`, two `UXTB16`,
+/// five `LDRD`, ten `SMLAD`.
+#[inline(always)]
+pub fn dot5_probs(p: &[u8; 64], v: &[u32], acc: &mut [i32; 5]) {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4] = *acc;
+    if v.len() >= 15 * 20 + 10 {
+        // SAFETY: reads the 64 bytes of `p` (unaligned LDR is allowed on the
+        // M4) and, per group g < 16, words 20g..20g + 10 of `v` (checked
+        // above; word-aligned as a `[u32]`); writes registers and flags.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {x}, [{pp}], #4",
+                "uxtb16 {xe}, {x}",
+                "uxtb16 {x}, {x}, ror #8",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a0}, {xe}, {v0}, {a0}",
+                "smlad {a0}, {x}, {v1}, {a0}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a1}, {xe}, {v0}, {a1}",
+                "smlad {a1}, {x}, {v1}, {a1}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a2}, {xe}, {v0}, {a2}",
+                "smlad {a2}, {x}, {v1}, {a2}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a3}, {xe}, {v0}, {a3}",
+                "smlad {a3}, {x}, {v1}, {a3}",
+                "ldrd {v0}, {v1}, [{vp}], #8",
+                "smlad {a4}, {xe}, {v0}, {a4}",
+                "smlad {a4}, {x}, {v1}, {a4}",
+                "add {vp}, {vp}, #40",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                pp = inout(reg) p.as_ptr() => _,
+                vp = inout(reg) v.as_ptr() => _,
+                n = inout(reg) 16u32 => _,
+                x = out(reg) _,
+                xe = out(reg) _,
+                v0 = out(reg) _,
+                v1 = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                a4 = inout(reg) a4,
+                options(nostack, readonly),
+            );
+        }
+    }
+    *acc = [a0, a1, a2, a3, a4];
+}

@@ -1,0 +1,319 @@
+//! Window attention: `q·kᵀ` → softmax → AttnProb codes, and `P·v` → codes
+//! (`tdquant_core::int::attention::{softmax_codes, av_codes}`, same checks).
+//!
+//! Softmax: the 10-code head rows are packed into 16-bit pairs once and the
+//! logit dot products are five `SMLAD`s; `z = acc·A + kb·B + bias + mask`
+//! uses a per-call table of the 225 shifted biases and per-key `kb·B`
+//! (every partial sum is below `2^61`, so the order does not matter).
+//! [`exp2_neg_q31`] is the oracle's `exp2` rewritten on 32-bit halves
+//! (identical integers, no 64-bit division). The decision levels are sorted
+//! once per call, so each row's edges `E_k = ⌈S·T_k/2^30⌉` come out sorted
+//! (`S > 0`); they are computed exactly in `u64` pieces and clipped to
+//! `[0, 2^31 + 1]`, where `e ∈ [0, 2^31]` compares with them as with the
+//! oracle's `i64` edges. A code is then a binary search, not `N` compares.
+//!
+//! `P·v`: the head of `v` is transposed into pairs laid out as `UXTB16`
+//! unpacks four probabilities; each row is ten `SMLAD` dot products of 64.
+
+use tdquant_core::int::arith::{clamp_code, fits_bits, rshift_round};
+use tdquant_core::int::attention::{rpb_index, AvParams, QkParams, MASK_Z, PROB_FRAC};
+use tdquant_core::int::exp2::{EXP2_LUT, LN2_Q32};
+use tdquant_core::int::{I32Src, LeI16, OpError, HEAD_DIM, RPB_ROWS, TOKENS, WINDOW};
+
+use super::{check_len, check_param};
+use crate::dsp::{dot5_keys, dot5_probs};
+
+/// Most decision levels (the oracle's cap).
+const MAX_LEVELS: usize = 255;
+/// `HEAD_DIM / 2` pair words per head row.
+const PAIRS: usize = HEAD_DIM / 2;
+
+/// `exp2_neg_q31(d)` of the oracle for `d = hi·2^32 + lo`, on 32-bit halves.
+///
+/// `v3 = ⌊v2·v / (3·2^32)⌋ = ⌊⌊v2·v / 2^32⌋ / 3⌋`, and with
+/// `q = v − v2 + v3 = 2^32 − p ∈ [0, 2^24)`,
+/// `lut·p + 2^31 = lut·2^32 − lut·q + 2^31`; everything else is the oracle's
+/// formula term by term.
+#[inline(always)]
+pub fn exp2_neg_q31(hi: u32, lo: u32) -> u32 {
+    if hi >= 32 {
+        return 0;
+    }
+    let i = (lo >> 24) as usize;
+    let r = lo & 0x00FF_FFFF;
+    let v = ((u64::from(r) * LN2_Q32 + (1 << 31)) >> 32) as u32;
+    let v2 = ((u64::from(v) * u64::from(v)) >> 33) as u32;
+    let v3 = ((u64::from(v2) * u64::from(v)) >> 32) as u32 / 3;
+    let q = v - v2 + v3;
+    let lut = EXP2_LUT[i & 255];
+    let g = (((u64::from(lut) << 32) - u64::from(lut) * u64::from(q) + (1 << 31)) >> 32) as u32;
+    if hi == 0 {
+        g
+    } else {
+        (g + (1 << (hi - 1))) >> hi
+    }
+}
+
+/// `⌈S·T / 2^30⌉` clipped to `[0, 2^31 + 1]`, for `0 < S < 2^38`, `|T| ≤ 2^40`:
+/// `e ≥ edge` for `e ∈ [0, 2^31]` exactly when `e ≥ ⌈S·T / 2^30⌉`.
+#[inline(always)]
+fn edge(s: u64, t: i64) -> u32 {
+    if t <= 0 {
+        return 0;
+    }
+    let t = t as u64;
+    // S·T = P·2^20 + Q,  P = S·⌊T/2^20⌋ < 2^59,  Q = S·(T mod 2^20) < 2^58;
+    // P·2^20 = ⌊P/2^10⌋·2^30 + (P mod 2^10)·2^20.
+    let p = s * (t >> 20);
+    let q = s * (t & 0xF_FFFF);
+    let whole = p >> 10;
+    let rest = (((p & 0x3FF) << 20) + q + ((1 << PROB_FRAC) - 1)) >> PROB_FRAC;
+    let e = whole + rest;
+    if e > (1 << 31) {
+        (1 << 31) + 1
+    } else {
+        e as u32
+    }
+}
+
+/// Number of `edges` `≤ e`, for `edges` sorted ascending and padded with
+/// `u32::MAX` (never `≤ e ≤ 2^31`) to `2^steps − 1` entries: a branchless
+/// descent of the implicit binary tree, `steps` compares (unrolled for the
+/// 2-, 3- and 4-bit quantizers).
+#[inline(always)]
+fn count_le(edges: &[u32; MAX_LEVELS], steps: u32, e: u32) -> usize {
+    let mut c = 0usize;
+    let mut step = |half: usize| {
+        if e >= edges[(c + half - 1) & 255] {
+            c += half;
+        }
+    };
+    match steps {
+        4 => {
+            step(8);
+            step(4);
+            step(2);
+            step(1);
+        }
+        3 => {
+            step(4);
+            step(2);
+            step(1);
+        }
+        2 => {
+            step(2);
+            step(1);
+        }
+        _ => {
+            let mut half = 1usize << steps >> 1;
+            while half > 0 {
+                step(half);
+                half >>= 1;
+            }
+        }
+    }
+    c
+}
+
+/// `z_j = acc_j·A + kb_j·B + bias[rpb_index(i, j)] (+ MASK_Z where the
+/// labels differ)` for the 64 keys of row `i` (`base = rpb_index(i, 0)`, and
+/// `rpb_index(i, j) = base − 15·y_j − x_j`); returns `max_j z_j`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn logits<const MASKED: bool>(
+    acc: &[i32; TOKENS],
+    kb_b: &[i64; TOKENS],
+    bias: &[i64; RPB_ROWS],
+    base: usize,
+    a: i64,
+    labels: &[u8],
+    label_i: u8,
+    z: &mut [i64; TOKENS],
+) -> i64 {
+    let mut m = i64::MIN;
+    for yj in 0..WINDOW {
+        let top = base - (2 * WINDOW - 1) * yj;
+        let brow = &bias[top + 1 - WINDOW..=top];
+        let at = yj * WINDOW;
+        let (acc, kb_b, z) = (
+            &acc[at..at + WINDOW],
+            &kb_b[at..at + WINDOW],
+            &mut z[at..at + WINDOW],
+        );
+        for xj in 0..WINDOW {
+            let mut v = i64::from(acc[xj]) * a + kb_b[xj] + brow[WINDOW - 1 - xj];
+            if MASKED && labels.get(at + xj) != Some(&label_i) {
+                v += MASK_Z;
+            }
+            z[xj] = v;
+            m = m.max(v);
+        }
+    }
+    m
+}
+
+/// Head row `t` of `codes` as five `lo | hi << 16` pairs.
+#[inline(always)]
+fn head_pairs(codes: &[u8], t: usize, stride: usize, col: usize) -> [u32; PAIRS] {
+    let mut out = [0u32; PAIRS];
+    let start = t * stride + col;
+    if let Some(src) = codes.get(start..start + HEAD_DIM) {
+        for (o, pair) in out.iter_mut().zip(src.chunks_exact(2)) {
+            *o = u32::from(pair[0]) | u32::from(pair[1]) << 16;
+        }
+    }
+    out
+}
+
+/// See the [module docs](self).
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_codes<W: I32Src + ?Sized>(
+    q: &[u8],
+    k: &[u8],
+    stride: usize,
+    col: usize,
+    qk: &QkParams,
+    rpb: LeI16<'_>,
+    labels: Option<&[u8]>,
+    thresholds: &W,
+    probs: &mut [u8],
+) -> Result<(), OpError> {
+    check_param(
+        "attention head columns",
+        col.checked_add(HEAD_DIM).is_some_and(|end| end <= stride),
+    )?;
+    let window_len = TOKENS.saturating_mul(stride);
+    check_len("attention q", window_len, q.len())?;
+    check_len("attention k", window_len, k.len())?;
+    check_len("attention bias table", RPB_ROWS, rpb.len())?;
+    if let Some(labels) = labels {
+        check_len("attention mask labels", TOKENS, labels.len())?;
+    }
+    check_param("attention thresholds", thresholds.len().is_multiple_of(2))?;
+    check_len("attention probabilities", TOKENS * TOKENS, probs.len())?;
+    qk.validate()?;
+    for t in 0..thresholds.len() / 2 {
+        check_param(
+            "attention threshold",
+            fits_bits(thresholds.at_i64(t.saturating_mul(2)), 40),
+        )?;
+    }
+
+    let levels = (thresholds.len() / 2).min(MAX_LEVELS);
+    let mut levels_sorted = [0i64; MAX_LEVELS];
+    let levels_sorted = &mut levels_sorted[..levels];
+    for (i, l) in levels_sorted.iter_mut().enumerate() {
+        *l = thresholds.at_i64(2 * i);
+    }
+    levels_sorted.sort_unstable();
+
+    let mut keys = [[0u32; PAIRS]; TOKENS];
+    let mut kb_b = [0i64; TOKENS];
+    for (j, (key, kbb)) in keys.iter_mut().zip(kb_b.iter_mut()).enumerate() {
+        *key = head_pairs(k, j, stride, col);
+        let kb: u32 = key.iter().map(|&p| (p & 0xFFFF) + (p >> 16)).sum();
+        *kbb = i64::from(kb) * qk.b;
+    }
+    let mut bias = [0i64; RPB_ROWS];
+    for (idx, b) in bias.iter_mut().enumerate() {
+        *b = i64::from(rpb.at(idx)) << qk.rpb_shift;
+    }
+    // Tree of 2^steps − 1 ≥ levels entries (≤ 255).
+    let steps = usize::BITS - levels.leading_zeros();
+    let mut edges = [u32::MAX; MAX_LEVELS];
+    let mut z = [0i64; TOKENS];
+    let mut e = [0u32; TOKENS];
+    let mut acc = [0i32; TOKENS];
+    for (i, row) in probs.chunks_exact_mut(TOKENS).enumerate() {
+        let qp = head_pairs(q, i, stride, col);
+        // rpb_index(i, j) = base − (15·y_j + x_j).
+        let base = rpb_index(i, 0);
+        let label_i = labels.map(|l| l[i]);
+        dot5_keys(&qp, &keys, &mut acc);
+        let m = match (labels, label_i) {
+            (Some(l), Some(li)) => logits::<true>(&acc, &kb_b, &bias, base, qk.a, l, li, &mut z),
+            _ => logits::<false>(&acc, &kb_b, &bias, base, qk.a, &[], 0, &mut z),
+        };
+        let mut sum = 0u64;
+        for (ej, &zj) in e.iter_mut().zip(z.iter()) {
+            let d = (m - zj) as u64;
+            *ej = exp2_neg_q31((d >> 32) as u32, d as u32);
+            sum += u64::from(*ej);
+        }
+        for (edge_k, &t) in edges.iter_mut().zip(levels_sorted.iter()) {
+            *edge_k = edge(sum, t);
+        }
+        // Edges at 0 count for every e; below the first other edge the code
+        // is their number (most probabilities of a row land there).
+        let zeros = edges[..levels].iter().take_while(|&&x| x == 0).count();
+        let first = edges.get(zeros).copied().unwrap_or(u32::MAX);
+        for (out, &ej) in row.iter_mut().zip(e.iter()) {
+            *out = if ej < first {
+                zeros as u8
+            } else {
+                count_le(&edges, steps, ej) as u8
+            };
+        }
+    }
+    Ok(())
+}
+
+/// See the [module docs](self).
+#[allow(clippy::too_many_arguments)]
+pub fn av_codes(
+    probs: &[u8],
+    v: &[u8],
+    stride: usize,
+    col: usize,
+    av: &AvParams,
+    levels: u8,
+    out: &mut [u8],
+    out_stride: usize,
+) -> Result<(), OpError> {
+    check_len("av probabilities", TOKENS * TOKENS, probs.len())?;
+    check_param(
+        "av head columns",
+        col.checked_add(HEAD_DIM)
+            .is_some_and(|end| end <= stride && end <= out_stride),
+    )?;
+    check_len("av v", TOKENS.saturating_mul(stride), v.len())?;
+    check_len("av output", TOKENS.saturating_mul(out_stride), out.len())?;
+    av.validate()?;
+
+    // vp[g][d] = (v[4g][d] | v[4g+2][d] << 16, v[4g+1][d] | v[4g+3][d] << 16).
+    let mut vp = [[[0u32; 2]; HEAD_DIM]; TOKENS / 4];
+    let mut vs_c = [0i64; HEAD_DIM];
+    let at = |j: usize, d: usize| u32::from(v[j * stride + col + d]);
+    for (g, group) in vp.iter_mut().enumerate() {
+        let j = 4 * g;
+        for (d, pair) in group.iter_mut().enumerate() {
+            pair[0] = at(j, d) | at(j + 2, d) << 16;
+            pair[1] = at(j + 1, d) | at(j + 3, d) << 16;
+        }
+    }
+    for (d, s) in vs_c.iter_mut().enumerate() {
+        let sum: u32 = (0..TOKENS).map(|j| at(j, d)).sum();
+        *s = i64::from(sum) * av.c;
+    }
+    for (i, prow) in probs.chunks_exact(TOKENS).enumerate() {
+        let mut cs = 0u32;
+        for &p in prow {
+            cs += u32::from(p);
+        }
+        let prow: &[u8; TOKENS] = prow.try_into().unwrap_or(&[0; TOKENS]);
+        let flat = vp.as_flattened().as_flattened();
+        let (mut lo, mut hi) = ([0i32; 5], [0i32; 5]);
+        dot5_probs(prow, flat, &mut lo);
+        dot5_probs(prow, &flat[10..], &mut hi);
+        let acc = [
+            lo[0], lo[1], lo[2], lo[3], lo[4], hi[0], hi[1], hi[2], hi[3], hi[4],
+        ];
+        let row_const = i64::from(cs) * av.b + av.d;
+        let dst = &mut out[i * out_stride + col..i * out_stride + col + HEAD_DIM];
+        for ((o, &a), &vc) in dst.iter_mut().zip(acc.iter()).zip(vs_c.iter()) {
+            let t = i64::from(a) * av.a + vc + row_const;
+            *o = clamp_code(rshift_round(t, av.frac), levels);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Packed b-bit linear layers with the asymmetric-grid correction
+//! (`tdquant_core::int::linear::linear`, same checks, same `emit` order).
+//!
+//! Four weight rows at a time are decoded once per block of 64 tokens into
+//! 16-bit pairs laid out as `UXTB16` unpacks four input codes
+//! (`c0 | c2 << 16`, `c1 | c3 << 16`), so each group of four inputs costs one
+//! load, two `UXTB16` and two `SMLAD` per row. `t = acc·A + Σa·B + (C_j <<
+//! c_shift)` is summed in another order than the oracle's; every term and
+//! partial sum is below `2^62` (module docs of the oracle), so the `i64`
+//! result is the same.
+
+use tdquant_core::int::arith::{clamp_code, rshift_round};
+use tdquant_core::int::linear::{add_stream, CodeAffine, MAX_K};
+use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
+use tdquant_core::packed::PackedMatrix;
+use tdquant_core::BitWidth;
+
+use super::{check_len, check_param};
+use crate::dsp::dot4_u8;
+
+/// Tokens per block (as the oracle).
+const TOKEN_BLOCK: usize = 64;
+/// Weight rows decoded together.
+const GROUP: usize = 4;
+
+/// What happens to one weight row's outputs `t = acc·A + sb + base` of a
+/// block of tokens (`sb` = `Σa·B` per token, `base = C_j << c_shift`).
+trait Epilogue {
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64);
+}
+
+/// `emit(token, row, t)`, the oracle's interface.
+struct Emit<F>(F);
+
+impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
+    #[inline(always)]
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
+        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
+            (self.0)(token0 + t, j, i64::from(x) * a + (s + base));
+        }
+    }
+}
+
+/// `rshift_round(t, frac)` for `frac ≥ 33`: adding `2^(frac−1)` only
+/// changes the high word, and the result is that word shifted right by
+/// `frac − 32` (`|t| < 2^62`: the high word and the sum fit `i32`).
+#[inline(always)]
+fn round_high(t: i64, frac: u32) -> i32 {
+    let hi = (t >> 32) as i32;
+    (hi + (1 << (frac - 33))) >> (frac - 32)
+}
+
+/// `out[token·rows + j] = clamp_code(rshift_round(t, frac), levels)`.
+struct Codes<'o> {
+    out: &'o mut [u8],
+    rows: usize,
+    levels: u8,
+    frac: u32,
+}
+
+impl Epilogue for Codes<'_> {
+    #[inline(always)]
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
+        let (frac, levels) = (self.frac, i32::from(self.levels));
+        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
+            let v = i64::from(x) * a + (s + base);
+            let code = if frac >= 33 {
+                round_high(v, frac).clamp(0, levels) as u8
+            } else {
+                clamp_code(rshift_round(v, frac), self.levels)
+            };
+            if let Some(o) = self.out.get_mut((token0 + t) * self.rows + j) {
+                *o = code;
+            }
+        }
+    }
+}
+
+/// `r[pos[token]·stride + j] = add_stream(r[…], rshift_round(t, frac))`.
+struct Stream<'r, 'p> {
+    r: &'r mut [i32],
+    pos: &'p [usize],
+    stride: usize,
+    frac: u32,
+}
+
+impl Epilogue for Stream<'_, '_> {
+    #[inline(always)]
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
+        let frac = self.frac;
+        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
+            let Some(&p) = self.pos.get(token0 + t) else {
+                continue;
+            };
+            let Some(dst) = self
+                .r
+                .get_mut(p.saturating_mul(self.stride).saturating_add(j))
+            else {
+                continue;
+            };
+            let v = i64::from(x) * a + (s + base);
+            *dst = if frac >= 33 {
+                // Both terms within ±2^24 after the clamps: no i32 overflow.
+                let y = round_high(v, frac).clamp(-STREAM_LIMIT, STREAM_LIMIT);
+                (*dst + y).clamp(-STREAM_LIMIT, STREAM_LIMIT)
+            } else {
+                add_stream(*dst, rshift_round(v, frac))
+            };
+        }
+    }
+}
+
+/// See the [module docs](self).
+#[allow(clippy::too_many_arguments)]
+pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    emit: F,
+) -> Result<(), OpError> {
+    linear_with(input, k, weights, row0, rows, affine, c, &mut Emit(emit))
+}
+
+/// `tdquant_core::int::linear::linear_codes` (same checks).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_codes<W: I32Src + ?Sized>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    levels: u8,
+    out: &mut [u8],
+) -> Result<(), OpError> {
+    let tokens = input.len().checked_div(k).unwrap_or(0);
+    check_len("linear output", tokens.saturating_mul(rows), out.len())?;
+    let mut epi = Codes {
+        out,
+        rows,
+        levels,
+        frac: affine.frac,
+    };
+    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
+}
+
+/// `tdquant_core::int::linear::linear_stream`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_stream<W: I32Src + ?Sized>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    pos: &[usize],
+    stride: usize,
+    r: &mut [i32],
+) -> Result<(), OpError> {
+    let mut epi = Stream {
+        r,
+        pos,
+        stride,
+        frac: affine.frac,
+    };
+    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    epi: &mut E,
+) -> Result<(), OpError> {
+    check_param("linear input width", (1..=MAX_K).contains(&k))?;
+    check_len(
+        "linear input",
+        input.len().div_ceil(k).saturating_mul(k),
+        input.len(),
+    )?;
+    check_len("linear weight columns", k, weights.cols() as usize)?;
+    u32::try_from(rows)
+        .ok()
+        .and_then(|r| row0.checked_add(r))
+        .filter(|&end| end <= weights.rows())
+        .ok_or(OpError::Param {
+            what: "linear weight rows",
+        })?;
+    check_len("linear row constants", rows, c.len())?;
+    affine.validate()?;
+
+    let k4 = k / 4 * 4;
+    // 4-bit weights without a tail decode straight from the packed bytes.
+    let nibbles = weights.bits() == BitWidth::B4 && k4 == k;
+    let mut codes = [0u8; MAX_K];
+    // Per group of 4 inputs: GROUP rows × (even pair, odd pair).
+    let mut wexp = [0u32; MAX_K / 4 * GROUP * 2];
+    let mut tails = [[0u8; 3]; GROUP];
+    let mut acc = [[0i32; TOKEN_BLOCK]; GROUP];
+    let mut asum_b = [0i64; TOKEN_BLOCK];
+    let wexp_used = k4 / 4 * GROUP * 2;
+    for (block_index, block) in input.chunks(TOKEN_BLOCK * k).enumerate() {
+        let token0 = block_index * TOKEN_BLOCK;
+        let m = block.len() / k;
+        for (s, x) in asum_b.iter_mut().zip(block.chunks_exact(k)) {
+            let sum = x.iter().fold(0i32, |a, &v| a + i32::from(v));
+            *s = i64::from(sum) * affine.b;
+        }
+        let mut j = 0;
+        while j < rows {
+            let g = GROUP.min(rows - j);
+            for (r, tail) in tails.iter_mut().enumerate() {
+                let codes = &mut codes[..k];
+                let row = row0 + (j + r) as u32;
+                if r < g && nibbles {
+                    // 4-bit rows: byte 2q holds codes 4q, 4q+1 and byte
+                    // 2q+1 codes 4q+2, 4q+3 (low nibble first).
+                    let bytes = weights.row_bytes(row).ok_or(OpError::Param {
+                        what: "linear weight rows",
+                    })?;
+                    for (q, b) in bytes.chunks_exact(2).take(k4 / 4).enumerate() {
+                        let h = u32::from(b[0]) | u32::from(b[1]) << 8;
+                        let at = q * GROUP * 2 + r * 2;
+                        wexp[at] = (h & 0xF) | (h & 0xF00) << 8;
+                        wexp[at + 1] = (h >> 4 & 0xF) | (h & 0xF000) << 4;
+                    }
+                    continue;
+                }
+                if r < g {
+                    weights
+                        .unpack_row(row0 + (j + r) as u32, codes)
+                        .map_err(|_| OpError::Param {
+                            what: "linear weight rows",
+                        })?;
+                } else {
+                    codes.fill(0);
+                }
+                for (q, cq) in codes[..k4].chunks_exact(4).enumerate() {
+                    let at = q * GROUP * 2 + r * 2;
+                    wexp[at] = u32::from(cq[0]) | u32::from(cq[2]) << 16;
+                    wexp[at + 1] = u32::from(cq[1]) | u32::from(cq[3]) << 16;
+                }
+                tail[..k - k4].copy_from_slice(&codes[k4..k]);
+            }
+            for (t, x) in block.chunks_exact(k).enumerate() {
+                let [mut a0, mut a1, mut a2, mut a3] = dot4_u8(&x[..k4], &wexp[..wexp_used]);
+                for (i, &xv) in x[k4..].iter().enumerate() {
+                    let xv = i32::from(xv);
+                    a0 += xv * i32::from(tails[0][i]);
+                    a1 += xv * i32::from(tails[1][i]);
+                    a2 += xv * i32::from(tails[2][i]);
+                    a3 += xv * i32::from(tails[3][i]);
+                }
+                acc[0][t] = a0;
+                acc[1][t] = a1;
+                acc[2][t] = a2;
+                acc[3][t] = a3;
+            }
+            for (r, acc_r) in acc.iter().enumerate().take(g) {
+                let base = i64::from(c.at(j + r)) << affine.c_shift;
+                epi.row(token0, j + r, &acc_r[..m], &asum_b[..m], base, affine.a);
+            }
+            j += g;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A whole Set5 LR image (baby, 128x128) upscaled x4 on the Cortex-M4 under
+# QEMU, tile by tile with halos, in bounded RAM, bit-exact with the host:
+#
+#   export (cargo host export) → raw LR image + expected hash (CPU oracle,
+#   upscale_tiled with the same cores and halos) → firmware build embedding
+#   both → QEMU run (-icount) → compare the firmware's SHA-256 line (its
+#   output is streamed through SHA-256 row strip by row strip) with the
+#   host's → check the reported scratch + strip RAM is at most 256 KiB.
+# Usage: scripts/firmware-image-check.sh [bits (4)] [core side (8)] [halo (4)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bits=${1:-4}
+core=${2:-8}
+halo=${3:-4}
+data=${TDQUANT_DATA:-$root/../shared/data}
+out=$root/target/firmware-int/w$bits
+mkdir -p "$out"
+image=$data/benchmark/Set5/LR_bicubic/X4/babyx4.png
+
+[ -f "$out/model.tdq" ] || cargo host --data "$data" export \
+  --model "$data/models/swinir_light_x4_local.pth" \
+  --bounds "$data/golden/dobi_released_w$bits.safetensors" --bits "$bits" -o "$out/model.tdq"
+cargo run --release --quiet -p tdquant-host --example firmware_image -- \
+  "$out/model.tdq" "$image" "$core" "$halo" "$out/image.rgb" >"$out/image-expected.txt"
+read -r h w < <(sed -nE 's/.* h=([0-9]+) w=([0-9]+) .*/\1 \2/p' "$out/image-expected.txt")
+
+( cd firmware-example && unset CARGO_TARGET_DIR && TDQ_INT_MODEL="$out/model.tdq" TDQ_IMAGE="$out/image.rgb" \
+    TDQ_IMAGE_H="$h" TDQ_IMAGE_W="$w" TDQ_CORE="$core" TDQ_HALO="$halo" \
+    cargo build --release --quiet --bin upscale_image )
+elf=firmware-example/target/thumbv7em-none-eabihf/release/upscale_image
+start=$(date +%s)
+set +e
+timeout 1800 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -icount shift=0 \
+  -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
+  >"$out/image.frames" 2>"$out/image.stderr"
+rc=$?
+set -e
+echo "QEMU wall time: $(( $(date +%s) - start )) s"
+defmt-print -e "$elf" --log-format '{L} {s}' <"$out/image.frames" >"$out/image.log" 2>&1 || true
+cat "$out/image.log"
+if [ "$rc" -ne 0 ]; then
+  echo "firmware-image-check: FAILED — QEMU exited with $rc (124 = timeout)" >&2
+  cat "$out/image.stderr" >&2
+  exit 1
+fi
+grep -o "TDQ image .*" "$out/image.log" >"$out/image-got.txt" || true
+if ! diff -u "$out/image-expected.txt" "$out/image-got.txt"; then
+  echo "firmware-image-check: FAILED — firmware output hash differs from the host oracle" >&2
+  exit 1
+fi
+ram=$(sed -nE 's/.*scratch\+strip=([0-9]+).*/\1/p' "$out/image.log")
+if [ -z "$ram" ] || [ "$ram" -gt 262144 ]; then
+  echo "firmware-image-check: FAILED — scratch + strip ${ram:-?} bytes > 256 KiB" >&2
+  exit 1
+fi
+echo "firmware-image-check: OK — ${h}x${w} LR image x4, ${core}+2x${halo} contexts, $ram bytes of scratch + strip, hash identical to the host"

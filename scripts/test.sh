@@ -33,6 +33,9 @@ step "cargo fmt --check"
 cargo fmt --all --check
 (cd firmware-example && cargo fmt --check)
 
+step "host crate: no module imports a module above it (scripts/check-layers.py)"
+python3 scripts/check-layers.py
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release -- -D warnings
 (cd firmware-example && cargo clippy --release -- -D warnings)

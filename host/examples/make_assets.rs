@@ -64,7 +64,7 @@ fn convert_weights(pth: &Path, out: &Path) -> Result<()> {
     )]);
     let bytes = safetensors::tensor::serialize(views, Some(meta))?;
     std::fs::create_dir_all(out.parent().context("output folder")?)?;
-    tdquant_host::app::write_atomic(out, &bytes)?;
+    tdquant_host::output::write_atomic(out, &bytes)?;
     eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
     Ok(())
 }

@@ -7,8 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use anyhow::{Context, Result};
 
 use crate::eval::{self, EvalReport, RgbImageF32};
 use crate::model::{self, SwinIR};
@@ -16,6 +15,8 @@ use crate::model::{self, SwinIR};
 /// The benchmark sets `eval` runs when none are named.
 pub const DEFAULT_SETS: &[&str] = &["Set5", "Set14", "B100"];
 
+use crate::eval::check_sets_exist;
+use crate::model::{image_to_tensor, tensor_to_image};
 use crate::output::write_atomic;
 
 /// `tdquant eval`: BasicSR-exact PSNR/SSIM-Y of the FP model on `sets`;

@@ -448,7 +448,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let root = resolved.path;
-    let model_or_default = |m: Option<PathBuf>| m.unwrap_or_else(|| app::default_model(&root));
+    let model_or_default =
+        |m: Option<PathBuf>| m.unwrap_or_else(|| tdquant_host::data_root::default_model(&root));
     match cli.command {
         Command::Calibrate(args) => calibrate(*args, &root),
         Command::Eval {
@@ -624,7 +625,10 @@ mod tests {
     #[test]
     fn candle_backtraces_are_cut_and_the_message_kept() {
         let msg = "loading model m.pth: shape mismatch in conv\n   0: candle_core::error::Error::bt\n             at /x/error.rs:10:5\n   1: tdquant::main\nstack backtrace:";
-        assert_eq!(without_backtrace(msg), "loading model m.pth: shape mismatch in conv");
+        assert_eq!(
+            without_backtrace(msg),
+            "loading model m.pth: shape mismatch in conv"
+        );
         let plain = "bounds: expected 384 pairs\nfound 12: see --bits";
         assert_eq!(without_backtrace(plain), plain);
     }

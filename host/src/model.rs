@@ -532,7 +532,7 @@ pub fn image_to_tensor(img: &RgbImageF32, device: &Device) -> anyhow::Result<Ten
 pub fn tensor_to_image(t: &Tensor) -> anyhow::Result<RgbImageF32> {
     let (b, c, h, w) = t.dims4()?;
     if b != 1 || c != 3 {
-        bail!("expected a [1, 3, H, W] output, got {:?}", t.dims());
+        anyhow::bail!("expected a [1, 3, H, W] output, got {:?}", t.dims());
     }
     let data = t.flatten_all()?.to_vec1::<f32>()?;
     RgbImageF32::new(h, w, data)

@@ -227,6 +227,9 @@ impl TileChoice {
     }
 }
 
+/// A whole-image upscaler: `(rgb8, h, w)` → the `(s·h) × (s·w)` RGB8 output.
+pub type Upscaler<'a> = dyn FnMut(&[u8], usize, usize) -> Result<Vec<u8>> + 'a;
+
 /// Upscales `img` (`h × w` RGB8) by `scale` tile by tile (`plan`), handing
 /// each finished band of output rows (`rows × (scale·w) × 3` bytes) to
 /// `emit`. `upscale(ctx, ch, cw)` is any whole-image upscaler.
@@ -236,7 +239,7 @@ pub fn upscale_bands(
     w: usize,
     scale: usize,
     plan: TilePlan,
-    upscale: &mut dyn FnMut(&[u8], usize, usize) -> Result<Vec<u8>>,
+    upscale: &mut Upscaler<'_>,
     emit: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     if img.len() != h * w * 3 {

@@ -8,15 +8,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::image_io::{read_rgb8, rgb8_to_f32, tensor2img};
 use crate::cpu_backend::FastIntModel;
+use crate::image_io::{read_rgb8, rgb8_to_f32, tensor2img};
 use crate::intmodel::IntSr;
 use crate::model::SwinIR;
 use crate::output::{check_output_path, PngRows};
 use crate::progress::Progress;
 use crate::tiling::{
-    upscale_bands, TilePlan, DEFAULT_BUDGET, EXACT_HALO, FP_BYTES_PER_LR_PIXEL,
-    INT_BYTES_PER_LR_PIXEL,
+    upscale_bands, TileChoice, TilePlan, EXACT_HALO, FP_BYTES_PER_LR_PIXEL, INT_BYTES_PER_LR_PIXEL,
 };
 
 /// Halo of the FP model's tiles when none is given: its output is then
@@ -30,7 +29,7 @@ fn upscale_to_png(
     scale: usize,
     plan: Option<TilePlan>,
     output: &Path,
-    run: &mut dyn FnMut(&[u8], usize, usize) -> Result<Vec<u8>>,
+    run: &mut crate::tiling::Upscaler<'_>,
 ) -> Result<()> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let out_w = u32::try_from(w * scale).context("output width exceeds a PNG's")?;

@@ -105,8 +105,8 @@ fn upscale_output_matches_eval_path_on_a_benchmark_image() {
         tdquant_host::model::SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let lr =
         tdquant_host::image_io::rgb8_to_f32(&tdquant_host::image_io::read_rgb8(&input).unwrap());
-    let x = tdquant_host::app::image_to_tensor(&lr, model.device()).unwrap();
-    let y = tdquant_host::app::tensor_to_image(&model.upscale(&x).unwrap()).unwrap();
+    let x = tdquant_host::model::image_to_tensor(&lr, model.device()).unwrap();
+    let y = tdquant_host::model::tensor_to_image(&model.upscale(&x).unwrap()).unwrap();
     let want = tdquant_host::image_io::tensor2img(&y);
     let got = image::open(&output).unwrap().to_rgb8();
     assert!(got == want, "CLI PNG differs from the evaluated output");

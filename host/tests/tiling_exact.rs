@@ -3,9 +3,9 @@
 //! below the receptive field, so the comparison can fail); the FP model is
 //! within the stated tolerance with its default halo.
 
+use tdquant_host::cpu_backend::FastIntModel;
 use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::export::GoldenExport;
-use tdquant_host::cpu_backend::FastIntModel;
 use tdquant_host::intmodel::IntSr;
 use tdquant_host::tiling::{upscale_bands, TilePlan, EXACT_HALO};
 use tdquant_host::upscale::{fp_upscale_raw, FP_HALO};
@@ -34,7 +34,7 @@ fn tiled(
     w: usize,
     s: usize,
     plan: TilePlan,
-    run: &mut dyn FnMut(&[u8], usize, usize) -> anyhow::Result<Vec<u8>>,
+    run: &mut tdquant_host::tiling::Upscaler<'_>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
     upscale_bands(img, h, w, s, plan, run, &mut |b| {

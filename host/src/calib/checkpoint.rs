@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use super::data::SplitMix64;
 use super::dqc::{DqcConfig, DqcState, LossRecord};
 use super::schedule::FlatAdam;
-use crate::output::write_atomic;
 use crate::model::hook::NUM_SITES;
+use crate::output::write_atomic;
 
 /// Format tag of DQC checkpoints.
 pub const CHECKPOINT_FORMAT: &str = "tdquant-dqc-checkpoint-v2";

@@ -83,7 +83,6 @@ use super::quantmodel::{HookMode, QuantHook};
 use super::schedule::{AdamConfig, FlatAdam, LrSchedule};
 use crate::model::hook::{FeatureRecorder, FeatureTap};
 use crate::model::SwinIR;
-use crate::output::write_atomic;
 use crate::weights::NUM_LAYERS;
 
 /// Default λ (see the module docs).

@@ -197,14 +197,12 @@ fn parity_errors_are_clear() {
             String::from_utf8_lossy(&st.stderr).into_owned(),
         )
     };
-    let (ok, err) = run(&["--backend", "tpu"]);
-    assert!(!ok && err.contains("--backend"), "{err}");
-    let (ok, err) = run(&["--kernels", "some"]);
-    assert!(!ok && err.contains("--kernels"), "{err}");
+    let (ok, err) = run(&["--b", "tpu"]);
+    assert!(!ok && err.contains("--b"), "{err}");
     let (ok, err) = run(&["--sets", "NoSuchSet"]);
     assert!(!ok && err.contains("NoSuchSet"), "{err}");
-    // This build has no CUDA: the default GPU backend is the stub.
-    let (ok, err) = run(&[]);
-    assert!(!ok && err.contains("built without CUDA"), "{err}");
+    // This build has no CUDA: a CUDA backend is named and refused.
+    let (ok, err) = run(&["--a", "oracle", "--b", "cuda-fused"]);
+    assert!(!ok && err.contains("cuda-fused") && err.contains("cannot run"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -203,6 +203,9 @@ fn parity_errors_are_clear() {
     assert!(!ok && err.contains("NoSuchSet"), "{err}");
     // This build has no CUDA: a CUDA backend is named and refused.
     let (ok, err) = run(&["--a", "oracle", "--b", "cuda-fused"]);
-    assert!(!ok && err.contains("cuda-fused") && err.contains("cannot run"), "{err}");
+    assert!(
+        !ok && err.contains("cuda-fused") && err.contains("cannot run"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

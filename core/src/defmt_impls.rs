@@ -440,7 +440,7 @@ impl Format for crate::int::IntModelError {
         match *self {
             E::Container(e) => write!(f, "Container({})", e),
             E::MissingSection { name } => write!(f, "MissingSection {{ name: {=str} }}", name),
-            E::BadSection { name } => write!(f, "BadSection {{ name: {=str} }}", name),
+            E::BadSection { name, .. } => write!(f, "BadSection {{ name: {=str} }}", name),
             E::BadMeta { index, value } => {
                 write!(
                     f,

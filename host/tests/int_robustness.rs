@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 use common::Rng;
 use tdquant_core::int::model::meta;
-use tdquant_core::int::{self, IntModel, RunError, Tiling};
+use tdquant_core::int::{self, IntModel, IntModelError, RunError, SectionKind, Tiling};
+use tdquant_core::BitWidth;
 use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
 use tdquant_host::model::SwinIR;
@@ -167,6 +168,64 @@ fn meta_and_constant_edits_are_rejected_or_safe() {
             }
         }
     }
+}
+
+/// A `meta` whose bit width or scale disagrees with the sections is refused
+/// with the section named and both layouts spelled out.
+#[test]
+fn meta_disagreeing_with_sections_names_expected_and_found() {
+    let Some(valid) = model_bytes() else { return };
+    let meta_start = sections(valid)[0].0;
+    let with_meta = |index: usize, value: i32| {
+        let mut bytes = valid.to_vec();
+        bytes[meta_start + 4 * index..meta_start + 4 * index + 4]
+            .copy_from_slice(&value.to_le_bytes());
+        fix_crc(&mut bytes);
+        IntModel::parse(&bytes)
+            .err()
+            .expect("the edited model must be refused")
+    };
+
+    let err = with_meta(meta::BITS, 3);
+    let IntModelError::BadSection {
+        name,
+        expected,
+        found,
+    } = err
+    else {
+        panic!("bits 3 on a W2 file: {err:?}");
+    };
+    assert_eq!(name, "w_attn");
+    assert_eq!(expected.kind, SectionKind::Packed(BitWidth::B3));
+    assert_eq!(found.kind, SectionKind::Packed(BitWidth::B2));
+    assert_eq!(expected.shape(), found.shape());
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("section w_attn: expected 3-bit packed [")
+            && msg.contains("found 2-bit packed ["),
+        "{msg}"
+    );
+
+    let err = with_meta(meta::SCALE, 2);
+    let IntModelError::BadSection {
+        name,
+        expected,
+        found,
+    } = err
+    else {
+        panic!("scale 2 on a x4 file: {err:?}");
+    };
+    assert_eq!(name, "upsample.w");
+    assert_eq!(expected.kind, SectionKind::I8OrI16);
+    assert_eq!(
+        (expected.shape()[0], found.shape()[0]),
+        (3 * 2 * 2, 3 * 4 * 4)
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("section upsample.w: expected i8 or i16 [12, ") && msg.contains("found i"),
+        "{msg}"
+    );
 }
 
 #[test]

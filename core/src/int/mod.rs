@@ -42,7 +42,7 @@ mod view;
 use core::fmt;
 
 pub use kernels::{IntKernels, ScalarKernels};
-pub use model::{IntModel, IntModelError};
+pub use model::{IntModel, IntModelError, SectionKind, SectionLayout};
 pub use runner::{
     check_io, scratch_len, upscale, upscale_tiled, upscale_tiled_with, upscale_with, PixelSink,
     RunError, ScratchLen, Tiling,

@@ -30,7 +30,7 @@
 
 use core::fmt;
 
-use crate::container::{Container, ContainerError, Dtype, Section};
+use crate::container::{Container, ContainerError, Dtype, Section, MAX_RANK};
 use crate::packed::PackedMatrix;
 use crate::quant::BitWidth;
 
@@ -152,6 +152,77 @@ pub mod block {
     }
 }
 
+/// Element type of a section, as the model expects it or as a file holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SectionKind {
+    /// Plain elements of one dtype.
+    Plain(Dtype),
+    /// Packed codes of one width.
+    Packed(BitWidth),
+    /// Convolution weights, which may be either `i8` or `i16`.
+    I8OrI16,
+}
+
+/// Element type and shape of a section, so that a mismatch can say what was
+/// expected and what was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionLayout {
+    /// Element type.
+    pub kind: SectionKind,
+    /// Number of dimensions (at most [`MAX_RANK`]).
+    pub rank: u8,
+    /// Dimensions, zero past the rank.
+    pub dims: [u32; MAX_RANK],
+}
+
+impl SectionLayout {
+    /// `kind` with the dimensions `shape` (truncated to [`MAX_RANK`]).
+    pub fn new(kind: SectionKind, shape: &[u32]) -> SectionLayout {
+        let mut dims = [0u32; MAX_RANK];
+        let rank = shape.len().min(MAX_RANK);
+        for (d, &s) in dims.iter_mut().zip(shape) {
+            *d = s;
+        }
+        SectionLayout {
+            kind,
+            rank: u8::try_from(rank).unwrap_or(0),
+            dims,
+        }
+    }
+
+    /// What `section` holds.
+    pub fn of(section: &Section<'_>) -> SectionLayout {
+        let kind = match section.bit_width() {
+            Some(bits) => SectionKind::Packed(bits),
+            None => SectionKind::Plain(section.dtype()),
+        };
+        SectionLayout::new(kind, section.shape())
+    }
+
+    /// The used dimensions.
+    pub fn shape(&self) -> &[u32] {
+        self.dims.get(..usize::from(self.rank)).unwrap_or(&[])
+    }
+}
+
+impl fmt::Display for SectionLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            SectionKind::Plain(dtype) => write!(f, "{dtype} ")?,
+            SectionKind::Packed(bits) => write!(f, "{}-bit packed ", bits.bits())?,
+            SectionKind::I8OrI16 => f.write_str("i8 or i16 ")?,
+        }
+        f.write_str("[")?;
+        for (i, d) in self.shape().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
 /// Why a `.tdq` file is not a valid integer SwinIR-light.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum IntModelError {
@@ -166,6 +237,10 @@ pub enum IntModelError {
     BadSection {
         /// Its name.
         name: &'static str,
+        /// What the model needs (widths and shapes follow `meta`).
+        expected: SectionLayout,
+        /// What the file holds.
+        found: SectionLayout,
     },
     /// A `meta` value is unsupported.
     BadMeta {
@@ -190,9 +265,11 @@ impl fmt::Display for IntModelError {
         match self {
             IntModelError::Container(e) => write!(f, "bad .tdq container: {e}"),
             IntModelError::MissingSection { name } => write!(f, "section {name} is missing"),
-            IntModelError::BadSection { name } => {
-                write!(f, "section {name} has the wrong dtype or shape")
-            }
+            IntModelError::BadSection {
+                name,
+                expected,
+                found,
+            } => write!(f, "section {name}: expected {expected}, found {found}"),
             IntModelError::BadMeta { index, value } => {
                 write!(f, "meta[{index}] = {value} is not supported")
             }
@@ -303,6 +380,19 @@ fn section<'a>(c: &Container<'a>, name: &'static str) -> Result<Section<'a>, Int
     c.get(name).ok_or(IntModelError::MissingSection { name })
 }
 
+fn bad_section(
+    name: &'static str,
+    kind: SectionKind,
+    shape: &[u32],
+    found: &Section<'_>,
+) -> IntModelError {
+    IntModelError::BadSection {
+        name,
+        expected: SectionLayout::new(kind, shape),
+        found: SectionLayout::of(found),
+    }
+}
+
 fn plain<'a>(
     c: &Container<'a>,
     name: &'static str,
@@ -311,7 +401,7 @@ fn plain<'a>(
 ) -> Result<&'a [u8], IntModelError> {
     let s = section(c, name)?;
     if s.dtype() != dtype || s.shape() != shape {
-        return Err(IntModelError::BadSection { name });
+        return Err(bad_section(name, SectionKind::Plain(dtype), shape, &s));
     }
     Ok(s.data())
 }
@@ -322,13 +412,10 @@ fn conv_weights<'a>(
     shape: &[u32],
 ) -> Result<ConvWeights<'a>, IntModelError> {
     let s = section(c, name)?;
-    if s.shape() != shape {
-        return Err(IntModelError::BadSection { name });
-    }
-    match s.dtype() {
-        Dtype::I8 => Ok(ConvWeights::I8(s.data())),
-        Dtype::I16 => Ok(ConvWeights::I16(LeI16::new(s.data()))),
-        _ => Err(IntModelError::BadSection { name }),
+    match (s.dtype(), s.shape() == shape) {
+        (Dtype::I8, true) => Ok(ConvWeights::I8(s.data())),
+        (Dtype::I16, true) => Ok(ConvWeights::I16(LeI16::new(s.data()))),
+        _ => Err(bad_section(name, SectionKind::I8OrI16, shape, &s)),
     }
 }
 
@@ -339,11 +426,11 @@ fn packed<'a>(
     shape: [u32; 2],
 ) -> Result<PackedMatrix<'a>, IntModelError> {
     let s = section(c, name)?;
+    let wrong = || bad_section(name, SectionKind::Packed(bits), &shape, &s);
     if s.bit_width() != Some(bits) || s.shape() != shape {
-        return Err(IntModelError::BadSection { name });
+        return Err(wrong());
     }
-    s.as_packed()
-        .map_err(|_| IntModelError::BadSection { name })
+    s.as_packed().map_err(|_| wrong())
 }
 
 fn dim(v: usize) -> u32 {

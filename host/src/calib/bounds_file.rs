@@ -273,7 +273,7 @@ pub fn load_bounds(path: &Path, expect: &BoundsExpect) -> Result<LoadedBounds, B
     })?;
     let fmt_err = |what: String| BoundsError::Format { path: p(), what };
     let (_, header) =
-        safetensors::SafeTensors::read_metadata(&data).map_err(|e| fmt_err(format!("{e:?}")))?;
+        safetensors::SafeTensors::read_metadata(&data).map_err(|e| fmt_err(format!("safetensors header: {e}")))?;
     let mut meta: Option<BoundsMeta> = None;
     if let Some(md) = header.metadata() {
         if let Some(js) = md.get(META_KEY) {

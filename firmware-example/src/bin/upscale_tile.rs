@@ -31,8 +31,8 @@ const TILE_W: usize = parse_usize(env!("TDQ_TILE_W"));
 /// Output tile bytes for scale ≤ 4.
 const OUT_MAX: usize = TILE_H * TILE_W * 3 * 16;
 
-/// Scratch words: the stream maps of the padded tile (see `runner`).
-const WORDS: usize = pad8(TILE_H) * pad8(TILE_W) * runner::MAPS * 60;
+/// Scratch words: the two stream maps and the input of the padded tile (see `runner`).
+const WORDS: usize = pad8(TILE_H) * pad8(TILE_W) * runner::WORDS_PER_PIXEL;
 
 static mut SCRATCH_WORDS: [i32; WORDS] = [0; WORDS];
 static mut SCRATCH_BYTES: [u8; runner::WORK_BYTES] = [0; runner::WORK_BYTES];

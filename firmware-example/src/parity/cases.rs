@@ -336,6 +336,12 @@ pub fn softmax(rng: &mut Rng, case: u32) -> bool {
     for l in labels.iter_mut() {
         *l = if case == 4 { 3 } else { rng.below(9) as u8 };
     }
+    if case == 5 {
+        // The runner's labels: the corner window of a shifted 16×16 map
+        // (four regions, each a run of consecutive tokens within a row).
+        let mut pos = [0usize; TOKENS];
+        tdquant_core::int::runner::window_tokens(1, 1, 16, 16, true, &mut pos, &mut labels);
+    }
     let masked = case == 4 || case == 5 || rng.one_in(2);
     let n = match case {
         6 => 1,

@@ -75,7 +75,6 @@
 use core::fmt;
 
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
-use super::gelu::{gelu_code, GeluTable};
 use super::kernels::{IntKernels, ScalarKernels};
 use super::layernorm::{LnParams, MAX_CHANNELS};
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
@@ -613,8 +612,6 @@ fn mlp<K: IntKernels>(
     let mut xhat = [0i32; MAX_CHANNELS];
     let xhat = &mut xhat[..EMBED];
     let mut token = [0i32; EMBED];
-    let gelu = bp.gelu;
-    let gelu_table = GeluTable::new(&gelu);
     let ln2 = decode_ln(&bp.ln2);
     let mut p0 = 0;
     while p0 < pixels {
@@ -628,7 +625,7 @@ fn mlp<K: IntKernels>(
                 fc1in[t * EMBED + c] = bp.fq_fc1.code(ln2.output(c, xh));
             }
         }
-        kernels.linear(
+        kernels.linear_gelu(
             &fc1in[..n * EMBED],
             EMBED,
             model.w_fc1(),
@@ -636,14 +633,8 @@ fn mlp<K: IntKernels>(
             MLP,
             &bp.aff_fc1,
             &bp.c_fc1,
-            |t, j, v| {
-                if let Some(dst) = hidden.get_mut(t * MLP + j) {
-                    *dst = match &gelu_table {
-                        Some(table) => table.code(v),
-                        None => gelu_code(v, &gelu),
-                    };
-                }
-            },
+            &bp.gelu,
+            hidden,
         )?;
         let mut pos = [0usize; TOKENS];
         for (t, p) in pos.iter_mut().enumerate() {

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tdquant_core::int::{runner, IntKernels, IntModel, ScalarKernels};
 use tdquant_firmware_example::clock::{self, Clock};
 use tdquant_firmware_example::kernels::DspKernels;
-use tdquant_firmware_example::profile::{Profiled, OPS};
+use tdquant_firmware_example::profile::{Profiled, N_OPS, OPS};
 
 static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
 static TILE: &[u8] = include_bytes!(env!("TDQ_TILE_PATH"));
@@ -85,7 +85,7 @@ fn infer<K: IntKernels>(
     out: &mut [u8],
     words: &mut [i32],
     bytes: &mut [u8],
-) -> (Result<(), runner::RunError>, [u64; 5], [u32; 5]) {
+) -> (Result<(), runner::RunError>, [u64; N_OPS], [u32; N_OPS]) {
     let mut profiled = Profiled::new(kernels, clock);
     let result = runner::upscale_with(
         &mut profiled,

@@ -6,7 +6,8 @@
 #   upscale_tiled with the same cores and halos) → firmware build embedding
 #   both → QEMU run (-icount) → compare the firmware's SHA-256 line (its
 #   output is streamed through SHA-256 row strip by row strip) with the
-#   host's → check the reported scratch + strip RAM is at most 256 KiB.
+#   host's → check that scratch + output strip + measured stack is at most
+#   256 KiB.
 # Usage: scripts/firmware-image-check.sh [bits (4)] [core side (8)] [halo (4)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,9 +51,10 @@ if ! diff -u "$out/image-expected.txt" "$out/image-got.txt"; then
   echo "firmware-image-check: FAILED — firmware output hash differs from the host oracle" >&2
   exit 1
 fi
-ram=$(sed -nE 's/.*scratch\+strip=([0-9]+).*/\1/p' "$out/image.log")
-if [ -z "$ram" ] || [ "$ram" -gt 262144 ]; then
-  echo "firmware-image-check: FAILED — scratch + strip ${ram:-?} bytes > 256 KiB" >&2
+# RAM: scratch + output strip + the painted stack's high-water mark.
+total=$(sed -nE 's/.* total=([0-9]+).*/\1/p' "$out/image.log")
+if [ -z "$total" ] || [ "$total" -gt 262144 ]; then
+  echo "firmware-image-check: FAILED — scratch + strip + stack ${total:-?} bytes > 256 KiB" >&2
   exit 1
 fi
-echo "firmware-image-check: OK — ${h}x${w} LR image x4, ${core}+2x${halo} contexts, $ram bytes of scratch + strip, hash identical to the host"
+echo "firmware-image-check: OK — ${h}x${w} LR image x4, ${core}+2x${halo} contexts, $total bytes of RAM (scratch + strip + stack), hash identical to the host"

@@ -27,7 +27,8 @@ if [ "$rc" -ne 0 ]; then
   cat "$out/parity.stderr" >&2
   exit 1
 fi
-for k in linear linear_codes linear_stream softmax av conv normalize exp2 rho; do
+kernels="linear linear_codes linear_stream softmax av conv normalize exp2 rho linear_gelu"
+for k in $kernels; do
   line=$(grep -E "TDQ parity kernel=$k cases=" "$out/parity.log" || true)
   n=$(sed -nE 's/.*random ([0-9]+),.*/\1/p' <<<"$line")
   if [ -z "$line" ] || ! grep -q "mismatches=0" <<<"$line" || [ "${n:-0}" -lt "$cases" ]; then
@@ -35,4 +36,4 @@ for k in linear linear_codes linear_stream softmax av conv normalize exp2 rho; d
     exit 1
   fi
 done
-echo "firmware-kernel-check: OK — 9 kernels, $cases random cases each (seed $seed) + edges, identical to the oracle on Cortex-M4"
+echo "firmware-kernel-check: OK — $(wc -w <<<"$kernels") kernels, $cases random cases each (seed $seed) + edges, identical to the oracle on Cortex-M4"

@@ -15,7 +15,19 @@ use tdquant_core::packed::PackedMatrix;
 use crate::clock::Clock;
 
 /// The profiled operators, in [`Profiled::spent`] order.
-pub const OPS: [&str; 5] = ["linear", "softmax", "av", "conv", "normalize"];
+/// `linear_codes` is q, k, v; `linear_stream` proj and fc2 (residual add);
+/// `linear_gelu` fc1 with its GELU-threshold epilogue.
+pub const OPS: [&str; N_OPS] = [
+    "linear_codes",
+    "linear_stream",
+    "linear_gelu",
+    "softmax",
+    "av",
+    "conv",
+    "normalize",
+];
+/// Number of timed operators.
+pub const N_OPS: usize = 7;
 
 /// `K` with a tick counter per operator.
 pub struct Profiled<'c, K> {
@@ -23,9 +35,9 @@ pub struct Profiled<'c, K> {
     pub inner: K,
     clock: &'c Clock,
     /// SysTick ticks per operator ([`OPS`] order).
-    pub spent: [u64; 5],
+    pub spent: [u64; N_OPS],
     /// Calls per operator.
-    pub calls: [u32; 5],
+    pub calls: [u32; N_OPS],
 }
 
 impl<'c, K> Profiled<'c, K> {
@@ -34,8 +46,8 @@ impl<'c, K> Profiled<'c, K> {
         Self {
             inner,
             clock,
-            spent: [0; 5],
-            calls: [0; 5],
+            spent: [0; N_OPS],
+            calls: [0; N_OPS],
         }
     }
 
@@ -63,8 +75,25 @@ impl<K: IntKernels> IntKernels for Profiled<'_, K> {
         c: &W,
         emit: F,
     ) -> Result<(), OpError> {
-        self.timed(0, |kk| {
+        self.timed(2, |kk| {
             kk.linear(input, k, weights, row0, rows, affine, c, emit)
+        })
+    }
+
+    fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        gelu: &G,
+        out: &mut [u8],
+    ) -> Result<(), OpError> {
+        self.timed(2, |kk| {
+            kk.linear_gelu(input, k, weights, row0, rows, affine, c, gelu, out)
         })
     }
 
@@ -98,7 +127,7 @@ impl<K: IntKernels> IntKernels for Profiled<'_, K> {
         stride: usize,
         r: &mut [i32],
     ) -> Result<(), OpError> {
-        self.timed(0, |kk| {
+        self.timed(1, |kk| {
             kk.linear_stream(input, k, weights, row0, rows, affine, c, pos, stride, r)
         })
     }
@@ -115,7 +144,7 @@ impl<K: IntKernels> IntKernels for Profiled<'_, K> {
         thresholds: &W,
         probs: &mut [u8],
     ) -> Result<(), OpError> {
-        self.timed(1, |kk| {
+        self.timed(3, |kk| {
             kk.softmax_codes(q, k, stride, col, qk, rpb, labels, thresholds, probs)
         })
     }
@@ -131,7 +160,7 @@ impl<K: IntKernels> IntKernels for Profiled<'_, K> {
         out: &mut [u8],
         out_stride: usize,
     ) -> Result<(), OpError> {
-        self.timed(2, |kk| {
+        self.timed(4, |kk| {
             kk.av_codes(probs, v, stride, col, av, levels, out, out_stride)
         })
     }
@@ -144,10 +173,10 @@ impl<K: IntKernels> IntKernels for Profiled<'_, K> {
         w: usize,
         emit: F,
     ) -> Result<(), OpError> {
-        self.timed(3, |kk| kk.conv(conv, input, h, w, emit))
+        self.timed(5, |kk| kk.conv(conv, input, h, w, emit))
     }
 
     fn normalize(&mut self, x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError> {
-        self.timed(4, |kk| kk.normalize(x, eps_t, xhat))
+        self.timed(6, |kk| kk.normalize(x, eps_t, xhat))
     }
 }

@@ -14,6 +14,7 @@ use crate::packed::PackedMatrix;
 
 use super::attention::{self, AvParams, QkParams};
 use super::conv::Conv;
+use super::gelu::{gelu_code, GeluTable};
 use super::layernorm;
 use super::linear::{self, CodeAffine};
 use super::view::{I32Src, LeI16};
@@ -35,6 +36,34 @@ pub trait IntKernels {
         emit: F,
     ) -> Result<(), OpError> {
         linear::linear(input, k, weights, row0, rows, affine, c, emit)
+    }
+
+    /// fc1 and the GELU-threshold quantizer: [`linear::linear`] with every
+    /// output `t` of token `i`, row `j` turned into [`gelu_code`]`(t, gelu)`
+    /// at `out[i·rows + j]` (positions outside `out` are skipped).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        gelu: &G,
+        out: &mut [u8],
+    ) -> Result<(), OpError> {
+        let table = GeluTable::new(gelu);
+        linear::linear(input, k, weights, row0, rows, affine, c, |t, j, v| {
+            let at = t.checked_mul(rows).and_then(|i| i.checked_add(j));
+            if let Some(dst) = at.and_then(|i| out.get_mut(i)) {
+                *dst = match &table {
+                    Some(table) => table.code(v),
+                    None => gelu_code(v, gelu),
+                };
+            }
+        })
     }
 
     /// [`linear::linear_codes`].

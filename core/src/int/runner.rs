@@ -3,7 +3,7 @@
 //! # Data flow (stream = `i32` Q`F`, saturated to ±2^24)
 //!
 //! ```text
-//! u8 RGB ─(mirror pad to ×8)─ X = 128·p − M_c (i16) ─ conv_first ─► F0 (stream) ─┐
+//! u8 RGB ─(mirror pad to ×8)─ X = 128·p − M_c (i32) ─ conv_first ─► F0 (stream) ─┐
 //!   R = patch_norm(F0)                                                           │
 //!   4 × RSTB:  R0 = R;  6 Swin blocks on R (in place);                           │
 //!              R = clamp(conv(i16(R ≫ k_l)) + R0)                               │
@@ -31,11 +31,16 @@
 //!
 //! # Scratch
 //!
-//! `words` holds three `Hp·Wp·60` stream maps (`Hp`, `Wp` = the region size
-//! rounded up to a multiple of 8): the stream `R`, the RSTB skip `R0` and the
-//! conv input (`F0`, needed only by conv_after_body, is recomputed from the
-//! image there instead of being kept); `bytes` the per-window code buffers
-//! ([`WORK_BYTES`]). [`scratch_len`] gives both.
+//! `words` holds two `Hp·Wp·60` stream maps (`Hp`, `Wp` = the region size
+//! rounded up to a multiple of 8) and the `Hp·Wp·3` input `X`
+//! ([`WORDS_PER_PIXEL`] words per padded pixel); `bytes` the per-window code
+//! buffers ([`WORK_BYTES`]). [`scratch_len`] gives both. The two maps hold the
+//! stream `R` and the RSTB skip `R0`; a 3×3 conv needs its whole input while
+//! it writes, but each output reads only its own position of the skip, so an
+//! RSTB conv reads `i16(R ≫ k)` built in place in `R` and adds its output into
+//! `R0` in place, which becomes the stream (the two maps swap roles once per
+//! RSTB). `F0`, needed only by conv_after_body, is recomputed from `X` into
+//! the map the stream does not occupy instead of being kept.
 //!
 //! # Kernels
 //!
@@ -70,7 +75,6 @@
 use core::fmt;
 
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
-use super::gelu::{gelu_code, GeluTable};
 use super::kernels::{IntKernels, ScalarKernels};
 use super::layernorm::{LnParams, MAX_CHANNELS};
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
@@ -158,8 +162,11 @@ fn pad8(n: usize) -> Option<usize> {
     n.checked_add(WINDOW - 1).map(|v| v / WINDOW * WINDOW)
 }
 
-/// Stream maps of a region's scratch: `R`, `R0` and the conv input.
-pub const MAPS: usize = 3;
+/// Stream maps of a region's scratch: `R` and `R0` (module docs, Scratch).
+pub const MAPS: usize = 2;
+
+/// Scratch words per padded pixel: the [`MAPS`] stream maps and the input `X`.
+pub const WORDS_PER_PIXEL: usize = MAPS * EMBED + 3;
 
 /// Scratch needed to process an `h × w` region.
 pub fn scratch_len(h: usize, w: usize) -> Option<ScratchLen> {
@@ -168,7 +175,7 @@ pub fn scratch_len(h: usize, w: usize) -> Option<ScratchLen> {
     }
     let pixels = pad8(h)?.checked_mul(pad8(w)?)?;
     Some(ScratchLen {
-        words: pixels.checked_mul(MAPS * EMBED)?,
+        words: pixels.checked_mul(WORDS_PER_PIXEL)?,
         bytes: WORK_BYTES,
     })
 }
@@ -271,13 +278,6 @@ pub(crate) fn check_input(img_len: usize, h: usize, w: usize) -> Result<usize, R
     Ok(expected)
 }
 
-/// Scratch maps of one region.
-struct Maps<'s> {
-    r: &'s mut [i32],
-    r0: &'s mut [i32],
-    a: &'s mut [i32],
-}
-
 /// `dst[p·3 + c] = 128·pixel − M_c` over the mirror-padded `hp × wp` context.
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
 fn fill_input(
@@ -300,7 +300,7 @@ fn fill_input(
     }
 }
 
-/// `F0 = conv_first(X)` into `f0` (the input `X` is built in `x`).
+/// `F0 = conv_first(X)` into `f0` (the input `X` is built in `x`, `hp·wp·3` words).
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
 fn conv_first<K: IntKernels>(
@@ -349,78 +349,49 @@ pub(crate) fn run_region<K: IntKernels, S: PixelSink>(
     let hp = pad8(context.h).ok_or(RunError::BadSize)?;
     let wp = pad8(context.w).ok_or(RunError::BadSize)?;
     let map = hp * wp * EMBED;
-    let (r, rest) = words.split_at_mut(map);
-    let (r0, rest) = rest.split_at_mut(map);
-    let a = rest.get_mut(..map).ok_or(RunError::BadSize)?;
-    let maps = Maps { r, r0, a };
+    let (mut r, rest) = words.split_at_mut(map);
+    let (mut r0, rest) = rest.split_at_mut(map);
+    let x = rest.get_mut(..hp * wp * 3).ok_or(RunError::BadSize)?;
     let work = bytes.get_mut(..WORK_BYTES).ok_or(RunError::BadSize)?;
 
     // Input conversion, conv_first, patch norm.
-    conv_first(
-        kernels,
-        model,
-        img,
-        img_w,
-        context,
-        (hp, wp),
-        maps.a,
-        maps.r,
-    )?;
-    layer_norm_stream(kernels, model.pe_norm(), maps.r)?;
+    conv_first(kernels, model, img, img_w, context, (hp, wp), x, r)?;
+    layer_norm_stream(kernels, model.pe_norm(), r)?;
 
     for l in 0..LAYERS {
-        maps.r0.copy_from_slice(maps.r);
+        r0.copy_from_slice(r);
         for b in 0..DEPTH {
             let index = l * DEPTH + b;
-            swin_block(
-                kernels,
-                model,
-                index,
-                &model.block(index),
-                maps.r,
-                hp,
-                wp,
-                work,
-            )?;
+            swin_block(kernels, model, index, &model.block(index), r, hp, wp, work)?;
         }
-        to_i16(maps.r, maps.a, model.rstb_shift(l));
-        let r = &mut *maps.r;
-        let r0 = &*maps.r0;
-        kernels.conv(&model.rstb_conv(l), maps.a, hp, wp, |p, o, v| {
-            let i = p * EMBED + o;
-            if let (Some(dst), Some(&skip)) = (r.get_mut(i), r0.get(i)) {
-                *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(skip));
+        to_i16(r, model.rstb_shift(l));
+        let skip = &mut *r0;
+        kernels.conv(&model.rstb_conv(l), r, hp, wp, |p, o, v| {
+            if let Some(dst) = skip.get_mut(p * EMBED + o) {
+                *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(*dst));
             }
         })?;
+        core::mem::swap(&mut r, &mut r0);
     }
 
-    layer_norm_stream(kernels, model.norm(), maps.r)?;
-    to_i16(maps.r, maps.a, model.cab_shift());
-    // F0 is recomputed (into R, free once its conv input is taken) rather
-    // than kept for the whole run: one stream map less of scratch.
-    conv_first(
-        kernels,
-        model,
-        img,
-        img_w,
-        context,
-        (hp, wp),
-        maps.r0,
-        maps.r,
-    )?;
+    layer_norm_stream(kernels, model.norm(), r)?;
+    to_i16(r, model.cab_shift());
+    // F0 is recomputed into the free map rather than kept for the whole run.
+    conv_first(kernels, model, img, img_w, context, (hp, wp), x, r0)?;
     {
-        let r = &mut *maps.r;
-        kernels.conv(model.conv_after_body(), maps.a, hp, wp, |p, o, v| {
-            if let Some(dst) = r.get_mut(p * EMBED + o) {
+        let f0 = &mut *r0;
+        kernels.conv(model.conv_after_body(), r, hp, wp, |p, o, v| {
+            if let Some(dst) = f0.get_mut(p * EMBED + o) {
                 *dst = clamp_stream(i64::from(clamp_stream(v)) + i64::from(*dst));
             }
         })?;
     }
-    to_i16(maps.r, maps.a, model.up_shift());
+    let a = r0;
+    to_i16(a, model.up_shift());
 
     let s = model.scale();
     let s2 = s * s;
-    kernels.conv(model.upsample(), maps.a, hp, wp, |p, o, v| {
+    kernels.conv(model.upsample(), a, hp, wp, |p, o, v| {
         let (y, x) = (p / wp, p % wp);
         // Region-local → image coordinates; keep only the core.
         let (gy, gx) = (context.y + y, context.x + x);
@@ -441,10 +412,10 @@ pub(crate) fn run_region<K: IntKernels, S: PixelSink>(
     Ok(())
 }
 
-/// `a = i16(r ≫ k)`.
-fn to_i16(r: &[i32], a: &mut [i32], k: u32) {
-    for (dst, &v) in a.iter_mut().zip(r) {
-        *dst = clamp_i16(rshift_round(i64::from(v), k));
+/// `r = i16(r ≫ k)`, in place (the stream becomes a conv input).
+fn to_i16(r: &mut [i32], k: u32) {
+    for v in r.iter_mut() {
+        *v = clamp_i16(rshift_round(i64::from(*v), k));
     }
 }
 
@@ -641,8 +612,6 @@ fn mlp<K: IntKernels>(
     let mut xhat = [0i32; MAX_CHANNELS];
     let xhat = &mut xhat[..EMBED];
     let mut token = [0i32; EMBED];
-    let gelu = bp.gelu;
-    let gelu_table = GeluTable::new(&gelu);
     let ln2 = decode_ln(&bp.ln2);
     let mut p0 = 0;
     while p0 < pixels {
@@ -656,7 +625,7 @@ fn mlp<K: IntKernels>(
                 fc1in[t * EMBED + c] = bp.fq_fc1.code(ln2.output(c, xh));
             }
         }
-        kernels.linear(
+        kernels.linear_gelu(
             &fc1in[..n * EMBED],
             EMBED,
             model.w_fc1(),
@@ -664,14 +633,8 @@ fn mlp<K: IntKernels>(
             MLP,
             &bp.aff_fc1,
             &bp.c_fc1,
-            |t, j, v| {
-                if let Some(dst) = hidden.get_mut(t * MLP + j) {
-                    *dst = match &gelu_table {
-                        Some(table) => table.code(v),
-                        None => gelu_code(v, &gelu),
-                    };
-                }
-            },
+            &bp.gelu,
+            hidden,
         )?;
         let mut pos = [0usize; TOKENS];
         for (t, p) in pos.iter_mut().enumerate() {

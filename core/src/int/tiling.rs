@@ -59,8 +59,8 @@ impl PixelSink for ImageOut<'_> {
     }
 }
 
-/// [`upscale`] tile by tile (see the [runner docs](super::runner)). Scratch:
-/// [`Tiling::scratch_len`].
+/// [`upscale`](super::runner::upscale) tile by tile (see the
+/// [runner docs](super::runner)). Scratch: [`Tiling::scratch_len`].
 #[allow(clippy::too_many_arguments)]
 pub fn upscale_tiled(
     model: &IntModel<'_>,

@@ -49,7 +49,7 @@ type Check = fn(&mut Rng, u32) -> bool;
 
 #[entry]
 fn main() -> ! {
-    let kernels: [(&str, Check); 9] = [
+    let kernels: [(&str, Check); 10] = [
         ("linear", cases::linear),
         ("linear_codes", cases::linear_codes),
         ("linear_stream", cases::linear_stream),
@@ -59,6 +59,7 @@ fn main() -> ! {
         ("normalize", cases::normalize),
         ("exp2", cases::exp2),
         ("rho", cases::rho),
+        ("linear_gelu", cases::linear_gelu),
     ];
     let mut failed = 0u32;
     for (index, (name, check)) in kernels.iter().enumerate() {

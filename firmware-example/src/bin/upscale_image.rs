@@ -34,8 +34,8 @@ const MAX_SCALE: usize = 4;
 
 /// Side of the largest context, padded to the window (8).
 const CONTEXT: usize = (TILING.tile + 2 * TILING.halo).div_ceil(8) * 8;
-/// Scratch words: the stream maps of one context (`runner::scratch_len`).
-const WORDS: usize = CONTEXT * CONTEXT * runner::MAPS * 60;
+/// Scratch words: the two stream maps and the input of one context (`runner::scratch_len`).
+const WORDS: usize = CONTEXT * CONTEXT * runner::WORDS_PER_PIXEL;
 /// One row of cores of output: `core·s` HR rows.
 const STRIP: usize = TILING.tile * MAX_SCALE * IMAGE_W * MAX_SCALE * 3;
 /// Bytes below the initial stack pointer painted to measure stack use.

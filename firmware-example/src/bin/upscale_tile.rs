@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tdquant_core::int::{runner, IntKernels, IntModel, ScalarKernels};
 use tdquant_firmware_example::clock::{self, Clock};
 use tdquant_firmware_example::kernels::DspKernels;
-use tdquant_firmware_example::profile::{Profiled, OPS};
+use tdquant_firmware_example::profile::{Profiled, N_OPS, OPS};
 
 static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
 static TILE: &[u8] = include_bytes!(env!("TDQ_TILE_PATH"));
@@ -31,8 +31,8 @@ const TILE_W: usize = parse_usize(env!("TDQ_TILE_W"));
 /// Output tile bytes for scale ≤ 4.
 const OUT_MAX: usize = TILE_H * TILE_W * 3 * 16;
 
-/// Scratch words: the stream maps of the padded tile (see `runner`).
-const WORDS: usize = pad8(TILE_H) * pad8(TILE_W) * runner::MAPS * 60;
+/// Scratch words: the two stream maps and the input of the padded tile (see `runner`).
+const WORDS: usize = pad8(TILE_H) * pad8(TILE_W) * runner::WORDS_PER_PIXEL;
 
 static mut SCRATCH_WORDS: [i32; WORDS] = [0; WORDS];
 static mut SCRATCH_BYTES: [u8; runner::WORK_BYTES] = [0; runner::WORK_BYTES];
@@ -85,7 +85,7 @@ fn infer<K: IntKernels>(
     out: &mut [u8],
     words: &mut [i32],
     bytes: &mut [u8],
-) -> (Result<(), runner::RunError>, [u64; 5], [u32; 5]) {
+) -> (Result<(), runner::RunError>, [u64; N_OPS], [u32; N_OPS]) {
     let mut profiled = Profiled::new(kernels, clock);
     let result = runner::upscale_with(
         &mut profiled,

@@ -3,8 +3,9 @@
 //!
 //! Softmax: the 10-code head rows are packed into 16-bit pairs once and the
 //! logit dot products are five `SMLAD`s; `z = acc·A + kb·B + bias + mask`
-//! uses a per-call table of the 225 shifted biases and per-key `kb·B`
-//! (every partial sum is below `2^61`, so the order does not matter).
+//! uses a per-call table of the 225 shifted biases and per-key `kb·B + mask`
+//! for the row's label (every partial sum is below `2^62`, so the order does
+//! not matter).
 //! [`exp2_neg_q31`] is the oracle's `exp2` rewritten on 32-bit halves
 //! (identical integers, no 64-bit division). The decision levels are sorted
 //! once per call, so each row's edges `E_k = ⌈S·T_k/2^30⌉` come out sorted
@@ -115,19 +116,19 @@ fn count_le(edges: &[u32; MAX_LEVELS], steps: u32, e: u32) -> usize {
     c
 }
 
-/// `z_j = acc_j·A + kb_j·B + bias[rpb_index(i, j)] (+ MASK_Z where the
-/// labels differ)` for the 64 keys of row `i` (`base = rpb_index(i, 0)`, and
-/// `rpb_index(i, j) = base − 15·y_j − x_j`); returns `max_j z_j`.
-#[allow(clippy::too_many_arguments)]
+/// `z_j = acc_j·A + key_j + bias[rpb_index(i, j)]` for the 64 keys of row
+/// `i` (`key_j = kb_j·B`, plus `MASK_Z` where the labels differ;
+/// `base = rpb_index(i, 0)`, and `rpb_index(i, j) = base − 15·y_j − x_j`);
+/// returns `max_j z_j`. `acc_j ∈ [0, 2^20)` (products of codes), so
+/// `acc_j·A` is one 32×64-bit product, and the wrapping sums equal the
+/// oracle's because every partial sum is below `2^62` in magnitude.
 #[inline(always)]
-fn logits<const MASKED: bool>(
+fn logits(
     acc: &[i32; TOKENS],
-    kb_b: &[i64; TOKENS],
+    key: &[i64; TOKENS],
     bias: &[i64; RPB_ROWS],
     base: usize,
     a: i64,
-    labels: &[u8],
-    label_i: u8,
     z: &mut [i64; TOKENS],
 ) -> i64 {
     let mut m = i64::MIN;
@@ -135,16 +136,16 @@ fn logits<const MASKED: bool>(
         let top = base - (2 * WINDOW - 1) * yj;
         let brow = &bias[top + 1 - WINDOW..=top];
         let at = yj * WINDOW;
-        let (acc, kb_b, z) = (
+        let (acc, key, z) = (
             &acc[at..at + WINDOW],
-            &kb_b[at..at + WINDOW],
+            &key[at..at + WINDOW],
             &mut z[at..at + WINDOW],
         );
         for xj in 0..WINDOW {
-            let mut v = i64::from(acc[xj]) * a + kb_b[xj] + brow[WINDOW - 1 - xj];
-            if MASKED && labels.get(at + xj) != Some(&label_i) {
-                v += MASK_Z;
-            }
+            let product = u64::from(acc[xj] as u32).wrapping_mul(a as u64) as i64;
+            let v = product
+                .wrapping_add(key[xj])
+                .wrapping_add(brow[WINDOW - 1 - xj]);
             z[xj] = v;
             m = m.max(v);
         }
@@ -224,16 +225,29 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
     let mut z = [0i64; TOKENS];
     let mut e = [0u32; TOKENS];
     let mut acc = [0i32; TOKENS];
+    // kb_j·B + the mask of the current row's label (rows of one label are
+    // mostly consecutive, so it is rebuilt only when the label changes).
+    let mut masked_keys = [0i64; TOKENS];
+    let mut masked_label = None;
     for (i, row) in probs.chunks_exact_mut(TOKENS).enumerate() {
         let qp = head_pairs(q, i, stride, col);
         // rpb_index(i, j) = base − (15·y_j + x_j).
         let base = rpb_index(i, 0);
-        let label_i = labels.map(|l| l[i]);
         dot5_keys(&qp, &keys, &mut acc);
-        let m = match (labels, label_i) {
-            (Some(l), Some(li)) => logits::<true>(&acc, &kb_b, &bias, base, qk.a, l, li, &mut z),
-            _ => logits::<false>(&acc, &kb_b, &bias, base, qk.a, &[], 0, &mut z),
+        let key = match labels {
+            Some(l) => {
+                let li = l[i];
+                if masked_label != Some(li) {
+                    for ((mk, &kbb), &lj) in masked_keys.iter_mut().zip(kb_b.iter()).zip(l) {
+                        *mk = if lj == li { kbb } else { kbb + MASK_Z };
+                    }
+                    masked_label = Some(li);
+                }
+                &masked_keys
+            }
+            None => &kb_b,
         };
+        let m = logits(&acc, key, &bias, base, qk.a, &mut z);
         let mut sum = 0u64;
         for (ej, &zj) in e.iter_mut().zip(z.iter()) {
             let d = (m - zj) as u64;

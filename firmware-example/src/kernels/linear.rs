@@ -10,6 +10,7 @@
 //! result is the same.
 
 use tdquant_core::int::arith::{clamp_code, rshift_round};
+use tdquant_core::int::gelu::{gelu_code, WORDS_PER_LEVEL};
 use tdquant_core::int::linear::{add_stream, CodeAffine, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::packed::PackedMatrix;
@@ -84,10 +85,55 @@ struct Stream<'r, 'p> {
     frac: u32,
 }
 
+/// `rshift_round(t, frac)` for `1 ≤ frac ≤ 62`: `⌊(t + 2^(frac−1)) / 2^frac⌋`,
+/// the same integer (`|t| < 2^62`: the sum cannot overflow).
+#[inline(always)]
+fn round_i64(t: i64, frac: u32) -> i64 {
+    (t + (1i64 << (frac - 1))) >> frac
+}
+
+/// `acc·A + sb` for `acc ≥ 0` (a sum of products of codes, `< 2^23`): one
+/// 32×64-bit product; the true value is below `2^62` in magnitude, so the
+/// wrapping operations give it exactly.
+#[inline(always)]
+fn raw(acc: i32, a: i64, sb: i64) -> i64 {
+    (u64::from(acc as u32).wrapping_mul(a as u64) as i64).wrapping_add(sb)
+}
+
+/// The oracle's `add_stream(r, y)` for `y` already in `i32`:
+/// `clamp_stream(r + clamp_stream(y))`. The `i32` sum saturates only when
+/// the exact sum is outside `i32`, where the final clamp gives the same
+/// bound either way.
+#[inline(always)]
+fn add_clamped(r: i32, y: i32) -> i32 {
+    r.saturating_add(y.clamp(-STREAM_LIMIT, STREAM_LIMIT))
+        .clamp(-STREAM_LIMIT, STREAM_LIMIT)
+}
+
 impl Epilogue for Stream<'_, '_> {
     #[inline(always)]
     fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
         let frac = self.frac;
+        let stride = self.stride;
+        let pos = self.pos.get(token0..).unwrap_or(&[]);
+        if (1..=62).contains(&frac) {
+            for ((&p, &x), &s) in pos.iter().zip(acc).zip(sb) {
+                let at = p.checked_mul(stride).and_then(|v| v.checked_add(j));
+                let Some(dst) = at.and_then(|i| self.r.get_mut(i)) else {
+                    continue;
+                };
+                let v = raw(x, a, s + base);
+                let y = if frac >= 33 {
+                    round_high(v, frac)
+                } else {
+                    // |v·2^−frac| < 2^62: clamp in i64 before narrowing.
+                    round_i64(v, frac).clamp(-i64::from(STREAM_LIMIT), i64::from(STREAM_LIMIT))
+                        as i32
+                };
+                *dst = add_clamped(*dst, y);
+            }
+            return;
+        }
         for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
             let Some(&p) = self.pos.get(token0 + t) else {
                 continue;
@@ -98,16 +144,117 @@ impl Epilogue for Stream<'_, '_> {
             else {
                 continue;
             };
-            let v = i64::from(x) * a + (s + base);
-            *dst = if frac >= 33 {
-                // Both terms within ±2^24 after the clamps: no i32 overflow.
-                let y = round_high(v, frac).clamp(-STREAM_LIMIT, STREAM_LIMIT);
-                (*dst + y).clamp(-STREAM_LIMIT, STREAM_LIMIT)
-            } else {
-                add_stream(*dst, rshift_round(v, frac))
-            };
+            *dst = add_stream(*dst, rshift_round(i64::from(x) * a + (s + base), frac));
         }
     }
+}
+
+/// `gelu_code(t, table)` for a table whose intervals `I_k = (L_k, H_k)`
+/// are nested (`I_{k−1} ⊆ I_k` whenever `I_{k−1}` holds an integer) and
+/// `N ≤ 15`. `gelu_code` counts the `k` with `t ∉ I_k`; nesting makes
+/// `t ∈ I_k` monotone in `k` (false, …, false, true, …), so that count is
+/// the index of the first `true` (`N` if none), found in four branch-free
+/// steps over the levels padded to 15 with `(i64::MIN, i64::MAX)`
+/// (`|t| < 2^62`: inside).
+struct GeluSearch {
+    lo: [i64; 16],
+    hi: [i64; 16],
+}
+
+impl GeluSearch {
+    /// `None` unless the table has at most 15 levels and is nested.
+    fn new<G: I32Src + ?Sized>(words: &G) -> Option<Self> {
+        let levels = words.len() / WORDS_PER_LEVEL;
+        if levels > 15 {
+            return None;
+        }
+        let mut s = GeluSearch {
+            lo: [i64::MIN; 16],
+            hi: [i64::MAX; 16],
+        };
+        for k in 0..levels {
+            s.hi[k] = words.at_i64(k * WORDS_PER_LEVEL);
+            s.lo[k] = words.at_i64(k * WORDS_PER_LEVEL + 2);
+        }
+        for k in 1..levels {
+            let (il, ih) = (s.lo[k - 1], s.hi[k - 1]);
+            let inner_has_integer = i128::from(ih) - i128::from(il) > 1;
+            if inner_has_integer && (s.lo[k] > il || ih > s.hi[k]) {
+                return None;
+            }
+        }
+        Some(s)
+    }
+
+    #[inline(always)]
+    fn code(&self, t: i64) -> u8 {
+        let mut c = 0usize;
+        for half in [8usize, 4, 2, 1] {
+            let k = (c + half - 1) & 15;
+            if !(self.lo[k] < t && t < self.hi[k]) {
+                c += half;
+            }
+        }
+        c as u8
+    }
+}
+
+/// `out[token·rows + j] = gelu_code(t, table)`.
+struct Gelu<'o, 'g, G: ?Sized> {
+    out: &'o mut [u8],
+    rows: usize,
+    search: Option<GeluSearch>,
+    words: &'g G,
+}
+
+impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
+    #[inline(always)]
+    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
+        let Some(out) = token0
+            .checked_mul(self.rows)
+            .and_then(|i| i.checked_add(j))
+            .and_then(|i| self.out.get_mut(i..))
+        else {
+            return;
+        };
+        // Outputs of row j: every `rows`-th byte from token0's.
+        let outs = out.iter_mut().step_by(self.rows.max(1));
+        match &self.search {
+            Some(search) => {
+                for ((o, &x), &s) in outs.zip(acc).zip(sb) {
+                    *o = search.code(raw(x, a, s + base));
+                }
+            }
+            None => {
+                for ((o, &x), &s) in outs.zip(acc).zip(sb) {
+                    *o = gelu_code(raw(x, a, s + base), self.words);
+                }
+            }
+        }
+    }
+}
+
+/// `tdquant_core::int::IntKernels::linear_gelu` (the oracle's checks, then
+/// its outputs through the GELU thresholds).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
+    input: &[u8],
+    k: usize,
+    weights: &PackedMatrix<'_>,
+    row0: u32,
+    rows: usize,
+    affine: &CodeAffine,
+    c: &W,
+    gelu: &G,
+    out: &mut [u8],
+) -> Result<(), OpError> {
+    let mut epi = Gelu {
+        out,
+        rows,
+        search: GeluSearch::new(gelu),
+        words: gelu,
+    };
+    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
 }
 
 /// See the [module docs](self).

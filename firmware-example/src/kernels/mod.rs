@@ -4,7 +4,7 @@
 //!
 //! | operator | oracle | here |
 //! |---|---|---|
-//! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream` | [`linear`]: 4 weight rows expanded to 16-bit pairs, codes `UXTB16`-unpacked, `SMLAD` (one asm loop); code and stream epilogues on the high word when `frac ≥ 33` |
+//! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream`, `IntKernels::linear_gelu` | [`linear`]: 4 weight rows expanded to 16-bit pairs, codes `UXTB16`-unpacked, `SMLAD` (one asm loop); code and stream epilogues on the high word when `frac ≥ 33` |
 //! | `q·kᵀ` → softmax → codes | `attention::softmax_codes` | [`attention::softmax_codes`]: `SMLAD` logits, 32-bit `exp2`, sorted decision edges, binary search |
 //! | `P·v` → codes | `attention::av_codes` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD` |
 //! | 3×3 conv (int8 weights) | `conv::Conv::run` | [`conv::run`]: `SSAT`-clamped 16-bit patch pairs × `SXTB16` weights, `SMLALD` (i64, exact for any input) |
@@ -42,6 +42,21 @@ impl IntKernels for DspKernels {
         emit: F,
     ) -> Result<(), OpError> {
         linear::linear(input, k, weights, row0, rows, affine, c, emit)
+    }
+
+    fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
+        &mut self,
+        input: &[u8],
+        k: usize,
+        weights: &PackedMatrix<'_>,
+        row0: u32,
+        rows: usize,
+        affine: &CodeAffine,
+        c: &W,
+        gelu: &G,
+        out: &mut [u8],
+    ) -> Result<(), OpError> {
+        linear::linear_gelu(input, k, weights, row0, rows, affine, c, gelu, out)
     }
 
     fn linear_codes<W: I32Src + ?Sized>(

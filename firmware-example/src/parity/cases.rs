@@ -132,6 +132,56 @@ pub fn linear_stream(rng: &mut Rng, case: u32) -> bool {
     linear_mode(rng, case, 2)
 }
 
+/// fc1 with the GELU-threshold quantizer.
+pub fn linear_gelu(rng: &mut Rng, case: u32) -> bool {
+    linear_mode(rng, case, 3)
+}
+
+/// A GELU threshold table (`4N` words) for outputs like `ts`: nested as a
+/// real one (levels that always count, two-sided intervals, then
+/// left-unbounded ones, growing), or arbitrary (not nested) values; bounds
+/// are often outputs themselves (or ±1), so ties with `t` occur.
+fn gelu_table(rng: &mut Rng, ts: &[i64], table: &mut [i32; 4 * 20]) -> usize {
+    let n = [1usize, 3, 7, 15, 16, 17, 20][rng.below(7)];
+    let pick = |rng: &mut Rng| -> i64 {
+        if ts.is_empty() || rng.one_in(4) {
+            rng.signed_bits(40)
+        } else {
+            ts[rng.below(ts.len())] + rng.range(-1, 1)
+        }
+    };
+    let mut hl = [(0i64, 0i64); 20];
+    if rng.one_in(4) {
+        for p in hl[..n].iter_mut() {
+            *p = (pick(rng), pick(rng));
+        }
+    } else {
+        let always = rng.below(n + 1).min(rng.below(4));
+        let one_sided = n - always - rng.below(n - always + 1);
+        let (mut lo, mut hi) = (pick(rng), pick(rng));
+        if lo > hi {
+            core::mem::swap(&mut lo, &mut hi);
+        }
+        for (k, p) in hl[..n].iter_mut().enumerate() {
+            if k < always {
+                *p = (i64::MIN, i64::MIN);
+                continue;
+            }
+            *p = (hi, if k >= one_sided { i64::MIN } else { lo });
+            let (l2, h2) = (pick(rng), pick(rng));
+            lo = lo.min(l2.min(h2));
+            hi = hi.max(l2.max(h2));
+        }
+    }
+    for (k, &(h, l)) in hl[..n].iter().enumerate() {
+        table[4 * k] = h as u32 as i32;
+        table[4 * k + 1] = (h >> 32) as i32;
+        table[4 * k + 2] = l as u32 as i32;
+        table[4 * k + 3] = (l >> 32) as i32;
+    }
+    4 * n
+}
+
 fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
     let bw = bits(rng);
     let levels = bw.levels();
@@ -254,6 +304,34 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             let ro = ScalarKernels.linear_codes(input, k_arg, w, r0, rows, &affine, c, lv, o);
             same_bytes("linear_codes", case, (&rd, &got), (&ro, &want))
         }
+        3 => {
+            // fc1 → GELU codes; the thresholds come from the outputs.
+            let mut ts = Emits::new();
+            let _ = ScalarKernels.linear(input, k_arg, w, r0, rows, &affine, c, |t, j, v| {
+                ts.push(t, j, v)
+            });
+            let mut vals = [0i64; 64];
+            let nv = ts.n.min(ts.items.len());
+            for (dst, item) in vals
+                .iter_mut()
+                .zip(ts.items[..nv].iter().step_by(nv / 64 + 1))
+            {
+                *dst = item.2;
+            }
+            let nvals = nv.div_ceil(nv / 64 + 1).min(64);
+            let mut table = [0i32; 4 * 20];
+            let t_len = gelu_table(rng, &vals[..nvals], &mut table);
+            let table = &table[..t_len];
+            let mut got = [0xC3u8; 70 * 12 + 1];
+            let mut want = [0xC3u8; 70 * 12 + 1];
+            let tokens = input.len().checked_div(k_arg).unwrap_or(0);
+            let o_len = (tokens * rows).saturating_sub(usize::from(rng.one_in(30)));
+            let o_len = o_len.min(70 * 12 + 1);
+            let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
+            let rd = DspKernels.linear_gelu(input, k_arg, w, r0, rows, &affine, c, table, g);
+            let ro = ScalarKernels.linear_gelu(input, k_arg, w, r0, rows, &affine, c, table, o);
+            same_bytes("linear_gelu", case, (&rd, &got), (&ro, &want))
+        }
         _ => {
             // Stream outputs (proj/fc2) at scattered token positions.
             let stride = rows + rng.below(4);
@@ -263,8 +341,14 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             }
             let n_pos = rng.range(0, 70) as usize;
             let mut got = [0i32; 80 * 16];
+            // The stream range, and now and then any i32 (saturating sums).
+            let wide = rng.one_in(8);
             for v in got.iter_mut() {
-                *v = rng.range(-(1 << 24), 1 << 24) as i32;
+                *v = if wide {
+                    rng.u32() as i32
+                } else {
+                    rng.range(-(1 << 24), 1 << 24) as i32
+                };
             }
             let mut want = got;
             let pos = &pos[..n_pos];
@@ -336,6 +420,12 @@ pub fn softmax(rng: &mut Rng, case: u32) -> bool {
     for l in labels.iter_mut() {
         *l = if case == 4 { 3 } else { rng.below(9) as u8 };
     }
+    if case == 5 {
+        // The runner's labels: the corner window of a shifted 16×16 map
+        // (four regions, each a run of consecutive tokens within a row).
+        let mut pos = [0usize; TOKENS];
+        tdquant_core::int::runner::window_tokens(1, 1, 16, 16, true, &mut pos, &mut labels);
+    }
     let masked = case == 4 || case == 5 || rng.one_in(2);
     let n = match case {
         6 => 1,
@@ -343,7 +433,8 @@ pub fn softmax(rng: &mut Rng, case: u32) -> bool {
         8 => 0,
         _ => [1usize, 3, 7, 15, 20][rng.below(5)],
     };
-    let mut thresholds = [0i32; 40];
+    // Room for 20 levels and the odd extra word of case 11.
+    let mut thresholds = [0i32; 41];
     let sorted = !rng.one_in(4);
     let (l, s) = (rng.range(-(1 << 28), 1 << 28), rng.range(1, 1 << 27));
     for (kk, pair) in thresholds[..2 * n].chunks_exact_mut(2).enumerate() {

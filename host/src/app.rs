@@ -1,6 +1,6 @@
 //! The `tdquant` subcommands, as library functions so tests can drive them.
 //!
-//! `main.rs` only parses arguments; everything that touches files lives here
+//! `main.rs` and `cli/` only parse arguments; everything that touches files lives here
 //! and reports failures as errors naming the offending path or value.
 
 use std::fs;

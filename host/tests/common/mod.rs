@@ -45,3 +45,13 @@ pub fn random_image(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `max |t|` over every element.
+pub fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}

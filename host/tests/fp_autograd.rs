@@ -82,10 +82,9 @@ fn randn(shape: &[usize]) -> Tensor {
     Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap()
 }
 
-#[test]
-fn softmax_with_bias_and_mask() {
-    let (b, nw, heads) = (2, 4, 6);
-    let logits = (randn(&[b * nw, heads, 64, 64]) * 3.0).unwrap();
+/// A random relative-position bias and the shift mask of a 16×16 map (`nw` = 4 windows), as
+/// the kernels take them and as the candle tensors of the reference.
+fn bias_and_mask(heads: usize, nw: usize) -> (Arc<Vec<f32>>, Arc<ShiftMask>, Tensor, Tensor) {
     let bias: Vec<f32> = randn(&[heads * 4096])
         .flatten_all()
         .unwrap()
@@ -95,6 +94,14 @@ fn softmax_with_bias_and_mask() {
     let bias_t = Tensor::from_vec(bias.clone(), (heads, 64, 64), &Device::Cpu).unwrap();
     let mask_t = Tensor::from_vec(mask.clone(), (nw, 1, 64, 64), &Device::Cpu).unwrap();
     let (bias, mask) = (Arc::new(bias), Arc::new(ShiftMask::new(16, 16)));
+    (bias, mask, bias_t, mask_t)
+}
+
+#[test]
+fn softmax_with_bias_and_mask() {
+    let (b, nw, heads) = (2, 4, 6);
+    let logits = (randn(&[b * nw, heads, 64, 64]) * 3.0).unwrap();
+    let (bias, mask, bias_t, mask_t) = bias_and_mask(heads, nw);
     check(
         "softmax+mask",
         std::slice::from_ref(&logits),
@@ -120,15 +127,7 @@ fn fused_attention_probs() {
     let (b, nw, heads) = (2, 4, 6);
     let q = (randn(&[b * nw, heads, 64, 10]) * 2.0).unwrap();
     let k = randn(&[b * nw, heads, 64, 10]);
-    let bias: Vec<f32> = randn(&[heads * 4096])
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let mask = shift_mask(16, 16);
-    let bias_t = Tensor::from_vec(bias.clone(), (heads, 64, 64), &Device::Cpu).unwrap();
-    let mask_t = Tensor::from_vec(mask.clone(), (nw, 1, 64, 64), &Device::Cpu).unwrap();
-    let (bias, mask) = (Arc::new(bias), Arc::new(ShiftMask::new(16, 16)));
+    let (bias, mask, bias_t, mask_t) = bias_and_mask(heads, nw);
     for masked in [false, true] {
         check(
             "attention_probs",

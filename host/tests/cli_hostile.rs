@@ -54,17 +54,20 @@ fn export_refuses_bounds_of_other_weights_and_writes_nothing() {
     let meta = common::bounds_meta(4, &"ab".repeat(32), "other.pth");
     let b = d.join("other.safetensors");
     save_bounds(&b, &bounds, &meta).unwrap();
+    let export_to = |out: &Path| {
+        fails(
+            &root,
+            &[
+                "export",
+                "--bounds",
+                b.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
     let out = d.join("m.tdq");
-    let err = fails(
-        &root,
-        &[
-            "export",
-            "--bounds",
-            b.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let err = export_to(&out);
     assert!(
         err.contains("abababab"),
         "message names the bounds' weights: {err}"
@@ -75,16 +78,7 @@ fn export_refuses_bounds_of_other_weights_and_writes_nothing() {
         ("m.png", "unsupported extension .png"),
         ("no/such/m.tdq", "does not exist"),
     ] {
-        let err = fails(
-            &root,
-            &[
-                "export",
-                "--bounds",
-                b.to_str().unwrap(),
-                "-o",
-                d.join(output).to_str().unwrap(),
-            ],
-        );
+        let err = export_to(&d.join(output));
         assert!(err.contains(want), "{err}");
     }
     let _ = std::fs::remove_dir_all(&d);

@@ -1,6 +1,8 @@
 //! The fused kernels match plain candle ops in value and gradient, and the whole model is
 //! differentiable through the hooks (as the calibration needs).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,27 +13,7 @@ use tdquant_host::model::{kernels, layer_norm_reference, FpHook, SiteHook, SiteI
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
-fn max_abs(a: &Tensor) -> f32 {
-    a.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    common::max_abs(&(a - b).unwrap())
 }
 
 /// Compares `f_fast` against `f_ref` on Var inputs: values and gradients of
@@ -50,7 +32,7 @@ fn check(
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let a = f_fast(&ts).unwrap();
     let b = f_ref(&ts).unwrap();
-    let scale = max_abs(&b).max(1.0);
+    let scale = common::max_abs(&b).max(1.0);
     let dv = max_abs_diff(&a, &b);
     assert!(dv <= tol * scale, "{name}: value diff {dv}");
     let probe = Tensor::randn(0f32, 1., a.dims(), &Device::Cpu).unwrap();
@@ -71,7 +53,7 @@ fn check(
             .get(v.as_tensor())
             .unwrap_or_else(|| panic!("{name}: no grad for input {i}"));
         let y = gb.get(v.as_tensor()).unwrap();
-        let s = max_abs(y).max(1.0);
+        let s = common::max_abs(y).max(1.0);
         let d = max_abs_diff(x, y);
         println!("{name}: input {i} value diff {dv:.2e}, grad diff {d:.2e} (scale {s:.2e})");
         assert!(d <= tol * s, "{name}: grad diff {d} for input {i}");
@@ -370,6 +352,6 @@ fn from_varmap_matches_and_reaches_weights() {
         let g = grads
             .get(data[k].as_tensor())
             .unwrap_or_else(|| panic!("no grad for {k}"));
-        assert!(max_abs(g) > 0.0, "{k}");
+        assert!(common::max_abs(g) > 0.0, "{k}");
     }
 }

@@ -32,6 +32,8 @@ LAYERS = [
     # the subcommands' library halves
     ["parity", "upscale"],
     ["app"],
+    # the `tdquant` binary's subcommands (modules of main.rs, one file each)
+    ["cli"],
 ]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "host" / "src"

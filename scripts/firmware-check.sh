@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+source scripts/firmware-lib.sh
 out=${FIRMWARE_OUT:-$root/target/firmware-check}
 mkdir -p "$out"
 
@@ -16,24 +17,12 @@ cargo run --release --quiet -p tdquant-tests --example demo_fixture -- expect \
 ( cd firmware-example && cargo build --release --quiet )
 elf=firmware-example/target/thumbv7em-none-eabihf/release/container_demo
 
-set +e
-timeout 120 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
-  -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
-  >"$out/frames.bin" 2>"$out/qemu.stderr"
-qemu_rc=$?
-set -e
-defmt-print -e "$elf" --log-format '{L} {s}' <"$out/frames.bin" >"$out/firmware.log" 2>&1 || true
+qemu_rc=$(firmware_run "$elf" "$out/firmware.log" 120)
 cat "$out/firmware.log"
-if [ "$qemu_rc" -ne 0 ]; then
-  echo "firmware-check: QEMU exited with $qemu_rc (124 = timeout)" >&2
-  cat "$out/qemu.stderr" >&2
-  exit 1
-fi
+firmware_expect_exit0 firmware-check "$qemu_rc" "$out/firmware.log"
 grep -o "TDQ .*" "$out/firmware.log" >"$out/got.txt" || true
-if ! diff -u "$out/expected.txt" "$out/got.txt"; then
-  echo "firmware-check: FAILED — firmware output differs from the host oracle" >&2
-  exit 1
-fi
+firmware_expect_same firmware-check "$out/expected.txt" "$out/got.txt" \
+  "firmware output differs from the host oracle"
 echo "firmware-check: OK — $(wc -l <"$out/got.txt") lines identical to the host oracle"
 
 # A corrupt embedded model must be reported and end in a non-zero exit, not
@@ -41,13 +30,7 @@ echo "firmware-check: OK — $(wc -l <"$out/got.txt") lines identical to the hos
 model=${TDQ_MODEL:-$root/tests/fixtures/demo.tdq}
 head -c $(( $(wc -c <"$model") - 5 )) "$model" >"$out/truncated.tdq"
 ( cd firmware-example && TDQ_MODEL="$out/truncated.tdq" cargo build --release --quiet )
-set +e
-timeout 120 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic \
-  -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
-  >"$out/bad-frames.bin" 2>>"$out/qemu.stderr"
-bad_rc=$?
-set -e
-defmt-print -e "$elf" --log-format '{L} {s}' <"$out/bad-frames.bin" >"$out/bad.log" 2>&1 || true
+bad_rc=$(firmware_run "$elf" "$out/bad.log" 120)
 cat "$out/bad.log"
 # Leave the firmware built for the real model again.
 ( cd firmware-example && cargo build --release --quiet )

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+source scripts/firmware-lib.sh
 bits=${1:-4}
 core=${2:-8}
 halo=${3:-4}
@@ -32,25 +33,13 @@ read -r h w < <(sed -nE 's/.* h=([0-9]+) w=([0-9]+) .*/\1 \2/p' "$out/image-expe
     cargo build --release --quiet --bin upscale_image )
 elf=firmware-example/target/thumbv7em-none-eabihf/release/upscale_image
 start=$(date +%s)
-set +e
-timeout 1800 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -icount shift=0 \
-  -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
-  >"$out/image.frames" 2>"$out/image.stderr"
-rc=$?
-set -e
+rc=$(firmware_run "$elf" "$out/image.log" 1800 -icount shift=0)
 echo "QEMU wall time: $(( $(date +%s) - start )) s"
-defmt-print -e "$elf" --log-format '{L} {s}' <"$out/image.frames" >"$out/image.log" 2>&1 || true
 cat "$out/image.log"
-if [ "$rc" -ne 0 ]; then
-  echo "firmware-image-check: FAILED — QEMU exited with $rc (124 = timeout)" >&2
-  cat "$out/image.stderr" >&2
-  exit 1
-fi
+firmware_expect_exit0 firmware-image-check "$rc" "$out/image.log"
 grep -o "TDQ image .*" "$out/image.log" >"$out/image-got.txt" || true
-if ! diff -u "$out/image-expected.txt" "$out/image-got.txt"; then
-  echo "firmware-image-check: FAILED — firmware output hash differs from the host oracle" >&2
-  exit 1
-fi
+firmware_expect_same firmware-image-check "$out/image-expected.txt" "$out/image-got.txt" \
+  "firmware output hash differs from the host oracle"
 # RAM: scratch + output strip + the painted stack's high-water mark.
 total=$(sed -nE 's/.* total=([0-9]+).*/\1/p' "$out/image.log")
 if [ -z "$total" ] || [ "$total" -gt 262144 ]; then

@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+source scripts/firmware-lib.sh
 bits=${1:-4}
 side=${2:-32}
 kernels=${TDQ_KERNELS:-dsp}
@@ -31,14 +32,7 @@ build() { # $1 = model file
       cargo build --release --quiet --bin upscale_tile )
 }
 run_qemu() { # $1 = log file; prints QEMU's exit status
-  set +e
-  timeout 900 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -icount shift=0 \
-    -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
-    >"$1.frames" 2>"$1.stderr"
-  local rc=$?
-  set -e
-  defmt-print -e "$elf" --log-format '{L} {s}' <"$1.frames" >"$1" 2>&1 || true
-  echo "$rc"
+  firmware_run "$elf" "$1" 900 -icount shift=0
 }
 
 build "$out/model.tdq"
@@ -64,16 +58,10 @@ start=$(date +%s)
 rc=$(run_qemu "$out/firmware.log")
 echo "QEMU wall time: $(( $(date +%s) - start )) s"
 cat "$out/firmware.log"
-if [ "$rc" -ne 0 ]; then
-  echo "firmware-int-check: FAILED — QEMU exited with $rc (124 = timeout)" >&2
-  cat "$out/firmware.log.stderr" >&2
-  exit 1
-fi
+firmware_expect_exit0 firmware-int-check "$rc" "$out/firmware.log"
 grep -o "TDQ tile .*" "$out/firmware.log" >"$out/got.txt" || true
-if ! diff -u "$out/expected.txt" "$out/got.txt"; then
-  echo "firmware-int-check: FAILED — firmware output hash differs from the host oracle" >&2
-  exit 1
-fi
+firmware_expect_same firmware-int-check "$out/expected.txt" "$out/got.txt" \
+  "firmware output hash differs from the host oracle"
 echo "firmware-int-check: OK — W${bits}A${bits} ${side}x${side} tile hash identical on Cortex-M4 and host"
 
 # Corrupt model: one flipped byte in the middle of the file.

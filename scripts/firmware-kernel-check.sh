@@ -7,6 +7,7 @@
 # Usage: scripts/firmware-kernel-check.sh [random cases per kernel (1000)] [seed]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/firmware-lib.sh
 cases=${1:-1000}
 seed=${2:-20261204}
 out=$PWD/target/firmware-kernels
@@ -14,19 +15,9 @@ mkdir -p "$out"
 ( cd firmware-example && unset CARGO_TARGET_DIR && TDQ_PARITY_CASES="$cases" TDQ_PARITY_SEED="$seed" \
     cargo build --release --quiet --bin kernel_parity )
 elf=firmware-example/target/thumbv7em-none-eabihf/release/kernel_parity
-set +e
-timeout 900 qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic -icount shift=0 \
-  -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
-  >"$out/parity.frames" 2>"$out/parity.stderr"
-rc=$?
-set -e
-defmt-print -e "$elf" --log-format '{L} {s}' <"$out/parity.frames" >"$out/parity.log" 2>&1 || true
+rc=$(firmware_run "$elf" "$out/parity.log" 900 -icount shift=0)
 cat "$out/parity.log"
-if [ "$rc" -ne 0 ]; then
-  echo "firmware-kernel-check: FAILED — QEMU exited with $rc (124 = timeout)" >&2
-  cat "$out/parity.stderr" >&2
-  exit 1
-fi
+firmware_expect_exit0 firmware-kernel-check "$rc" "$out/parity.log"
 kernels="linear linear_codes linear_stream softmax av conv normalize exp2 rho linear_gelu"
 for k in $kernels; do
   line=$(grep -E "TDQ parity kernel=$k cases=" "$out/parity.log" || true)

@@ -8,7 +8,9 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use tdquant_core::requant::{MAX_SHIFT, MIN_SHIFT};
-use tdquant_core::{apply_parts, apply_parts_i32, BitWidth, PackedLayout, PackedWord, Requantizer};
+use tdquant_core::{
+    apply_parts, apply_parts_i32, BitWidth, PackedLayout, PackedWord, Requantizer, RoundingMode,
+};
 use tdquant_gpu::host_arith;
 
 const CASES: u32 = 4_000;
@@ -128,31 +130,44 @@ fn shifts_grid() -> Vec<i32> {
     shifts
 }
 
-#[test]
-fn apply_parts_i32_extremes_grid() {
-    let mut accs: Vec<i32> = I32_EXTREMES.to_vec();
-    accs.extend(-40..=40);
+/// `shim` against `core` on every (accumulator, multiplier, shift, rounding)
+/// of the extremes grid.
+fn check_apply_grid<A: Copy + std::fmt::Display, T: PartialEq + std::fmt::Display>(
+    name: &str,
+    accs: &[A],
+    shim: impl Fn(A, i32, i32, RoundingMode) -> T,
+    core: impl Fn(A, i32, i32, RoundingMode) -> T,
+) {
     let mut mismatches = Vec::new();
     let mut checked = 0;
-    for &acc in &accs {
+    for &acc in accs {
         for m in MULTIPLIER_EXTREMES {
             for ts in shifts_grid() {
                 for r in ROUNDINGS {
                     checked += 1;
-                    let (got, want) = (
-                        host_arith::apply_parts_i32(acc, m, ts, r),
-                        apply_parts_i32(acc, m, ts, r),
-                    );
+                    let (got, want) = (shim(acc, m, ts, r), core(acc, m, ts, r));
                     if got != want {
                         mismatches.push(format!(
-                            "apply_parts_i32(acc={acc}, m={m}, ts={ts}, {r:?}): shim {got}, core {want}"
+                            "{name}(acc={acc}, m={m}, ts={ts}, {r:?}): shim {got}, core {want}"
                         ));
                     }
                 }
             }
         }
     }
-    assert_grid("apply_parts_i32 extremes", checked, &mismatches);
+    assert_grid(&format!("{name} extremes"), checked, &mismatches);
+}
+
+#[test]
+fn apply_parts_i32_extremes_grid() {
+    let mut accs: Vec<i32> = I32_EXTREMES.to_vec();
+    accs.extend(-40..=40);
+    check_apply_grid(
+        "apply_parts_i32",
+        &accs,
+        host_arith::apply_parts_i32,
+        apply_parts_i32,
+    );
 }
 
 #[test]
@@ -160,27 +175,7 @@ fn apply_parts_i64_extremes_grid() {
     let mut accs: Vec<i64> = I64_EXTREMES.to_vec();
     accs.extend(I32_EXTREMES.iter().map(|&a| i64::from(a)));
     accs.extend(-20..=20);
-    let mut mismatches = Vec::new();
-    let mut checked = 0;
-    for &acc in &accs {
-        for m in MULTIPLIER_EXTREMES {
-            for ts in shifts_grid() {
-                for r in ROUNDINGS {
-                    checked += 1;
-                    let (got, want) = (
-                        host_arith::apply_parts(acc, m, ts, r),
-                        apply_parts(acc, m, ts, r),
-                    );
-                    if got != want {
-                        mismatches.push(format!(
-                            "apply_parts(acc={acc}, m={m}, ts={ts}, {r:?}): shim {got}, core {want}"
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    assert_grid("apply_parts (i64) extremes", checked, &mismatches);
+    check_apply_grid("apply_parts", &accs, host_arith::apply_parts, apply_parts);
 }
 
 /// Exact ties k + 1/2 for every right shift the 64-bit fast path takes and

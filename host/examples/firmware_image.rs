@@ -9,7 +9,6 @@
 //! ```
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 use tdquant_core::int::{upscale_tiled, IntModel, Tiling};
 
 fn main() -> Result<()> {
@@ -34,10 +33,7 @@ fn main() -> Result<()> {
     upscale_tiled(&model, &rgb, h, w, tiling, &mut out, &mut words, &mut work)
         .map_err(|e| anyhow::anyhow!("integer oracle: {e}"))?;
     std::fs::write(out_path, &rgb).with_context(|| format!("writing {out_path}"))?;
-    let hex: String = Sha256::digest(&out)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = tdquant_host::weights::sha256_hex(&out);
     println!(
         "TDQ image h={h} w={w} scale={s} tile={} halo={} sha256={hex}",
         tiling.tile, tiling.halo

@@ -8,7 +8,6 @@
 //! ```
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 use tdquant_core::int::{runner, IntModel};
 
 fn main() -> Result<()> {
@@ -39,10 +38,7 @@ fn main() -> Result<()> {
     runner::upscale(&model, &tile, side, side, &mut out, &mut words, &mut work)
         .map_err(|e| anyhow::anyhow!("integer oracle: {e}"))?;
     std::fs::write(out_path, &tile).with_context(|| format!("writing {out_path}"))?;
-    let hex: String = Sha256::digest(&out)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = tdquant_host::weights::sha256_hex(&out);
     println!("TDQ tile h={side} w={side} scale={s} sha256={hex}");
     Ok(())
 }

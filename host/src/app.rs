@@ -1,6 +1,6 @@
 //! The `tdquant` subcommands, as library functions so tests can drive them.
 //!
-//! `main.rs` only parses arguments; everything that touches files lives here
+//! `main.rs` and `cli/` only parse arguments; everything that touches files lives here
 //! and reports failures as errors naming the offending path or value.
 
 use std::fs;
@@ -16,7 +16,7 @@ use crate::model::{self, SwinIR};
 pub const DEFAULT_SETS: &[&str] = &["Set5", "Set14", "B100"];
 
 use crate::eval::check_sets_exist;
-use crate::model::{image_to_tensor, tensor_to_image};
+use crate::model::FpHook;
 use crate::output::write_atomic;
 
 /// `tdquant eval`: BasicSR-exact PSNR/SSIM-Y of the FP model on `sets`;
@@ -31,11 +31,7 @@ pub fn eval_fp(
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     check_sets_exist(data_root, &sets)?;
     fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let device = model.device().clone();
-    let mut sr = |lr: &RgbImageF32| {
-        let x = image_to_tensor(lr, &device)?;
-        tensor_to_image(&model.upscale(&x)?)
-    };
+    let mut sr = |lr: &RgbImageF32| model.upscale_image(lr, &FpHook);
     let report = eval::evaluate_sets(data_root, &sets, model.scale(), &mut sr)?;
     publish_eval_report(&report, out_dir)?;
     eval::compare::write_comparison(
@@ -122,17 +118,10 @@ pub fn eval_quant(
         bounds_path.display(),
         b = loaded.bits
     );
-    let device = model.device().clone();
-    let mut quant = |lr: &RgbImageF32| {
-        let x = image_to_tensor(lr, &device)?;
-        tensor_to_image(&model.upscale_with(&x, &hook)?)
-    };
+    let mut quant = |lr: &RgbImageF32| model.upscale_image(lr, &hook);
     let report = eval::evaluate_sets(data_root, &sets_ref, model.scale(), &mut quant)?;
     publish_eval_report(&report, out_dir)?;
-    let mut fp = |lr: &RgbImageF32| {
-        let x = image_to_tensor(lr, &device)?;
-        tensor_to_image(&model.upscale(&x)?)
-    };
+    let mut fp = |lr: &RgbImageF32| model.upscale_image(lr, &FpHook);
     eval::compare::write_comparison(
         data_root,
         sets_ref[0],

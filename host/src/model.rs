@@ -523,6 +523,19 @@ pub fn weights_content_sha256(w: &SwinIrWeights) -> std::result::Result<String, 
     Ok(format!("{:x}", h.finalize()))
 }
 
+impl SwinIR {
+    /// [`SwinIR::upscale_with`] on one LR image (CHW f32): what every evaluation and comparison
+    /// runs, for the FP model (`hook` = [`FpHook`]) and the fake-quant ones.
+    pub fn upscale_image(
+        &self,
+        lr: &RgbImageF32,
+        hook: &dyn SiteHook,
+    ) -> anyhow::Result<RgbImageF32> {
+        let x = image_to_tensor(lr, self.device())?;
+        tensor_to_image(&self.upscale_with(&x, hook)?)
+    }
+}
+
 /// Converts an LR image (CHW f32) into a `[1, 3, h, w]` tensor.
 pub fn image_to_tensor(img: &RgbImageF32, device: &Device) -> anyhow::Result<Tensor> {
     Ok(Tensor::from_slice(&img.data, (1, 3, img.h, img.w), device)?)

@@ -112,7 +112,6 @@ pub fn upscale_fp(model_path: &Path, input: &Path, output: &Path, tiles: TileCho
 pub fn fp_upscale_raw(model: &SwinIR, x: &[u8], h: usize, w: usize) -> Result<Vec<u8>> {
     let img = image::RgbImage::from_raw(w as u32, h as u32, x.to_vec()).context("input size")?;
     let lr = rgb8_to_f32(&img);
-    let t = crate::model::image_to_tensor(&lr, model.device())?;
-    let y = crate::model::tensor_to_image(&model.upscale(&t)?)?;
+    let y = model.upscale_image(&lr, &crate::model::FpHook)?;
     Ok(tensor2img(&y).into_raw())
 }

@@ -6,12 +6,13 @@
 //!
 //! `cargo test --release -p tdquant-host --test calib_errors`
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tdquant_host::calib::bounds_file::{
     bound_keys, bounds_bytes, load_bounds, save_bounds, sidecar_path, BoundsExpect, BoundsMeta,
-    SiteMeta, BOUNDS_FORMAT,
 };
 use tdquant_host::calib::calibrate::{calibrate, CalibConfig, Preset, RunOptions};
 use tdquant_host::calib::data::CalibPool;
@@ -43,25 +44,7 @@ fn err_chain<T: std::fmt::Debug>(r: anyhow::Result<T>) -> String {
 }
 
 fn meta(bits: u8, sha: &str) -> BoundsMeta {
-    BoundsMeta {
-        format: BOUNDS_FORMAT.into(),
-        method: "dobi".into(),
-        bits,
-        scale: 4,
-        seed: 0,
-        dobi_mode: "paper".into(),
-        preset: "quick".into(),
-        weights_sha256: sha.into(),
-        model_file: "m.pth".into(),
-        config: serde_json::json!({}),
-        sites: SiteId::all()
-            .map(|s| SiteMeta {
-                name: s.checkpoint_prefix(),
-                kind: "x".into(),
-                init: "dobi".into(),
-            })
-            .collect(),
-    }
+    common::bounds_meta(bits, sha, "m.pth")
 }
 
 fn bounds() -> Vec<(f32, f32)> {

@@ -16,12 +16,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tdquant_host::calib::bounds_file::{load_bounds, BoundsExpect, CALIBRATION_BATCH};
+use tdquant_host::calib::bounds_file::{
+    load_bounds, BoundsExpect, LoadedBounds, CALIBRATION_BATCH,
+};
 use tdquant_host::calib::dobi::{dobi_candidates, DobiConfig};
 use tdquant_host::calib::{DobiMode, HookMode, InitPlan, QuantHook};
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::evaluate_sets;
-use tdquant_host::model::{image_to_tensor, tensor_to_image};
 use tdquant_host::model::{SiteId, SwinIR};
 
 fn setup(what: &str) -> Option<(PathBuf, SwinIR)> {
@@ -30,8 +31,16 @@ fn setup(what: &str) -> Option<(PathBuf, SwinIR)> {
     Some((root, model))
 }
 
-fn golden_path(root: &Path, bits: u8) -> PathBuf {
-    root.join(format!("golden/dobi_released_w{bits}.safetensors"))
+/// The released DOBI bounds (and calibration batch) at `bits`.
+fn golden_bounds(root: &Path, bits: u8) -> LoadedBounds {
+    load_bounds(
+        &root.join(format!("golden/dobi_released_w{bits}.safetensors")),
+        &BoundsExpect {
+            bits: Some(bits),
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn rel(a: f32, b: f32) -> f64 {
@@ -46,14 +55,7 @@ fn released_dobi_matches_golden_bounds() {
     };
     let mut summary = Vec::new();
     for bits in [4u8, 3, 2] {
-        let golden = load_bounds(
-            &golden_path(&root, bits),
-            &BoundsExpect {
-                bits: Some(bits),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let golden = golden_bounds(&root, bits);
         let batch = golden.extra[CALIBRATION_BATCH].clone();
         assert_eq!(batch.dims(), [8, 3, 64, 64]);
         let hook = QuantHook::new(InitPlan::dobi(bits, DobiMode::Released).unwrap()).unwrap();
@@ -150,19 +152,11 @@ fn golden_bounds_fake_quant_psnr_matches() {
     .unwrap();
     let mut rows = Vec::new();
     for bits in [4u8, 3, 2] {
-        let golden = load_bounds(
-            &golden_path(&root, bits),
-            &BoundsExpect {
-                bits: Some(bits),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let golden = golden_bounds(&root, bits);
         let hook = QuantHook::from_bounds(bits, &golden.bounds).unwrap();
         let t0 = Instant::now();
         let report = evaluate_sets(&root, &["Set5", "Set14"], 4, &mut |lr| {
-            let x = image_to_tensor(lr, model.device())?;
-            tensor_to_image(&model.upscale_with(&x, &hook)?)
+            model.upscale_image(lr, &hook)
         })
         .unwrap();
         let secs = t0.elapsed().as_secs_f64();

@@ -5,6 +5,15 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::Optimizer;
 use tdquant_host::calib::{adam, AdamConfig, LrSchedule, ScheduledAdam};
 
+/// `g·var`: a loss whose gradient with respect to `var` is `g`.
+fn linear_loss(var: &Var, g: f64) -> Tensor {
+    var.as_tensor()
+        .mul(&Tensor::new(&[g as f32], var.device()).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+}
+
 #[test]
 fn cosine_matches_pytorch() {
     let s = LrSchedule::cosine(1e-2, 3000);
@@ -65,13 +74,7 @@ fn adam_equals_pytorch_adam() {
         let var = Var::from_vec(vec![0.7f32], 1, &dev).unwrap();
         let mut opt = adam(vec![var.clone()], &cfg).unwrap();
         for &g in &gs {
-            let loss = var
-                .as_tensor()
-                .mul(&Tensor::new(&[g as f32], &dev).unwrap())
-                .unwrap()
-                .sum_all()
-                .unwrap();
-            opt.backward_step(&loss).unwrap();
+            opt.backward_step(&linear_loss(&var, g)).unwrap();
         }
         let got = var.to_vec1::<f32>().unwrap()[0] as f64;
         let gs32: Vec<f64> = gs.iter().map(|&g| g as f32 as f64).collect();
@@ -90,13 +93,7 @@ fn adam_equals_pytorch_adam() {
         let var = Var::from_vec(vec![0.7f32], 1, &dev).unwrap();
         let mut opt = ScheduledAdam::new(vec![var.clone()], &cfg, sched.clone()).unwrap();
         for &g in &gs {
-            let loss = var
-                .as_tensor()
-                .mul(&Tensor::new(&[g as f32], &dev).unwrap())
-                .unwrap()
-                .sum_all()
-                .unwrap();
-            opt.backward_step(&loss).unwrap();
+            opt.backward_step(&linear_loss(&var, g)).unwrap();
         }
         assert_eq!(opt.steps_taken(), gs.len());
         let lrs: Vec<f64> = (0..gs.len()).map(|t| sched.lr_at(t)).collect();

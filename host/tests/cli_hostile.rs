@@ -2,12 +2,13 @@
 //! input and expects exit status 1, one message naming the problem, no
 //! panic text, and no output file (or a bounded success).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tdquant_host::calib::bounds_file::{save_bounds, BoundsMeta, SiteMeta, BOUNDS_FORMAT};
+use tdquant_host::calib::bounds_file::save_bounds;
 use tdquant_host::data_root::{data_root_for, TestData};
-use tdquant_host::model::hook::SiteId;
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("tdq-hostile-{name}-{}", std::process::id()));
@@ -50,66 +51,36 @@ fn export_refuses_bounds_of_other_weights_and_writes_nothing() {
     };
     let d = scratch("export");
     let bounds: Vec<(f32, f32)> = (0..384).map(|_| (-1.0, 1.0)).collect();
-    let meta = BoundsMeta {
-        format: BOUNDS_FORMAT.into(),
-        method: "dobi".into(),
-        bits: 4,
-        scale: 4,
-        seed: 0,
-        dobi_mode: "paper".into(),
-        preset: "quick".into(),
-        weights_sha256: "ab".repeat(32),
-        model_file: "other.pth".into(),
-        config: serde_json::json!({}),
-        sites: SiteId::all()
-            .map(|s| SiteMeta {
-                name: s.checkpoint_prefix(),
-                kind: "x".into(),
-                init: "dobi".into(),
-            })
-            .collect(),
-    };
+    let meta = common::bounds_meta(4, &"ab".repeat(32), "other.pth");
     let b = d.join("other.safetensors");
     save_bounds(&b, &bounds, &meta).unwrap();
+    let export_to = |out: &Path| {
+        fails(
+            &root,
+            &[
+                "export",
+                "--bounds",
+                b.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
     let out = d.join("m.tdq");
-    let err = fails(
-        &root,
-        &[
-            "export",
-            "--bounds",
-            b.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let err = export_to(&out);
     assert!(
         err.contains("abababab"),
         "message names the bounds' weights: {err}"
     );
     assert!(!out.exists(), "a .tdq was written for mismatched bounds");
     // Wrong extension and a missing folder are refused before any work.
-    let err = fails(
-        &root,
-        &[
-            "export",
-            "--bounds",
-            b.to_str().unwrap(),
-            "-o",
-            d.join("m.png").to_str().unwrap(),
-        ],
-    );
-    assert!(err.contains("unsupported extension .png"), "{err}");
-    let err = fails(
-        &root,
-        &[
-            "export",
-            "--bounds",
-            b.to_str().unwrap(),
-            "-o",
-            d.join("no/such/m.tdq").to_str().unwrap(),
-        ],
-    );
-    assert!(err.contains("does not exist"), "{err}");
+    for (output, want) in [
+        ("m.png", "unsupported extension .png"),
+        ("no/such/m.tdq", "does not exist"),
+    ] {
+        let err = export_to(&d.join(output));
+        assert!(err.contains(want), "{err}");
+    }
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -2,13 +2,32 @@
 //! PNG of exactly scale × the size out, written atomically; bad input gives a
 //! clear error and no output file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tdquant_host::data_root::{data_root_for, TestData};
 
 fn tdquant() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tdquant"))
+}
+
+/// `tdquant --data ROOT upscale INPUT -o OUTPUT`, which must succeed (`what`
+/// names the case in the failure).
+fn upscale_ok(root: &Path, input: &Path, output: &Path, what: &str) {
+    let st = tdquant()
+        .arg("--data")
+        .arg(root)
+        .arg("upscale")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -49,20 +68,7 @@ fn upscales_odd_sizes_and_colour_types() {
         let input = dir.join(name);
         img.save(&input).unwrap();
         let output = dir.join(format!("sr-{name}"));
-        let st = tdquant()
-            .arg("--data")
-            .arg(&root)
-            .arg("upscale")
-            .arg(&input)
-            .arg("-o")
-            .arg(&output)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        upscale_ok(&root, &input, &output, name);
         let sr = image::open(&output).unwrap();
         assert_eq!(
             (sr.width(), sr.height()),
@@ -87,26 +93,14 @@ fn upscale_output_matches_eval_path_on_a_benchmark_image() {
     let dir = tmpdir("bfly");
     let input = root.join("benchmark/Set5/LR_bicubic/X4/butterflyx4.png");
     let output = dir.join("butterfly.png");
-    let st = tdquant()
-        .arg("--data")
-        .arg(&root)
-        .arg("upscale")
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    upscale_ok(&root, &input, &output, "butterfly");
     let model =
         tdquant_host::model::SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let lr =
         tdquant_host::image_io::rgb8_to_f32(&tdquant_host::image_io::read_rgb8(&input).unwrap());
-    let x = tdquant_host::model::image_to_tensor(&lr, model.device()).unwrap();
-    let y = tdquant_host::model::tensor_to_image(&model.upscale(&x).unwrap()).unwrap();
+    let y = model
+        .upscale_image(&lr, &tdquant_host::model::FpHook)
+        .unwrap();
     let want = tdquant_host::image_io::tensor2img(&y);
     let got = image::open(&output).unwrap().to_rgb8();
     assert!(got == want, "CLI PNG differs from the evaluated output");

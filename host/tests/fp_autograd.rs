@@ -1,6 +1,8 @@
 //! The fused kernels match plain candle ops in value and gradient, and the whole model is
 //! differentiable through the hooks (as the calibration needs).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,27 +13,7 @@ use tdquant_host::model::{kernels, layer_norm_reference, FpHook, SiteHook, SiteI
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
-
-fn max_abs(a: &Tensor) -> f32 {
-    a.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    common::max_abs(&(a - b).unwrap())
 }
 
 /// Compares `f_fast` against `f_ref` on Var inputs: values and gradients of
@@ -50,7 +32,7 @@ fn check(
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let a = f_fast(&ts).unwrap();
     let b = f_ref(&ts).unwrap();
-    let scale = max_abs(&b).max(1.0);
+    let scale = common::max_abs(&b).max(1.0);
     let dv = max_abs_diff(&a, &b);
     assert!(dv <= tol * scale, "{name}: value diff {dv}");
     let probe = Tensor::randn(0f32, 1., a.dims(), &Device::Cpu).unwrap();
@@ -71,7 +53,7 @@ fn check(
             .get(v.as_tensor())
             .unwrap_or_else(|| panic!("{name}: no grad for input {i}"));
         let y = gb.get(v.as_tensor()).unwrap();
-        let s = max_abs(y).max(1.0);
+        let s = common::max_abs(y).max(1.0);
         let d = max_abs_diff(x, y);
         println!("{name}: input {i} value diff {dv:.2e}, grad diff {d:.2e} (scale {s:.2e})");
         assert!(d <= tol * s, "{name}: grad diff {d} for input {i}");
@@ -82,10 +64,9 @@ fn randn(shape: &[usize]) -> Tensor {
     Tensor::randn(0f32, 1., shape, &Device::Cpu).unwrap()
 }
 
-#[test]
-fn softmax_with_bias_and_mask() {
-    let (b, nw, heads) = (2, 4, 6);
-    let logits = (randn(&[b * nw, heads, 64, 64]) * 3.0).unwrap();
+/// A random relative-position bias and the shift mask of a 16×16 map (`nw` = 4 windows), as
+/// the kernels take them and as the candle tensors of the reference.
+fn bias_and_mask(heads: usize, nw: usize) -> (Arc<Vec<f32>>, Arc<ShiftMask>, Tensor, Tensor) {
     let bias: Vec<f32> = randn(&[heads * 4096])
         .flatten_all()
         .unwrap()
@@ -95,6 +76,14 @@ fn softmax_with_bias_and_mask() {
     let bias_t = Tensor::from_vec(bias.clone(), (heads, 64, 64), &Device::Cpu).unwrap();
     let mask_t = Tensor::from_vec(mask.clone(), (nw, 1, 64, 64), &Device::Cpu).unwrap();
     let (bias, mask) = (Arc::new(bias), Arc::new(ShiftMask::new(16, 16)));
+    (bias, mask, bias_t, mask_t)
+}
+
+#[test]
+fn softmax_with_bias_and_mask() {
+    let (b, nw, heads) = (2, 4, 6);
+    let logits = (randn(&[b * nw, heads, 64, 64]) * 3.0).unwrap();
+    let (bias, mask, bias_t, mask_t) = bias_and_mask(heads, nw);
     check(
         "softmax+mask",
         std::slice::from_ref(&logits),
@@ -120,15 +109,7 @@ fn fused_attention_probs() {
     let (b, nw, heads) = (2, 4, 6);
     let q = (randn(&[b * nw, heads, 64, 10]) * 2.0).unwrap();
     let k = randn(&[b * nw, heads, 64, 10]);
-    let bias: Vec<f32> = randn(&[heads * 4096])
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let mask = shift_mask(16, 16);
-    let bias_t = Tensor::from_vec(bias.clone(), (heads, 64, 64), &Device::Cpu).unwrap();
-    let mask_t = Tensor::from_vec(mask.clone(), (nw, 1, 64, 64), &Device::Cpu).unwrap();
-    let (bias, mask) = (Arc::new(bias), Arc::new(ShiftMask::new(16, 16)));
+    let (bias, mask, bias_t, mask_t) = bias_and_mask(heads, nw);
     for masked in [false, true] {
         check(
             "attention_probs",
@@ -371,6 +352,6 @@ fn from_varmap_matches_and_reaches_weights() {
         let g = grads
             .get(data[k].as_tensor())
             .unwrap_or_else(|| panic!("no grad for {k}"));
-        assert!(max_abs(g) > 0.0, "{k}");
+        assert!(common::max_abs(g) > 0.0, "{k}");
     }
 }

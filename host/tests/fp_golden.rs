@@ -1,5 +1,7 @@
 //! The FP forward pass against the PyTorch golden outputs (`golden/x4_local_fp.safetensors`).
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -13,13 +15,7 @@ fn diff(a: &Tensor, b: &Tensor) -> (f32, f32, f32) {
     let d = (a - b).unwrap().abs().unwrap();
     let max = d.max_all().unwrap().to_scalar::<f32>().unwrap();
     let mean = d.mean_all().unwrap().to_scalar::<f32>().unwrap();
-    let r = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let r = common::max_abs(b);
     (max, mean, r)
 }
 

@@ -1,5 +1,7 @@
 //! Weights loader: the real checkpoint loads; broken files give distinct, informative errors.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -79,14 +81,7 @@ fn safetensors_roundtrip_matches_pth() {
     assert_eq!(b.scale, 4);
     assert_eq!(b.tensors.len(), a.tensors.len());
     for (k, ta) in &a.tensors {
-        let d = (ta - &b.tensors[k])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = common::max_abs(&(ta - &b.tensors[k]).unwrap());
         assert_eq!(d, 0.0, "{k}");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,18 +15,7 @@ mod pth {
     //! Builders for stored zip archives and torch-style pickles.
 
     pub fn crc32(data: &[u8]) -> u32 {
-        let mut c = !0u32;
-        for &b in data {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
+        tdquant_core::crc32::Crc32::new().update(data).finalize()
     }
 
     /// A stored (uncompressed) zip archive of `entries`.

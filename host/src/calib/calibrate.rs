@@ -61,7 +61,7 @@ use crate::eval::check_sets_exist;
 use crate::eval::{self, EvalReport};
 use crate::model::hook::SiteId;
 use crate::model::SwinIR;
-use crate::model::{image_to_tensor, tensor_to_image};
+use crate::model::{FpHook, SiteHook};
 use crate::output::write_atomic;
 
 /// Files of a run folder.
@@ -395,14 +395,12 @@ pub fn eval_bounds(
         Some(b) => Some(QuantHook::from_bounds(bits, b)?),
         None => None,
     };
-    let device = model.device().clone();
+    let hook: &dyn SiteHook = match &hook {
+        Some(h) => h,
+        None => &FpHook,
+    };
     eval::evaluate_sets(data_root, &sets, model.scale(), &mut |lr| {
-        let x = image_to_tensor(lr, &device)?;
-        let y = match &hook {
-            Some(h) => model.upscale_with(&x, h)?,
-            None => model.upscale(&x)?,
-        };
-        tensor_to_image(&y)
+        model.upscale_image(lr, hook)
     })
 }
 
@@ -652,19 +650,11 @@ fn write_run_comparison(
     out_dir: &Path,
 ) -> Result<()> {
     let b = cfg.bits;
-    let device = model.device().clone();
-    let run = |hook: Option<&QuantHook>, lr: &eval::RgbImageF32| -> Result<eval::RgbImageF32> {
-        let x = image_to_tensor(lr, &device)?;
-        tensor_to_image(&match hook {
-            Some(h) => model.upscale_with(&x, h)?,
-            None => model.upscale(&x)?,
-        })
-    };
     let init_hook = QuantHook::from_bounds(b, init_bounds)?;
     let final_hook = QuantHook::from_bounds(b, final_bounds)?;
-    let mut fp = |lr: &eval::RgbImageF32| run(None, lr);
-    let mut init = |lr: &eval::RgbImageF32| run(Some(&init_hook), lr);
-    let mut fin = |lr: &eval::RgbImageF32| run(Some(&final_hook), lr);
+    let mut fp = |lr: &eval::RgbImageF32| model.upscale_image(lr, &FpHook);
+    let mut init = |lr: &eval::RgbImageF32| model.upscale_image(lr, &init_hook);
+    let mut fin = |lr: &eval::RgbImageF32| model.upscale_image(lr, &final_hook);
     let mut contenders: Vec<eval::compare::Contender<'_>> = vec![
         ("FP32".into(), &mut fp),
         (

@@ -8,11 +8,10 @@ pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut g = tdquant_host::calib::data::SplitMix64::new(self.0);
+        let v = g.next_u64();
+        self.0 = g.state;
+        v
     }
 
     /// In `0..n` (`0` when `n` is 0).
@@ -44,4 +43,43 @@ pub fn random_image(n: usize, seed: u64) -> Vec<u8> {
             (s >> 24) as u8
         })
         .collect()
+}
+
+/// `max |t|` over every element.
+pub fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// The metadata of a W`bits` DOBI bounds file of the stand-in model, as
+/// `calibrate` writes it, for weights `weights_sha256` in `model_file`.
+pub fn bounds_meta(
+    bits: u8,
+    weights_sha256: &str,
+    model_file: &str,
+) -> tdquant_host::calib::bounds_file::BoundsMeta {
+    use tdquant_host::calib::bounds_file::{BoundsMeta, SiteMeta, BOUNDS_FORMAT};
+    BoundsMeta {
+        format: BOUNDS_FORMAT.into(),
+        method: "dobi".into(),
+        bits,
+        scale: 4,
+        seed: 0,
+        dobi_mode: "paper".into(),
+        preset: "quick".into(),
+        weights_sha256: weights_sha256.into(),
+        model_file: model_file.into(),
+        config: serde_json::json!({}),
+        sites: tdquant_host::model::SiteId::all()
+            .map(|s| SiteMeta {
+                name: s.checkpoint_prefix(),
+                kind: "x".into(),
+                init: "dobi".into(),
+            })
+            .collect(),
+    }
 }

@@ -1,0 +1,235 @@
+//! `tdquant calibrate`: a preset, overridden option by option, or a stopped
+//! run resumed from its folder.
+
+use std::path::{Path, PathBuf};
+
+use tdquant_host::app;
+use tdquant_host::calib::calibrate::{read_run_config, CalibConfig, Method, Preset, RunOptions};
+use tdquant_host::calib::dqc::{LossNorm, ScheduleKind};
+use tdquant_host::calib::quantmodel::DobiMode;
+
+use super::bits_parser;
+
+/// Options of `tdquant calibrate`. Unset options take the preset's value.
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// Preset: quick (~15 min on 2 cores), paper (§4.1 settings: batch
+    /// 32 x 64^2, 3000 iterations) or released (the released yml).
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    preset: Preset,
+    /// Calibration method (2dquant: DOBI then DQC). Default: the preset's.
+    #[arg(long, value_enum)]
+    method: Option<Method>,
+    /// Bit width of weights and activations.
+    #[arg(long, value_parser = bits_parser())]
+    bits: Option<u8>,
+    /// SwinIR-light weights. Default: the stand-in x4 model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// DOBI variant: paper (one-sided for post-softmax / post-GELU sites) or
+    /// released (all two-sided, released step as the released code computes it
+    /// on the CPU; matches the golden files) or released-cuda (its CUDA
+    /// rounding of the step).
+    #[arg(long, value_enum)]
+    dobi_mode: Option<DobiMode>,
+    /// Override the DOBI strategy of a site kind, e.g.
+    /// `--dobi-site AttnProb=two-sided` (repeatable; kinds: QWeight, KWeight,
+    /// VWeight, QInput, KInput, VInput, ProjWeight, ProjInput, Fc1Weight,
+    /// Fc1Input, Fc2Weight, Fc2Input, AttnQ, AttnK, AttnV, AttnProb).
+    #[arg(long = "dobi-site", value_name = "KIND=one-sided|two-sided")]
+    dobi_site: Vec<String>,
+    /// Observation (DOBI) batch: number of LR patches.
+    #[arg(long)]
+    obs_batch: Option<usize>,
+    /// Observation patch size (multiple of 8).
+    #[arg(long)]
+    obs_patch: Option<usize>,
+    /// Seed of the calibration-data RNG.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// DQC iterations.
+    #[arg(long)]
+    iters: Option<usize>,
+    /// DQC batch size.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// DQC LR patch size (multiple of 8).
+    #[arg(long)]
+    patch: Option<usize>,
+    /// Run each DQC batch in micro-batches of this many patches (gradient
+    /// accumulation, bounds memory); 0 = whole batch.
+    #[arg(long)]
+    micro_batch: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Adam beta1.
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// Adam beta2 (paper 0.999, released 0.99).
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// Learning-rate schedule: cosine (paper) or constant (released).
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleKind>,
+    /// Feature-distillation weight lambda (0 = output L1 only).
+    #[arg(long)]
+    feature_weight: Option<f64>,
+    /// Loss normalisation: paper (Eq. 4-6) or released.
+    #[arg(long, value_enum)]
+    loss_norm: Option<LossNorm>,
+    /// Write a DQC checkpoint every N iterations.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Calibration image folder. Default: `<data>/calib`.
+    #[arg(long)]
+    calib_dir: Option<PathBuf>,
+    /// Comma-separated evaluation sets (FP, initial and final bounds).
+    #[arg(long, value_delimiter = ',')]
+    sets: Option<Vec<String>>,
+    /// Skip the evaluation.
+    #[arg(long)]
+    no_eval: bool,
+    /// Run folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the stopped run in this folder (its config.json is used;
+    /// no other configuration option may be given).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Stop DQC after N iterations (checkpointed) — for testing --resume.
+    #[arg(long, hide = true)]
+    stop_after: Option<usize>,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl CalibrateArgs {
+    pub fn run(self, root: &Path) -> anyhow::Result<()> {
+        let opts = RunOptions {
+            stop_after: self.stop_after,
+            progress: !self.quiet,
+            skip_eval: self.no_eval,
+        };
+        if let Some(dir) = &self.resume {
+            let given = self.method.is_some()
+                || self.bits.is_some()
+                || self.model.is_some()
+                || self.dobi_mode.is_some()
+                || !self.dobi_site.is_empty()
+                || self.obs_batch.is_some()
+                || self.obs_patch.is_some()
+                || self.seed.is_some()
+                || self.iters.is_some()
+                || self.batch.is_some()
+                || self.patch.is_some()
+                || self.micro_batch.is_some()
+                || self.lr.is_some()
+                || self.beta1.is_some()
+                || self.beta2.is_some()
+                || self.schedule.is_some()
+                || self.feature_weight.is_some()
+                || self.loss_norm.is_some()
+                || self.checkpoint_every.is_some()
+                || self.calib_dir.is_some()
+                || self.sets.is_some()
+                || self.out.is_some();
+            if given {
+                anyhow::bail!(
+                    "--resume takes the configuration from {}/config.json; give no other configuration option",
+                    dir.display()
+                );
+            }
+            let cfg = read_run_config(dir)?;
+            return app::calibrate(&cfg, dir, true, &opts).map(|_| ());
+        }
+        let preset = self.preset;
+        let mut cfg = CalibConfig::preset(preset, root);
+        if let Some(m) = self.method {
+            cfg.method = m;
+        }
+        if let Some(b) = self.bits {
+            cfg.bits = b;
+        }
+        if let Some(m) = self.model {
+            cfg.model = m;
+        }
+        if let Some(m) = self.dobi_mode {
+            cfg.dobi_mode = m;
+        }
+        for o in &self.dobi_site {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--dobi-site {o:?}: expected KIND=one-sided|two-sided")
+            })?;
+            cfg.dobi_overrides.insert(k.to_string(), v.to_string());
+        }
+        if let Some(v) = self.obs_batch {
+            cfg.obs_batch = v;
+        }
+        if let Some(v) = self.obs_patch {
+            cfg.obs_patch = v;
+        }
+        if let Some(v) = self.seed {
+            cfg.seed = v;
+        }
+        if let Some(v) = self.iters {
+            cfg.dqc.iters = v;
+        }
+        if let Some(v) = self.batch {
+            cfg.dqc.batch = v;
+        }
+        if let Some(v) = self.patch {
+            cfg.dqc.patch = v;
+        }
+        if let Some(v) = self.micro_batch {
+            cfg.dqc.micro_batch = v;
+        }
+        if let Some(v) = self.lr {
+            cfg.dqc.lr = v;
+        }
+        if let Some(v) = self.beta1 {
+            cfg.dqc.beta1 = v;
+        }
+        if let Some(v) = self.beta2 {
+            cfg.dqc.beta2 = v;
+        }
+        if let Some(v) = self.schedule {
+            cfg.dqc.schedule = v;
+        }
+        if let Some(v) = self.feature_weight {
+            cfg.dqc.feature_weight = v;
+        }
+        if let Some(v) = self.loss_norm {
+            cfg.dqc.loss_norm = v;
+        }
+        if let Some(v) = self.checkpoint_every {
+            cfg.dqc.checkpoint_every = v;
+        }
+        if let Some(v) = self.calib_dir {
+            cfg.calib_dir = v;
+        }
+        if let Some(v) = self.sets {
+            cfg.eval_sets = v;
+        }
+        if self.no_eval {
+            // Recorded in config.json, so `--resume` of this run skips it too.
+            cfg.eval_sets.clear();
+        }
+        // Absolute paths in config.json, so `--resume` works from any folder.
+        for p in [&mut cfg.model, &mut cfg.calib_dir, &mut cfg.data_root] {
+            if let Ok(c) = std::fs::canonicalize(&*p) {
+                *p = c;
+            }
+        }
+        let out = self.out.unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!(
+                "calibrate-{}-w{}-{}",
+                cfg.method.name(),
+                cfg.bits,
+                preset.name()
+            ))
+        });
+        app::calibrate(&cfg, &out, false, &opts).map(|_| ())
+    }
+}

@@ -1,0 +1,132 @@
+//! Residual adds: plain, and fused with the window-reverse permutation.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{f32_slice, CHUNK};
+
+/// `a + b` (same shape).
+struct AddOp;
+
+impl CustomOp2 for AddOp {
+    fn name(&self) -> &'static str {
+        "tdq-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = f32_slice(s1, l1, self.name())?;
+        let b = f32_slice(s2, l2, self.name())?;
+        if a.len() != b.len() {
+            candle_core::bail!("add: size mismatch");
+        }
+        let mut out = vec![0f32; a.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+            .for_each(|(o, (x, y))| {
+                for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
+                    *o = x + y;
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(g.clone()), Some(g.clone())))
+    }
+}
+
+/// `a + b` for same-shape tensors, one parallel pass. Differentiable.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.dims() != b.dims() {
+        candle_core::bail!("add: {:?} vs {:?}", a.dims(), b.dims());
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddOp)
+}
+
+/// `x + o[:, inverse[p], :]`: undoes the window partition of `o` and adds the residual.
+struct WindowReverseAdd {
+    inverse: Arc<Vec<u32>>,
+    order: Tensor,
+}
+
+impl CustomOp2 for WindowReverseAdd {
+    fn name(&self) -> &'static str {
+        "tdq-window-reverse-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, self.name())?;
+        let o = f32_slice(s2, l2, self.name())?;
+        let (_, l, c) = l1.shape().dims3()?;
+        if x.len() != o.len() || self.inverse.len() != l {
+            candle_core::bail!("window reverse add: bad sizes");
+        }
+        let inv = &self.inverse[..];
+        let mut out = vec![0f32; x.len()];
+        let rows_per_task = 256;
+        out.par_chunks_mut(rows_per_task * c)
+            .enumerate()
+            .for_each(|(t, dst)| {
+                for (i, d) in dst.chunks_exact_mut(c).enumerate() {
+                    let row = t * rows_per_task + i;
+                    let (bi, p) = (row / l, row % l);
+                    let src = (bi * l + inv[p] as usize) * c;
+                    let xr = &x[row * c..(row + 1) * c];
+                    for ((d, a), b) in d.iter_mut().zip(xr).zip(&o[src..src + c]) {
+                        *d = a + b;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _o: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(g.clone()), Some(g.index_select(&self.order, 1)?)))
+    }
+}
+
+/// `x + reverse(o)` where `o` (`[B, L, C]`) is in the window order given by `order` (token `t`
+/// comes from pixel `order[t]`) and `inverse` is its inverse. Differentiable.
+pub fn window_reverse_add(
+    x: &Tensor,
+    o: &Tensor,
+    order: &Tensor,
+    inverse: &Arc<Vec<u32>>,
+) -> Result<Tensor> {
+    if x.dims() != o.dims() {
+        candle_core::bail!("window reverse add: {:?} vs {:?}", x.dims(), o.dims());
+    }
+    x.contiguous()?.apply_op2(
+        &o.contiguous()?,
+        WindowReverseAdd {
+            inverse: inverse.clone(),
+            order: order.clone(),
+        },
+    )
+}

@@ -1,0 +1,263 @@
+//! Softmax over attention rows (`logits + rel_pos_bias (+ mask)`), alone and fused with the
+//! `q·kᵀ` product that feeds it.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use crate::model::geometry::ShiftMask;
+
+use super::layer_norm::sum8;
+use super::matmul::{bmm, sgemm};
+use super::{f32_slice, fast_exp, has_avx2_fma, N};
+
+/// Softmax over the last dim of `logits + bias (+ mask)`, one window-head block at a time.
+#[derive(Clone)]
+struct AttnSoftmax {
+    bias: Arc<Vec<f32>>,
+    mask: Option<Arc<ShiftMask>>,
+    heads: usize,
+    n_windows: usize,
+}
+
+#[inline(always)]
+fn softmax_block(x: &[f32], bias: &[f32], mask: Option<&[f32]>, out: &mut [f32]) {
+    for r in 0..N {
+        let xr = &x[r * N..(r + 1) * N];
+        let br = &bias[r * N..(r + 1) * N];
+        let mut v = [0f32; N];
+        match mask {
+            Some(m) => {
+                let mr = &m[r * N..(r + 1) * N];
+                for j in 0..N {
+                    v[j] = (xr[j] + br[j]) + mr[j];
+                }
+            }
+            None => {
+                for j in 0..N {
+                    v[j] = xr[j] + br[j];
+                }
+            }
+        }
+        let mut mx = [f32::NEG_INFINITY; 8];
+        for c in v.chunks_exact(8) {
+            for l in 0..8 {
+                mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
+            }
+        }
+        let m = mx
+            .iter()
+            .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+        for e in v.iter_mut() {
+            *e = fast_exp(*e - m);
+        }
+        let mut acc = [0f32; 8];
+        for c in v.chunks_exact(8) {
+            for l in 0..8 {
+                acc[l] += c[l];
+            }
+        }
+        let s: f32 = acc.iter().sum();
+        let o = &mut out[r * N..(r + 1) * N];
+        for j in 0..N {
+            o[j] = v[j] / s;
+        }
+    }
+}
+
+impl CustomOp1 for AttnSoftmax {
+    fn name(&self) -> &'static str {
+        "tdq-attn-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, self.name())?;
+        let blk = N * N;
+        let mut out = vec![0f32; x.len()];
+        let (heads, nw) = (self.heads, self.n_windows);
+        let bias = &self.bias[..];
+        let mask = self.mask.as_deref();
+        out.par_chunks_mut(blk)
+            .zip(x.par_chunks(blk))
+            .enumerate()
+            .for_each(|(i, (o, xi))| {
+                let head = i % heads;
+                let win = (i / heads) % nw;
+                let b = &bias[head * blk..(head + 1) * blk];
+                let m = mask.and_then(|m| m.window(win));
+                dispatch!(
+                    k,
+                    (xi: &[f32], b: &[f32], m: Option<&[f32]>, o: &mut [f32]),
+                    softmax_block(xi, b, m, o)
+                );
+            });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // d logits = p ⊙ (g − Σ_j g_j p_j)
+        let dot = (grad * res)?.sum_keepdim(D::Minus1)?;
+        Ok(Some((res * grad.broadcast_sub(&dot)?)?))
+    }
+}
+
+/// `softmax(logits + bias + mask)` over the last dim. `logits`: `[B·nW, heads, 64, 64]`
+/// (window-major inside each image); `bias`: `heads·64·64` values; `mask`: the shifted-window
+/// mask of the `nW` windows of one image, or `None`. Differentiable in `logits`.
+pub fn attention_softmax(
+    logits: &Tensor,
+    bias: &Arc<Vec<f32>>,
+    mask: Option<&Arc<ShiftMask>>,
+    heads: usize,
+    n_windows: usize,
+) -> Result<Tensor> {
+    let (bw, h, n1, n2) = logits.dims4()?;
+    if h != heads || n1 != N || n2 != N || bw % n_windows != 0 || bias.len() != heads * N * N {
+        candle_core::bail!("attention_softmax: bad shape {:?}", logits.dims());
+    }
+    if let Some(m) = mask {
+        if m.n_windows() != n_windows {
+            candle_core::bail!("attention_softmax: mask for {} windows", m.n_windows());
+        }
+    }
+    logits.contiguous()?.apply_op1(AttnSoftmax {
+        bias: bias.clone(),
+        mask: mask.cloned(),
+        heads,
+        n_windows,
+    })
+}
+
+/// `softmax(q·kᵀ + bias (+ mask))`, one window-head block per task, without materializing the
+/// logits.
+struct AttnProbs {
+    bias: Arc<Vec<f32>>,
+    mask: Option<Arc<ShiftMask>>,
+    heads: usize,
+    n_windows: usize,
+}
+
+impl CustomOp2 for AttnProbs {
+    fn name(&self) -> &'static str {
+        "tdq-attn-probs"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let q = f32_slice(s1, l1, self.name())?;
+        let k = f32_slice(s2, l2, self.name())?;
+        let (bw, heads, n, d) = l1.shape().dims4()?;
+        if l2.dims() != l1.dims() || n != N || heads != self.heads {
+            candle_core::bail!("attention_probs: q {:?}, k {:?}", l1.dims(), l2.dims());
+        }
+        let blk = N * N;
+        let (nw, bias) = (self.n_windows, &self.bias[..]);
+        let mask = self.mask.as_deref();
+        let mut out = vec![0f32; bw * heads * blk];
+        out.par_chunks_mut(blk).enumerate().for_each(|(i, o)| {
+            let qi = &q[i * N * d..(i + 1) * N * d];
+            let ki = &k[i * N * d..(i + 1) * N * d];
+            // o = q·kᵀ
+            sgemm(N, N, d, o, false, qi, (d, 1), ki, (1, d), 1.0, 1.0, false);
+            let head = i % heads;
+            let win = (i / heads) % nw;
+            let b = &bias[head * blk..(head + 1) * blk];
+            let m = mask.and_then(|m| m.window(win));
+            dispatch!(
+                k,
+                (b: &[f32], m: Option<&[f32]>, o: &mut [f32]),
+                softmax_block_inplace(b, m, o)
+            );
+        });
+        Ok((CpuStorage::F32(out), Shape::from((bw, heads, N, N))))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        p: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dot = (g * p)?.sum_keepdim(D::Minus1)?;
+        let dl = (p * g.broadcast_sub(&dot)?)?; // d logits
+        let dq = bmm(&dl, k)?;
+        let dk = bmm(&dl.transpose(D::Minus1, D::Minus2)?.contiguous()?, q)?;
+        Ok((Some(dq), Some(dk)))
+    }
+}
+
+#[inline(always)]
+fn softmax_block_inplace(bias: &[f32], mask: Option<&[f32]>, x: &mut [f32]) {
+    for r in 0..N {
+        let v = &mut x[r * N..(r + 1) * N];
+        let br = &bias[r * N..(r + 1) * N];
+        match mask {
+            Some(m) => {
+                let mr = &m[r * N..(r + 1) * N];
+                for j in 0..N {
+                    v[j] = (v[j] + br[j]) + mr[j];
+                }
+            }
+            None => {
+                for j in 0..N {
+                    v[j] += br[j];
+                }
+            }
+        }
+        let mut mx = [f32::NEG_INFINITY; 8];
+        for c in v.chunks_exact(8) {
+            for l in 0..8 {
+                mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
+            }
+        }
+        let m = mx
+            .iter()
+            .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+        for e in v.iter_mut() {
+            *e = fast_exp(*e - m);
+        }
+        let s = sum8(v);
+        for e in v.iter_mut() {
+            *e /= s;
+        }
+    }
+}
+
+/// `softmax(q·kᵀ + bias (+ mask))` over the last dim, for `q`, `k`: `[B·nW, heads, 64, d]`
+/// (window-major inside each image); `bias`: `heads·64·64` values; `mask`: the shifted-window
+/// mask of the `nW` windows of one image, or `None`. Equals [`attention_softmax`]`(bmm_nt(q, k), …)` without materializing the logits.
+/// Differentiable in `q` and `k`.
+pub fn attention_probs(
+    q: &Tensor,
+    k: &Tensor,
+    bias: &Arc<Vec<f32>>,
+    mask: Option<&Arc<ShiftMask>>,
+    heads: usize,
+    n_windows: usize,
+) -> Result<Tensor> {
+    let (bw, h, n, _) = q.dims4()?;
+    if h != heads || n != N || bw % n_windows != 0 || bias.len() != heads * N * N {
+        candle_core::bail!("attention_probs: bad shape {:?}", q.dims());
+    }
+    if let Some(m) = mask {
+        if m.n_windows() != n_windows {
+            candle_core::bail!("attention_probs: mask for {} windows", m.n_windows());
+        }
+    }
+    q.contiguous()?.apply_op2(
+        &k.contiguous()?,
+        AttnProbs {
+            bias: bias.clone(),
+            mask: mask.cloned(),
+            heads,
+            n_windows,
+        },
+    )
+}

@@ -1,0 +1,38 @@
+# Shared by the scripts/firmware-*.sh checks (sourced, not run): running a
+# firmware ELF under QEMU and judging what it printed.
+
+# firmware_run ELF LOG LIMIT [QEMU ARGS...]: runs ELF on the Cortex-M4 of
+# QEMU's mps2-an386 for at most LIMIT seconds, with its semihosting output in
+# LOG.frames and QEMU's stderr in LOG.stderr, decodes the defmt frames into
+# LOG and prints QEMU's exit status (124 = timeout).
+firmware_run() {
+  local elf=$1 log=$2 limit=$3
+  shift 3
+  set +e
+  timeout "$limit" qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -nographic "$@" \
+    -semihosting-config enable=on,target=native -kernel "$elf" </dev/null \
+    >"$log.frames" 2>"$log.stderr"
+  local rc=$?
+  set -e
+  defmt-print -e "$elf" --log-format '{L} {s}' <"$log.frames" >"$log" 2>&1 || true
+  echo "$rc"
+}
+
+# firmware_expect_exit0 CHECK RC LOG: fails CHECK (with QEMU's stderr) unless
+# QEMU exited with 0.
+firmware_expect_exit0() {
+  if [ "$2" -ne 0 ]; then
+    echo "$1: FAILED — QEMU exited with $2 (124 = timeout)" >&2
+    cat "$3.stderr" >&2
+    exit 1
+  fi
+}
+
+# firmware_expect_same CHECK EXPECTED GOT WHAT: fails CHECK, saying WHAT,
+# unless the files are identical (the diff is shown).
+firmware_expect_same() {
+  if ! diff -u "$2" "$3"; then
+    echo "$1: FAILED — $4" >&2
+    exit 1
+  fi
+}

@@ -181,9 +181,10 @@ fn meta_disagreeing_with_sections_names_expected_and_found() {
         bytes[meta_start + 4 * index..meta_start + 4 * index + 4]
             .copy_from_slice(&value.to_le_bytes());
         fix_crc(&mut bytes);
-        IntModel::parse(&bytes)
-            .err()
-            .expect("the edited model must be refused")
+        match IntModel::parse(&bytes) {
+            Ok(_) => panic!("meta[{index}] = {value}: the edited model must be refused"),
+            Err(e) => e,
+        }
     };
 
     let err = with_meta(meta::BITS, 3);

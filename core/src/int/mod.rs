@@ -36,17 +36,19 @@ pub mod layernorm;
 pub mod linear;
 pub mod model;
 pub mod runner;
+pub mod section_layout;
 pub mod tiling;
 mod view;
 
 use core::fmt;
 
 pub use kernels::{IntKernels, ScalarKernels};
-pub use model::{IntModel, IntModelError, SectionKind, SectionLayout};
+pub use model::{IntModel, IntModelError};
 pub use runner::{
     check_io, scratch_len, upscale, upscale_tiled, upscale_tiled_with, upscale_with, PixelSink,
     RunError, ScratchLen, Tiling,
 };
+pub use section_layout::{SectionKind, SectionLayout};
 pub use view::{I32Src, LeI16, LeI32};
 
 /// Embedding width of SwinIR-light.

@@ -272,8 +272,8 @@ pub fn load_bounds(path: &Path, expect: &BoundsExpect) -> Result<LoadedBounds, B
         cause: anyhow::Error::new(e).context("reading bounds file"),
     })?;
     let fmt_err = |what: String| BoundsError::Format { path: p(), what };
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(&data).map_err(|e| fmt_err(format!("safetensors header: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&data)
+        .map_err(|e| fmt_err(format!("safetensors header: {e}")))?;
     let mut meta: Option<BoundsMeta> = None;
     if let Some(md) = header.metadata() {
         if let Some(js) = md.get(META_KEY) {

@@ -84,7 +84,7 @@ impl SplitMix64 {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The folder does not exist.
-    #[error("calibration folder {0} does not exist (expected PNG/JPEG images under $TDQUANT_DATA/calib)")]
+    #[error("calibration folder {0} does not exist (give --calib-dir, or a data root with a calib/ folder of PNG/JPEG images)")]
     Missing(PathBuf),
     /// No image in the folder.
     #[error("calibration folder {0} contains no PNG/JPEG images")]

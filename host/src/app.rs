@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::eval::{self, EvalReport, RgbImageF32};
+use crate::input_file::PathContext;
 use crate::model::{self, SwinIR};
 
 /// The benchmark sets `eval` runs when none are named.
@@ -46,7 +47,7 @@ pub fn eval_fp(
 
 /// Loads SwinIR-light weights, naming the file in the error.
 fn load_model(model_path: &Path) -> Result<SwinIR> {
-    SwinIR::load(model_path).with_context(|| format!("loading model {}", model_path.display()))
+    SwinIR::load(model_path).path_context("loading model", model_path)
 }
 
 /// Prints the evaluation table and writes `eval.json` and `eval.md` into

@@ -70,3 +70,26 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
     }
     Ok(bytes)
 }
+
+/// Context naming the file an error came from, added only when the error does
+/// not name it already (the weights and bounds loaders put the path in most of
+/// their messages; "loading model m.pth: m.pth: …" would say it twice).
+pub trait PathContext<T> {
+    /// On error: `"{what} {path}: {error}"`, or the error alone when its
+    /// message already contains `path`.
+    fn path_context(self, what: &str, path: &Path) -> anyhow::Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> PathContext<T> for Result<T, E> {
+    fn path_context(self, what: &str, path: &Path) -> anyhow::Result<T> {
+        self.map_err(|e| {
+            let e: anyhow::Error = e.into();
+            let shown = path.display().to_string();
+            if format!("{e:#}").contains(&shown) {
+                e
+            } else {
+                e.context(format!("{what} {shown}"))
+            }
+        })
+    }
+}

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::cpu_backend::FastIntModel;
 use crate::image_io::{read_rgb8, rgb8_to_f32, tensor2img};
+use crate::input_file::PathContext;
 use crate::intmodel::IntSr;
 use crate::model::SwinIR;
 use crate::output::{check_output_path, PngRows};
@@ -89,8 +90,7 @@ pub fn upscale_int(
 pub fn upscale_fp(model_path: &Path, input: &Path, output: &Path, tiles: TileChoice) -> Result<()> {
     check_output_path(output, &["png"], &[input, model_path])?;
     let img = read_rgb8(input)?;
-    let model = SwinIR::load(model_path)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let model = SwinIR::load(model_path).path_context("loading model", model_path)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let plan = tiles.plan(h, w, FP_HALO, FP_BYTES_PER_LR_PIXEL)?;
     let t0 = Instant::now();

@@ -111,3 +111,95 @@ fn upscale_refuses_bad_output_paths_before_loading_anything() {
     assert!(bytes.starts_with(b"\x89PNG"), "the input was overwritten");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Bounds that overflow an integer constant are refused with the block, the
+/// constant and the bounds it came from; nothing is written.
+#[test]
+fn export_with_extreme_bounds_names_block_and_bounds() {
+    use tdquant_host::model::hook::{Site, SiteId, NUM_SITES};
+    let Some(root) = data_root_for("cli_hostile extreme bounds", TestData::Bundle) else {
+        return;
+    };
+    let d = scratch("extreme");
+    let model =
+        tdquant_host::model::SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
+    let sha = model.weights_sha256().unwrap().to_string();
+    let mut bounds: Vec<(f32, f32)> = (0..NUM_SITES).map(|_| (-1.0, 1.0)).collect();
+    let attn_q = SiteId {
+        layer: 0,
+        block: 2,
+        site: Site::AttnQ,
+    };
+    bounds[attn_q.index()] = (-1.0e30, 1.0e30);
+    let b = d.join("extreme.safetensors");
+    save_bounds(&b, &bounds, &common::bounds_meta(4, &sha, "m.pth")).unwrap();
+    let out = d.join("m.tdq");
+    let err = fails(
+        &root,
+        &[
+            "export",
+            "--bounds",
+            b.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("block layers.0.residual_group.blocks.2: ")
+            && err.contains("AttnQ [-1.000000e30, 1.000000e30]")
+            && err.contains("does not fit"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A file that is not what it should be is named once, not once per layer
+/// of context ("loading model m.pth: m.pth: …").
+#[test]
+fn bad_input_files_are_named_once() {
+    let Some(root) = data_root_for("cli_hostile named once", TestData::Bundle) else {
+        return;
+    };
+    let d = scratch("once");
+    let junk = |name: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, b"not a model, not bounds").unwrap();
+        p
+    };
+    let (pth, bounds) = (junk("junk.pth"), junk("junk.safetensors"));
+    let out = d.join("o.tdq");
+    let golden = root.join("golden/dobi_released_w4.safetensors");
+    for (args, path) in [
+        (vec!["eval", "--model", pth.to_str().unwrap()], &pth),
+        (
+            vec![
+                "export",
+                "--model",
+                pth.to_str().unwrap(),
+                "--bounds",
+                golden.to_str().unwrap(),
+                "--bits",
+                "4",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            &pth,
+        ),
+        (
+            vec![
+                "export",
+                "--bounds",
+                bounds.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            &bounds,
+        ),
+    ] {
+        let err = fails(&root, &args);
+        let shown = path.to_str().unwrap();
+        assert_eq!(err.matches(shown).count(), 1, "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -59,6 +59,7 @@ use super::quantmodel::{
 use super::report::{write_loss_csv, write_loss_png, CalibReport, EvalRow, StageTime};
 use crate::eval::check_sets_exist;
 use crate::eval::{self, EvalReport};
+use crate::input_file::PathContext;
 use crate::model::hook::SiteId;
 use crate::model::SwinIR;
 use crate::model::{FpHook, SiteHook};
@@ -373,8 +374,7 @@ pub struct CalibOutcome {
 }
 
 fn load_model(cfg: &CalibConfig) -> Result<(SwinIR, String)> {
-    let model = SwinIR::load(&cfg.model)
-        .with_context(|| format!("loading model {}", cfg.model.display()))?;
+    let model = SwinIR::load(&cfg.model).path_context("loading model", &cfg.model)?;
     let sha = model
         .weights_sha256()
         .map(str::to_string)

@@ -19,7 +19,7 @@ pub(super) fn to_i64(x: f64, what: &str) -> Result<i64> {
     let r = x.round();
     ensure!(
         r.is_finite() && r.abs() < 4.0e18,
-        "export: {what} = {x} does not fit an i64"
+        "{what} = {x:.6e} does not fit an i64"
     );
     Ok(r as i64)
 }
@@ -28,7 +28,7 @@ pub(super) fn to_i32(x: f64, what: &str) -> Result<i32> {
     let r = x.round();
     ensure!(
         r.is_finite() && r.abs() <= f64::from(i32::MAX),
-        "export: {what} = {x} does not fit an i32"
+        "{what} = {x:.6e} does not fit an i32"
     );
     Ok(r as i32)
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::calib::bounds_file::BoundsExpect;
+use crate::input_file::PathContext;
 use crate::model::SwinIR;
 use crate::weights::SwinIrWeights;
 
@@ -31,8 +32,7 @@ impl GoldenExport {
 
     /// Loads the FP weights at `model_path` (golden bounds from `root`).
     pub fn with_model(root: &Path, model_path: &Path) -> Result<Self> {
-        let weights = crate::weights::load(model_path)
-            .with_context(|| format!("loading model {}", model_path.display()))?;
+        let weights = crate::weights::load(model_path).path_context("loading model", model_path)?;
         let model = SwinIR::from_weights(&weights)?;
         Ok(Self {
             root: root.to_path_buf(),

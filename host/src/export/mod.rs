@@ -34,7 +34,7 @@ pub use gelu::{gelu_f64, gelu_min, gelu_thresholds};
 pub use golden::GoldenExport;
 pub use to_file::{cli_export, export_calibration_batch, load_export_bounds, LoadedExportBounds};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use tdquant_core::int::model::{block, ln, meta, FORMAT, INPUT_GAIN, PIXEL_FRAC};
 use tdquant_core::int::{BLOCKS, DEPTH, EMBED, HEADS, LAYERS, MLP, RPB_ROWS};
 use tdquant_core::{BitWidth, ContainerWriter, Dtype, SectionSpec};
@@ -244,6 +244,22 @@ pub fn export(
         let g = |site| grid(bounds, sid(site), width);
         let p = format!("layers.{layer}.residual_group.blocks.{blk}.");
         let get = |k: &str| vec_f32(w, &format!("{p}{k}"));
+        // Extreme bounds overflow the fixed-point constants; the error names
+        // the block, the constant and the bounds it was folded from.
+        let from = |what: &str, sites: &[(Site, &Grid)]| {
+            let list: Vec<String> = sites
+                .iter()
+                .map(|(site, g)| {
+                    let u = g.l + g.s * f64::from(g.n);
+                    format!("{site:?} [{:.6e}, {u:.6e}]", g.l)
+                })
+                .collect();
+            format!(
+                "block {}: {what} from the bounds {}",
+                p.trim_end_matches('.'),
+                list.join(", ")
+            )
+        };
         let qkv_w = get("attn.qkv.weight")?;
         let qkv_b = get("attn.qkv.bias")?;
         let proj_w = get("attn.proj.weight")?;
@@ -291,10 +307,19 @@ pub fn export(
         let mut words = Vec::with_capacity(block::words(n));
         words.extend(ln_words(&n1w, &n1b, y1, eps_t)?);
         words.extend(ln_words(&n2w, &n2b, y2, eps_t)?);
-        for gq in [&gqi, &gki, &gvi] {
-            words.extend(fq_words(gq, y1)?);
+        for (site, gq) in [
+            (Site::QInput, &gqi),
+            (Site::KInput, &gki),
+            (Site::VInput, &gvi),
+        ] {
+            words.extend(
+                fq_words(gq, y1).with_context(|| from("LayerNorm 1 quantizer", &[(site, gq)]))?,
+            );
         }
-        words.extend(fq_words(&gf1i, y2)?);
+        words.extend(
+            fq_words(&gf1i, y2)
+                .with_context(|| from("LayerNorm 2 quantizer", &[(Site::Fc1Input, &gf1i)]))?,
+        );
         ensure!(words.len() == block::AFF_Q);
 
         let code_out =
@@ -311,9 +336,30 @@ pub fn export(
                 }
                 .fold()
             };
-        let (aq, rq) = code_out(gqi, gqw, &cq, &qkv_b[..e], sigma, gaq)?;
-        let (ak, rk) = code_out(gki, gkw, &ck, &qkv_b[e..2 * e], 1.0, gak)?;
-        let (av, rv) = code_out(gvi, gvw, &cv, &qkv_b[2 * e..], 1.0, gav)?;
+        let (aq, rq) = code_out(gqi, gqw, &cq, &qkv_b[..e], sigma, gaq).with_context(|| {
+            let sites = [
+                (Site::QInput, &gqi),
+                (Site::QWeight, &gqw),
+                (Site::AttnQ, &gaq),
+            ];
+            from("q linear", &sites)
+        })?;
+        let (ak, rk) = code_out(gki, gkw, &ck, &qkv_b[e..2 * e], 1.0, gak).with_context(|| {
+            let sites = [
+                (Site::KInput, &gki),
+                (Site::KWeight, &gkw),
+                (Site::AttnK, &gak),
+            ];
+            from("k linear", &sites)
+        })?;
+        let (av, rv) = code_out(gvi, gvw, &cv, &qkv_b[2 * e..], 1.0, gav).with_context(|| {
+            let sites = [
+                (Site::VInput, &gvi),
+                (Site::VWeight, &gvw),
+                (Site::AttnV, &gav),
+            ];
+            from("v linear", &sites)
+        })?;
         let (ap, rp) = LinearFold {
             input: gpi,
             weight: gpw,
@@ -324,7 +370,13 @@ pub fn export(
             out_offset: 0.0,
             out_scale: two_f,
         }
-        .fold()?;
+        .fold()
+        .with_context(|| {
+            from(
+                "proj linear",
+                &[(Site::ProjInput, &gpi), (Site::ProjWeight, &gpw)],
+            )
+        })?;
         let (a1, r1) = LinearFold {
             input: gf1i,
             weight: gf1w,
@@ -335,7 +387,13 @@ pub fn export(
             out_offset: 0.0,
             out_scale: 1.0,
         }
-        .fold()?;
+        .fold()
+        .with_context(|| {
+            from(
+                "fc1 linear",
+                &[(Site::Fc1Input, &gf1i), (Site::Fc1Weight, &gf1w)],
+            )
+        })?;
         let (a2, r2) = LinearFold {
             input: gf2i,
             weight: gf2w,
@@ -346,7 +404,13 @@ pub fn export(
             out_offset: 0.0,
             out_scale: two_f,
         }
-        .fold()?;
+        .fold()
+        .with_context(|| {
+            from(
+                "fc2 linear",
+                &[(Site::Fc2Input, &gf2i), (Site::Fc2Weight, &gf2w)],
+            )
+        })?;
         for a in [&aq, &ak, &av, &ap, &a1, &a2] {
             words.extend_from_slice(a);
         }
@@ -358,8 +422,9 @@ pub fn export(
 
         // Logits.
         let (lq, sq, sk) = (gaq.l, gaq.s, gak.s);
-        let qa = to_i64(sq * sk * log2e * 2f64.powi(32), "qk A")?;
-        let qb = to_i64(lq * sk * log2e * 2f64.powi(32), "qk B")?;
+        let logits = || from("logits", &[(Site::AttnQ, &gaq), (Site::AttnK, &gak)]);
+        let qa = to_i64(sq * sk * log2e * 2f64.powi(32), "qk A").with_context(logits)?;
+        let qb = to_i64(lq * sk * log2e * 2f64.powi(32), "qk B").with_context(logits)?;
         let table = get("attn.relative_position_bias_table")?; // [225, 6]
         let tmax = max_abs_f64(table.iter().map(|&v| f64::from(v) * log2e));
         let r_frac = frac_for(tmax, 15).min(32);
@@ -392,12 +457,21 @@ pub fn export(
             .min(frac_for(xa.abs(), 37))
             .min(frac_for(xb.abs().max(xc.abs()), 43))
             .min(frac_for(xd.abs(), 59));
-        ensure!(av_frac >= 0, "export: P·v constants too large");
+        let pv = || {
+            let sites = [
+                (Site::AttnProb, &gap),
+                (Site::AttnV, &gav),
+                (Site::ProjInput, &gpi),
+            ];
+            from("P·v", &sites)
+        };
+        if av_frac < 0 {
+            bail!("{}: the constants are too large for the fixed point", pv());
+        }
         let sc = 2f64.powi(av_frac);
-        push_i64(&mut words, to_i64(xa * sc, "av A")?);
-        push_i64(&mut words, to_i64(xb * sc, "av B")?);
-        push_i64(&mut words, to_i64(xc * sc, "av C")?);
-        push_i64(&mut words, to_i64(xd * sc, "av D")?);
+        for (x, what) in [(xa, "av A"), (xb, "av B"), (xc, "av C"), (xd, "av D")] {
+            push_i64(&mut words, to_i64(x * sc, what).with_context(pv)?);
+        }
         words.push(av_frac);
         ensure!(words.len() == block::PROB);
 

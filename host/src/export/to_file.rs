@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 
 use crate::calib::bounds_file::{load_bounds, BoundsExpect, CALIBRATION_BATCH};
+use crate::input_file::PathContext;
 use crate::model::SwinIR;
 
 use super::{calib_stats, export, ExportOptions, Exported};
@@ -80,8 +81,7 @@ pub fn cli_export(
     if let Some(b) = bits {
         crate::calib::check_bits(b)?;
     }
-    let weights = crate::weights::load(model_path)
-        .with_context(|| format!("loading {}", model_path.display()))?;
+    let weights = crate::weights::load(model_path).path_context("loading model", model_path)?;
     let model = SwinIR::from_weights(&weights)?;
     // The same checks as `eval --bounds`: bounds calibrated for other
     // weights, another scale or another bit width are refused.
@@ -93,7 +93,7 @@ pub fn cli_export(
             scale: Some(weights.scale),
         },
     )
-    .with_context(|| format!("loading bounds {}", bounds_path.display()))?;
+    .path_context("loading bounds", bounds_path)?;
     if !loaded.has_meta {
         eprintln!(
             "note: {} has no tdquant metadata; using W{b}A{b} as given, model identity not checked",

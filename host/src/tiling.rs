@@ -122,18 +122,27 @@ impl TilePlan {
             return Ok(None);
         }
         let max_side = ((budget / bytes_per_px.max(1)) as f64).sqrt() as usize;
-        // A context is at most the core, two halos and one wrap strip.
-        let tile = max_side.saturating_sub(2 * halo + EXACT_HALO) / 8 * 8;
+        let tile = max_side.saturating_sub(Self::context_extra(halo)) / 8 * 8;
         if tile < 8 {
             bail!(
                 "memory budget of {} MiB is too small for tiles with a {halo}-pixel halo \
                  (a context of at least {} LR pixels square needs {} MiB)",
                 budget >> 20,
-                8 + 2 * halo + EXACT_HALO,
-                ((8 + 2 * halo + EXACT_HALO).pow(2) * bytes_per_px) >> 20
+                8 + Self::context_extra(halo),
+                ((8 + Self::context_extra(halo)).pow(2) * bytes_per_px) >> 20
             );
         }
         Ok(Some(Self { tile, halo }))
+    }
+
+    /// How much longer than its core a context can be along one axis: a halo
+    /// on each side, or, where the core reaches an edge, a halo on the inner
+    /// side and the opposite edge's strip instead of the clipped outer halo.
+    /// Cores and halos lie on the window grid; the far strip starts on it
+    /// too, so it is up to 7 pixels wider than [`EXACT_HALO`].
+    pub const fn context_extra(halo: usize) -> usize {
+        let strip = EXACT_HALO + 7;
+        halo + if halo > strip { halo } else { strip }
     }
 
     /// The cuts of one band of core rows starting at `y`, left to right.
@@ -370,7 +379,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(p.tile % 8, 0);
-        assert!((p.tile + 2 * p.halo + EXACT_HALO).pow(2) * 1700 <= 1 << 30);
+        // Every context of the plan fits the budget, and the bound is
+        // reached (the plan is not needlessly small).
+        for (h, w, halo) in [(4000, 4000, 192), (1500, 1500, 32), (999, 4000, 64)] {
+            let p = TilePlan::for_budget(h, w, halo, 1 << 30, 1700)
+                .unwrap()
+                .unwrap();
+            let mut largest = 0;
+            let mut y = 0;
+            while y < h {
+                for cut in p.band(h, w, y) {
+                    let (ch, cw) = (cut.rows.len(), cut.cols.len());
+                    assert!(ch * cw * 1700 <= 1 << 30, "{h}x{w} halo {halo}: {ch}x{cw}");
+                    largest = largest.max(ch.max(cw));
+                }
+                y += p.tile;
+            }
+            assert!(largest <= p.tile + TilePlan::context_extra(halo));
+            assert!(largest + 8 > p.tile + TilePlan::context_extra(halo) - 8);
+        }
         let e = TilePlan::for_budget(4000, 4000, 192, 1 << 20, 1700).unwrap_err();
         assert!(e.to_string().contains("too small"), "{e}");
     }

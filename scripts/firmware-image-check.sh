@@ -16,13 +16,12 @@ source scripts/firmware-lib.sh
 bits=${1:-4}
 core=${2:-8}
 halo=${3:-4}
-data=${TDQUANT_DATA:-$root/../shared/data}
+data=$(firmware_data_root)
 out=$root/target/firmware-int/w$bits
 mkdir -p "$out"
 image=$data/benchmark/Set5/LR_bicubic/X4/babyx4.png
 
-[ -f "$out/model.tdq" ] || cargo host --data "$data" export \
-  --model "$data/models/swinir_light_x4_local.pth" \
+cargo host --data "$data" export \
   --bounds "$data/golden/dobi_released_w$bits.safetensors" --bits "$bits" -o "$out/model.tdq"
 cargo run --release --quiet -p tdquant-host --example firmware_image -- \
   "$out/model.tdq" "$image" "$core" "$halo" "$out/image.rgb" >"$out/image-expected.txt"

@@ -15,12 +15,12 @@ source scripts/firmware-lib.sh
 bits=${1:-4}
 side=${2:-32}
 kernels=${TDQ_KERNELS:-dsp}
-data=${TDQUANT_DATA:-$root/../shared/data}
+data=$(firmware_data_root)
 out=$root/target/firmware-int/w$bits
 mkdir -p "$out"
 image=$data/benchmark/Set5/LR_bicubic/X4/babyx4.png
 
-cargo host --data "$data" export --model "$data/models/swinir_light_x4_local.pth" \
+cargo host --data "$data" export \
   --bounds "$data/golden/dobi_released_w$bits.safetensors" --bits "$bits" -o "$out/model.tdq"
 cargo run --release --quiet -p tdquant-host --example firmware_tile -- \
   "$out/model.tdq" "$image" "$side" "$out/tile.rgb" >"$out/expected.txt"

@@ -36,3 +36,17 @@ firmware_expect_same() {
     exit 1
   fi
 }
+
+# firmware_data_root: the data root the CLI picks without --data:
+# $TDQUANT_DATA, else ../shared/data beside the checkout, else the bundle
+# embedded in assets/ (host/src/data_root.rs). The CLI chooses the weights
+# file inside it (.pth, or the bundle's .safetensors: the same tensors).
+firmware_data_root() {
+  if [ -n "${TDQUANT_DATA:-}" ]; then
+    echo "$TDQUANT_DATA"
+  elif [ -d "$PWD/../shared/data" ]; then
+    echo "$PWD/../shared/data"
+  else
+    echo "$PWD/assets"
+  fi
+}

@@ -29,7 +29,7 @@ use tdquant_core::int::arith::clamp_stream;
 use tdquant_core::int::attention::{av_codes, softmax_codes};
 use tdquant_core::int::gelu::gelu_code;
 use tdquant_core::int::layernorm::normalize;
-use tdquant_core::int::linear::{linear, linear_codes};
+use tdquant_core::int::linear::{linear, linear_codes, LinearCall};
 use tdquant_core::int::runner::window_tokens;
 use tdquant_core::int::{IntModel, EMBED, HEADS, HEAD_DIM, MLP, RPB_ROWS, TOKENS, WINDOW};
 use tdquant_host::calib::fakequant::codes_f32_slice;
@@ -207,14 +207,9 @@ impl Harness<'_> {
         {
             let input = self.truth(sid(in_site), &xw);
             let mut got = vec![0u8; nw * plane];
+            let row = row0 + 60 * k as u32;
             linear_codes(
-                &input,
-                EMBED,
-                w,
-                row0 + 60 * k as u32,
-                EMBED,
-                &aff,
-                &c,
+                &LinearCall::new(&input, EMBED, w, row, EMBED, &aff, &c),
                 n,
                 &mut got,
             )
@@ -290,18 +285,11 @@ impl Harness<'_> {
         // fc1 + GELU thresholds → fc2 input codes.
         let g_true = self.truth(sid(Site::Fc2Input), &self.act(Site::Fc2Input));
         let mut g_got = vec![0u8; pixels * MLP];
-        linear(
-            &h_true,
-            EMBED,
-            self.int.w_fc1(),
-            (i * MLP) as u32,
-            MLP,
-            &bp.aff_fc1,
-            &bp.c_fc1,
-            |t, j, v| {
-                g_got[t * MLP + j] = gelu_code(v, &bp.gelu);
-            },
-        )
+        let (w1, row1) = (self.int.w_fc1(), (i * MLP) as u32);
+        let fc1 = LinearCall::new(&h_true, EMBED, w1, row1, MLP, &bp.aff_fc1, &bp.c_fc1);
+        linear(&fc1, |t, j, v| {
+            g_got[t * MLP + j] = gelu_code(v, &bp.gelu);
+        })
         .unwrap();
         self.tally(sid(Site::Fc2Input), &g_got, &g_true);
         self.state.borrow_mut().acts.clear();

@@ -152,6 +152,13 @@ impl<'a, W: I32Src + ?Sized> LinearCall<'a, W> {
         self.affine.validate()?;
         Ok(end)
     }
+
+    /// The output check of the code-producing kernels ([`linear_codes`]):
+    /// one code per token and row, checked before [`Self::check`].
+    pub fn check_codes_len(&self, out_len: usize) -> Result<(), OpError> {
+        let tokens = self.input.len().checked_div(self.k).unwrap_or(0);
+        check_len("linear output", tokens.saturating_mul(self.rows), out_len)
+    }
 }
 
 /// Runs a linear layer and hands every `t` to `emit(token, row, t)`.
@@ -199,9 +206,8 @@ pub fn linear_codes<W: I32Src + ?Sized>(
     levels: u8,
     out: &mut [u8],
 ) -> Result<(), OpError> {
+    call.check_codes_len(out.len())?;
     let rows = call.rows;
-    let tokens = call.input.len().checked_div(call.k).unwrap_or(0);
-    check_len("linear output", tokens.saturating_mul(rows), out.len())?;
     let frac = call.affine.frac;
     linear(call, |t, j, v| {
         if let Some(o) = out.get_mut(t.saturating_mul(rows).saturating_add(j)) {

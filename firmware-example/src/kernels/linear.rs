@@ -15,7 +15,6 @@ use tdquant_core::int::linear::{add_stream, LinearCall, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::BitWidth;
 
-use super::check_len;
 use crate::dsp::dot4_u8;
 
 /// Tokens per block (as the oracle).
@@ -263,8 +262,7 @@ pub fn linear_codes<W: I32Src + ?Sized>(
     levels: u8,
     out: &mut [u8],
 ) -> Result<(), OpError> {
-    let tokens = call.input.len().checked_div(call.k).unwrap_or(0);
-    check_len("linear output", tokens.saturating_mul(call.rows), out.len())?;
+    call.check_codes_len(out.len())?;
     let mut epi = Codes {
         out,
         rows: call.rows,

@@ -92,25 +92,3 @@ impl IntKernels for DspKernels {
         layernorm::normalize(x, eps_t, xhat)
     }
 }
-
-/// `Err(Shape)` unless `actual == expected` (the oracle's check, same error).
-pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), OpError> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(OpError::Shape {
-            what,
-            expected,
-            actual,
-        })
-    }
-}
-
-/// `Err(Param)` unless `ok` (the oracle's check, same error).
-pub(crate) fn check_param(what: &'static str, ok: bool) -> Result<(), OpError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(OpError::Param { what })
-    }
-}

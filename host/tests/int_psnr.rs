@@ -3,20 +3,17 @@
 //! W3A3/W2A2 gaps are measured with `tdquant eval --int` and reported in
 //! `docs/integer-semantics.md`).
 
+mod common;
+
 use tdquant_host::calib::calibrate::eval_bounds;
-use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
 use tdquant_host::intmodel::{eval_int, IntSr};
-use tdquant_host::model::SwinIR;
 
 #[test]
 fn integer_psnr_within_0_1_db_of_fake_quant_w4a4_set5() {
-    let Some(root) = data_root_for_test("int_psnr") else {
+    let Some((root, weights, model)) = common::released_model("int_psnr") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
     let bits = 4;
     let loaded = load_export_bounds(
         &root.join("golden/dobi_released_w4.safetensors"),

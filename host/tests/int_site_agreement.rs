@@ -22,6 +22,8 @@
 //! Acceptance: at W4A4, W3A3 and W2A2, every site ≥ 99% identical and none
 //! more than one code apart. Prints the per-site table.
 
+mod common;
+
 use std::cell::RefCell;
 
 use candle_core::{Device, Tensor};
@@ -34,11 +36,9 @@ use tdquant_core::int::runner::window_tokens;
 use tdquant_core::int::{IntModel, EMBED, HEADS, HEAD_DIM, MLP, RPB_ROWS, TOKENS, WINDOW};
 use tdquant_host::calib::fakequant::codes_f32_slice;
 use tdquant_host::calib::QuantHook;
-use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
 use tdquant_host::image_io::{read_rgb8, rgb8_to_f32};
 use tdquant_host::model::hook::{FeatureTap, Site, SiteHook, SiteId, NUM_SITES};
-use tdquant_host::model::SwinIR;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Tally {
@@ -152,17 +152,14 @@ impl Harness<'_> {
         let mut kin = vec![0u8; nw * plane];
         let mut vin = vec![0u8; nw * plane];
         let (mut pos, mut labels) = ([0usize; TOKENS], [0u8; TOKENS]);
+        // Window `win` (raster order of windows): its tokens and shift-mask labels.
+        let tokens_of = |win: usize, pos: &mut [usize; TOKENS], labels: &mut [u8; TOKENS]| {
+            let (wy, wx) = (win / (wp / WINDOW), win % (wp / WINDOW));
+            window_tokens(wy, wx, hp, wp, bp.shifted, pos, labels)
+        };
         let mut xh = [0i32; EMBED];
         for win in 0..nw {
-            window_tokens(
-                win / (wp / WINDOW),
-                win % (wp / WINDOW),
-                hp,
-                wp,
-                bp.shifted,
-                &mut pos,
-                &mut labels,
-            );
+            tokens_of(win, &mut pos, &mut labels);
             for (t, &p) in pos.iter().enumerate() {
                 normalize(&x_in[p * EMBED..(p + 1) * EMBED], bp.ln1.eps_t, &mut xh).unwrap();
                 for (c, &v) in xh.iter().enumerate() {
@@ -227,15 +224,7 @@ impl Harness<'_> {
         let mut p_got = vec![0u8; p_true.len()];
         let mut o_got = vec![0u8; nw * plane];
         for win in 0..nw {
-            window_tokens(
-                win / (wp / WINDOW),
-                win % (wp / WINDOW),
-                hp,
-                wp,
-                bp.shifted,
-                &mut pos,
-                &mut labels,
-            );
+            tokens_of(win, &mut pos, &mut labels);
             let mask = bp.shifted.then_some(&labels[..]);
             let range = win * plane..(win + 1) * plane;
             for h in 0..HEADS {
@@ -330,12 +319,9 @@ const SHORT: [&str; 16] = [
 
 #[test]
 fn integer_sites_agree_with_fake_quant() {
-    let Some(root) = data_root_for_test("int_site_agreement") else {
+    let Some((root, weights, model)) = common::released_model("int_site_agreement") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
     let butterfly = rgb8_to_f32(
         &read_rgb8(&root.join("benchmark/Set5/LR_bicubic/X4/butterflyx4.png")).unwrap(),
     );

@@ -12,8 +12,7 @@ use tdquant_core::int::model::meta;
 use tdquant_core::int::{self, IntModel, IntModelError, RunError, SectionKind, Tiling};
 use tdquant_core::BitWidth;
 use tdquant_host::data_root::{data_root_for, TestData};
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
-use tdquant_host::model::SwinIR;
+use tdquant_host::export::GoldenExport;
 
 /// A valid W2A2 model exported from the golden bounds (once per test binary).
 fn model_bytes() -> Option<&'static [u8]> {
@@ -21,29 +20,8 @@ fn model_bytes() -> Option<&'static [u8]> {
     BYTES
         .get_or_init(|| {
             let root = data_root_for("int_robustness", TestData::Bundle)?;
-            let weights =
-                tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
-            let model = SwinIR::from_weights(&weights).unwrap();
-            let loaded = load_export_bounds(
-                &root.join("golden/dobi_released_w2.safetensors"),
-                &tdquant_host::calib::bounds_file::BoundsExpect {
-                    bits: Some(2),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
-            Some(
-                export(
-                    &weights,
-                    &loaded.bounds,
-                    2,
-                    &stats,
-                    &ExportOptions::default(),
-                )
-                .unwrap()
-                .bytes,
-            )
+            let mut golden = GoldenExport::new(&root).unwrap();
+            Some(golden.export(2).unwrap().bytes)
         })
         .as_deref()
 }

@@ -22,8 +22,6 @@
 //! Acceptance: at W4A4, W3A3 and W2A2, every site ≥ 99% identical and none
 //! more than one code apart. Prints the per-site table.
 
-mod common;
-
 use std::cell::RefCell;
 
 use candle_core::{Device, Tensor};
@@ -36,7 +34,8 @@ use tdquant_core::int::runner::window_tokens;
 use tdquant_core::int::{IntModel, EMBED, HEADS, HEAD_DIM, MLP, RPB_ROWS, TOKENS, WINDOW};
 use tdquant_host::calib::fakequant::codes_f32_slice;
 use tdquant_host::calib::QuantHook;
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
+use tdquant_host::data_root::data_root_for_test;
+use tdquant_host::export::GoldenExport;
 use tdquant_host::image_io::{read_rgb8, rgb8_to_f32};
 use tdquant_host::model::hook::{FeatureTap, Site, SiteHook, SiteId, NUM_SITES};
 
@@ -319,9 +318,10 @@ const SHORT: [&str; 16] = [
 
 #[test]
 fn integer_sites_agree_with_fake_quant() {
-    let Some((root, weights, model)) = common::released_model("int_site_agreement") else {
+    let Some(root) = data_root_for_test("int_site_agreement") else {
         return;
     };
+    let mut golden = GoldenExport::new(&root).unwrap();
     let butterfly = rgb8_to_f32(
         &read_rgb8(&root.join("benchmark/Set5/LR_bicubic/X4/butterflyx4.png")).unwrap(),
     );
@@ -331,27 +331,10 @@ fn integer_sites_agree_with_fake_quant() {
         &Device::Cpu,
     )
     .unwrap();
-    let mut stats = None;
     let mut failures = Vec::new();
     for bits in [4u8, 3, 2] {
-        let loaded = load_export_bounds(
-            &root.join(format!("golden/dobi_released_w{bits}.safetensors")),
-            &tdquant_host::calib::bounds_file::BoundsExpect {
-                bits: Some(bits),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (loaded, exported) = golden.export_with_bounds(bits).unwrap();
         let batch = loaded.calibration_batch.clone().unwrap();
-        let stats = *stats.get_or_insert_with(|| calib_stats(&model, &batch).unwrap());
-        let exported = export(
-            &weights,
-            &loaded.bounds,
-            bits,
-            &stats,
-            &ExportOptions::default(),
-        )
-        .unwrap();
         let int = IntModel::parse(&exported.bytes).unwrap();
         let mut images = vec![butterfly.clone()];
         for k in 0..batch.dim(0).unwrap() {
@@ -369,7 +352,7 @@ fn integer_sites_agree_with_fake_quant() {
         };
         for x in &images {
             assert_eq!(x.dims(), &[1, 3, 64, 64]);
-            model.forward_with(x, &harness).unwrap();
+            golden.model().forward_with(x, &harness).unwrap();
         }
         let tallies = harness.tallies.borrow();
         println!(

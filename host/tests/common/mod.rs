@@ -32,22 +32,6 @@ impl Rng {
     }
 }
 
-/// The data root for `test`, the released model's weights and the FP model
-/// built from them; `None` (the test then skips) when there is no data.
-pub fn released_model(
-    test: &str,
-) -> Option<(
-    std::path::PathBuf,
-    tdquant_host::weights::SwinIrWeights,
-    tdquant_host::model::SwinIR,
-)> {
-    let root = tdquant_host::data_root::data_root_for_test(test)?;
-    let model_file = tdquant_host::data_root::default_model(&root);
-    let weights = tdquant_host::weights::load(model_file).unwrap();
-    let model = tdquant_host::model::SwinIR::from_weights(&weights).unwrap();
-    Some((root, weights, model))
-}
-
 /// Deterministic pseudo-random bytes (xorshift64), e.g. an `h·w·3` RGB image.
 pub fn random_image(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed | 1;

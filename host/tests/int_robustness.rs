@@ -320,21 +320,15 @@ fn tiling_rules() {
         .unwrap();
         out
     };
+    // The tiled run into `out`, with the scratch Tiling::scratch_len asks for.
+    let tiled = |tiling: Tiling, out: &mut [u8]| {
+        let need = tiling.scratch_len().unwrap();
+        let (mut words, mut bytes) = (vec![0; need.words], vec![0; need.bytes]);
+        int::upscale_tiled(&model, &img, h, w, tiling, out, &mut words, &mut bytes).unwrap();
+    };
     // One core covering the image: identical to whole-image processing.
-    let one = Tiling { tile: 19, halo: 3 };
-    let need = one.scratch_len().unwrap();
     let mut out = vec![0u8; h * w * 48];
-    int::upscale_tiled(
-        &model,
-        &img,
-        h,
-        w,
-        one,
-        &mut out,
-        &mut vec![0; need.words],
-        &mut vec![0; need.bytes],
-    )
-    .unwrap();
+    tiled(Tiling { tile: 19, halo: 3 }, &mut out);
     assert_eq!(out, whole);
     // Several cores: valid output, deterministic, scratch from Tiling::scratch_len suffices.
     for tiling in [
@@ -342,31 +336,10 @@ fn tiling_rules() {
         Tiling { tile: 5, halo: 0 },
         Tiling { tile: 7, halo: 16 },
     ] {
-        let need = tiling.scratch_len().unwrap();
         let mut a = vec![0u8; h * w * 48];
         let mut b = vec![1u8; h * w * 48];
-        int::upscale_tiled(
-            &model,
-            &img,
-            h,
-            w,
-            tiling,
-            &mut a,
-            &mut vec![0; need.words],
-            &mut vec![0; need.bytes],
-        )
-        .unwrap();
-        int::upscale_tiled(
-            &model,
-            &img,
-            h,
-            w,
-            tiling,
-            &mut b,
-            &mut vec![0; need.words],
-            &mut vec![0; need.bytes],
-        )
-        .unwrap();
+        tiled(tiling, &mut a);
+        tiled(tiling, &mut b);
         assert_eq!(a, b, "{tiling:?}");
         let differing = a.iter().zip(&whole).filter(|(x, y)| x != y).count();
         println!(

@@ -21,6 +21,24 @@ struct AttnSoftmax {
     n_windows: usize,
 }
 
+/// `v[j] ← e^(v[j] − max v)`, the max over 8 lanes (a row of either softmax
+/// kernel, `N` values).
+#[inline(always)]
+fn exp_minus_max(v: &mut [f32]) {
+    let mut mx = [f32::NEG_INFINITY; 8];
+    for c in v.chunks_exact(8) {
+        for l in 0..8 {
+            mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
+        }
+    }
+    let m = mx
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for e in v.iter_mut() {
+        *e = fast_exp(*e - m);
+    }
+}
+
 #[inline(always)]
 fn softmax_block(x: &[f32], bias: &[f32], mask: Option<&[f32]>, out: &mut [f32]) {
     for r in 0..N {
@@ -40,18 +58,7 @@ fn softmax_block(x: &[f32], bias: &[f32], mask: Option<&[f32]>, out: &mut [f32])
                 }
             }
         }
-        let mut mx = [f32::NEG_INFINITY; 8];
-        for c in v.chunks_exact(8) {
-            for l in 0..8 {
-                mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
-            }
-        }
-        let m = mx
-            .iter()
-            .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-        for e in v.iter_mut() {
-            *e = fast_exp(*e - m);
-        }
+        exp_minus_max(&mut v[..]);
         let mut acc = [0f32; 8];
         for c in v.chunks_exact(8) {
             for l in 0..8 {
@@ -202,18 +209,7 @@ fn softmax_block_inplace(bias: &[f32], mask: Option<&[f32]>, x: &mut [f32]) {
                 }
             }
         }
-        let mut mx = [f32::NEG_INFINITY; 8];
-        for c in v.chunks_exact(8) {
-            for l in 0..8 {
-                mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
-            }
-        }
-        let m = mx
-            .iter()
-            .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-        for e in v.iter_mut() {
-            *e = fast_exp(*e - m);
-        }
+        exp_minus_max(v);
         let s = sum8(v);
         for e in v.iter_mut() {
             *e /= s;

@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 use common::Rng;
 use tdquant_core::int::model::meta;
-use tdquant_core::int::{self, IntModel, IntModelError, RunError, SectionKind, Tiling};
+use tdquant_core::int::{
+    self, IntModel, IntModelError, RunError, SectionKind, SectionLayout, Tiling,
+};
 use tdquant_core::BitWidth;
 use tdquant_host::data_root::{data_root_for, TestData};
 use tdquant_host::export::GoldenExport;
@@ -150,6 +152,19 @@ fn meta_and_constant_edits_are_rejected_or_safe() {
 
 /// A `meta` whose bit width or scale disagrees with the sections is refused
 /// with the section named and both layouts spelled out.
+/// The section a `BadSection` error names, with the layouts expected and
+/// found; `why`: the edit that should have caused it.
+fn bad_section(err: &IntModelError, why: &str) -> (&'static str, SectionLayout, SectionLayout) {
+    match *err {
+        IntModelError::BadSection {
+            name,
+            expected,
+            found,
+        } => (name, expected, found),
+        _ => panic!("{why}: {err:?}"),
+    }
+}
+
 #[test]
 fn meta_disagreeing_with_sections_names_expected_and_found() {
     let Some(valid) = model_bytes() else { return };
@@ -166,14 +181,7 @@ fn meta_disagreeing_with_sections_names_expected_and_found() {
     };
 
     let err = with_meta(meta::BITS, 3);
-    let IntModelError::BadSection {
-        name,
-        expected,
-        found,
-    } = err
-    else {
-        panic!("bits 3 on a W2 file: {err:?}");
-    };
+    let (name, expected, found) = bad_section(&err, "bits 3 on a W2 file");
     assert_eq!(name, "w_attn");
     assert_eq!(expected.kind, SectionKind::Packed(BitWidth::B3));
     assert_eq!(found.kind, SectionKind::Packed(BitWidth::B2));
@@ -186,14 +194,7 @@ fn meta_disagreeing_with_sections_names_expected_and_found() {
     );
 
     let err = with_meta(meta::SCALE, 2);
-    let IntModelError::BadSection {
-        name,
-        expected,
-        found,
-    } = err
-    else {
-        panic!("scale 2 on a x4 file: {err:?}");
-    };
+    let (name, expected, found) = bad_section(&err, "scale 2 on a x4 file");
     assert_eq!(name, "upsample.w");
     assert_eq!(expected.kind, SectionKind::I8OrI16);
     assert_eq!(

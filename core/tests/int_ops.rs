@@ -403,12 +403,8 @@ fn linear_with_correction_matches_f64() {
             let m = PackedMatrix::new(PackedLayout::new(width, rows as u32, k as u32), &packed)
                 .unwrap();
             let mut out = vec![0u8; tokens * rows];
-            linear_codes(
-                &LinearCall::new(&x, k, &m, 0, rows, &aff, &cw[..]),
-                n,
-                &mut out,
-            )
-            .unwrap();
+            let call = LinearCall::new(&x, k, &m, 0, rows, &aff, &cw[..]);
+            linear_codes(&call, n, &mut out).unwrap();
             for t in 0..tokens {
                 for j in 0..rows {
                     let y: f64 = (0..k)
@@ -443,11 +439,8 @@ fn linear_rejects_bad_shapes() {
     let c = [0i32; 60];
     let mut out = vec![0u8; 60];
     let mut codes = |input: &[u8], row0: u32, aff: &CodeAffine, c: &[i32]| {
-        linear_codes(
-            &LinearCall::new(input, 60, &m, row0, 60, aff, c),
-            15,
-            &mut out,
-        )
+        let call = LinearCall::new(input, 60, &m, row0, 60, aff, c);
+        linear_codes(&call, 15, &mut out)
     };
     assert!(codes(&[0u8; 59], 0, &aff, &c[..]).is_err());
     assert!(codes(&[0u8; 60], 1, &aff, &c[..]).is_err());

@@ -140,8 +140,8 @@ pub fn data_root_for(what: &str, need: TestData) -> Option<PathBuf> {
     let reason = match need {
         TestData::Bundle => format!("data root {} has no models/", root.path.display()),
         TestData::Shared => format!(
-            "needs the PyTorch goldens of the shared data folder (../shared/data or ${DATA_ENV}); \
-             data root is {} ({})",
+            "needs the shared data folder (../shared/data or ${DATA_ENV}: the PyTorch goldens, \
+             the official-format .pth, Set14 and B100); data root is {} ({})",
             root.path.display(),
             root.source
         ),
@@ -170,7 +170,8 @@ pub fn record_skip(what: &str, reason: &str) {
             .append(true)
             .open(log)
         {
-            let _ = writeln!(f, "{line}");
+            // One write per line: concurrent test binaries append to the same file.
+            let _ = f.write_all(format!("{line}\n").as_bytes());
         }
     }
 }

@@ -17,7 +17,7 @@ use tdquant_core::int::attention::{
 use tdquant_core::int::conv::{Conv, ConvWeights};
 use tdquant_core::int::exp2::{exp2_neg_q31, EXP2_LUT, LN2_Q32};
 use tdquant_core::int::layernorm::{normalize, FixedQuant, LnParams};
-use tdquant_core::int::linear::{linear_codes, CodeAffine};
+use tdquant_core::int::linear::{linear_codes, CodeAffine, LinearCall};
 use tdquant_core::int::{LeI16, OpError, RPB_ROWS, STREAM_LIMIT, TOKENS};
 use tdquant_core::{pack_codes, BitWidth, PackedLayout, PackedMatrix, Requantizer};
 
@@ -403,7 +403,8 @@ fn linear_with_correction_matches_f64() {
             let m = PackedMatrix::new(PackedLayout::new(width, rows as u32, k as u32), &packed)
                 .unwrap();
             let mut out = vec![0u8; tokens * rows];
-            linear_codes(&x, k, &m, 0, rows, &aff, &cw[..], n, &mut out).unwrap();
+            let call = LinearCall::new(&x, k, &m, 0, rows, &aff, &cw[..]);
+            linear_codes(&call, n, &mut out).unwrap();
             for t in 0..tokens {
                 for j in 0..rows {
                     let y: f64 = (0..k)
@@ -437,11 +438,15 @@ fn linear_rejects_bad_shapes() {
     };
     let c = [0i32; 60];
     let mut out = vec![0u8; 60];
-    assert!(linear_codes(&[0u8; 59], 60, &m, 0, 60, &aff, &c[..], 15, &mut out).is_err());
-    assert!(linear_codes(&[0u8; 60], 60, &m, 1, 60, &aff, &c[..], 15, &mut out).is_err());
-    assert!(linear_codes(&[0u8; 60], 60, &m, 0, 60, &aff, &c[..59], 15, &mut out).is_err());
+    let mut codes = |input: &[u8], row0: u32, aff: &CodeAffine, c: &[i32]| {
+        let call = LinearCall::new(input, 60, &m, row0, 60, aff, c);
+        linear_codes(&call, 15, &mut out)
+    };
+    assert!(codes(&[0u8; 59], 0, &aff, &c[..]).is_err());
+    assert!(codes(&[0u8; 60], 1, &aff, &c[..]).is_err());
+    assert!(codes(&[0u8; 60], 0, &aff, &c[..59]).is_err());
     let bad = CodeAffine { a: 1 << 39, ..aff };
-    assert!(linear_codes(&[0u8; 60], 60, &m, 0, 60, &bad, &c[..], 15, &mut out).is_err());
+    assert!(codes(&[0u8; 60], 0, &bad, &c[..]).is_err());
     // Garbage codes (≤ 255) stay within the bound proof: no overflow.
     let aff = CodeAffine {
         a: 1 << 38,
@@ -450,7 +455,7 @@ fn linear_rejects_bad_shapes() {
         frac: 62,
     };
     let cmax = [i32::MAX; 60];
-    linear_codes(&[255u8; 60], 60, &m, 0, 60, &aff, &cmax[..], 15, &mut out).unwrap();
+    codes(&[255u8; 60], 0, &aff, &cmax[..]).unwrap();
 }
 
 // ---------------------------------------------------------------------------

@@ -1,13 +1,36 @@
 //! Support code of the Cortex-M4 firmware binaries: the DSP kernels of the
 //! integer SwinIR-light ([`kernels::DspKernels`]), the instruction clock
-//! ([`clock`]) and the per-operator profiler ([`profile`]).
+//! ([`clock`]) and the per-operator profiler ([`profile`]), and what every
+//! binary shares: its [`exit`] through semihosting, the panic handlers and
+//! the build-time settings parsers.
 #![no_std]
+
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 
 pub mod clock;
 pub mod dsp;
 pub mod kernels;
 pub mod parity;
 pub mod profile;
+
+/// Ends the run with status 0 if `ok`, else 1, through semihosting (so
+/// QEMU's own exit code carries it).
+pub fn exit(ok: bool) -> ! {
+    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[defmt::panic_handler]
+fn defmt_panic() -> ! {
+    exit(false)
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    defmt::error!("panic");
+    exit(false)
+}
 
 /// SHA-256 digest as lowercase hex.
 pub fn hex(digest: &[u8; 32]) -> [u8; 64] {
@@ -49,4 +72,15 @@ pub const fn parse_usize(s: &str) -> usize {
         i += 1;
     }
     v
+}
+
+/// `var` as decimal digits (as [`parse_usize`]), or `default` when unset: a
+/// build-time `option_env!` setting, in a `const`.
+pub const fn parse_u32_or(var: Option<&str>, default: u32) -> u32 {
+    let Some(s) = var else {
+        return default;
+    };
+    let v = parse_usize(s);
+    assert!(v <= u32::MAX as usize, "setting above u32::MAX");
+    v as u32
 }

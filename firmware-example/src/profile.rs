@@ -6,11 +6,10 @@
 //! Everything not in a kernel call (LN1/LN2 affine and the input quantizers,
 //! the window gather, `i16` shifts, pixel output) is the rest of the run.
 
-use tdquant_core::int::attention::{AvParams, QkParams};
+use tdquant_core::int::attention::{AvCall, SoftmaxCall};
 use tdquant_core::int::conv::Conv;
-use tdquant_core::int::linear::CodeAffine;
-use tdquant_core::int::{I32Src, IntKernels, LeI16, OpError};
-use tdquant_core::packed::PackedMatrix;
+use tdquant_core::int::linear::LinearCall;
+use tdquant_core::int::{I32Src, IntKernels, OpError};
 
 use crate::clock::Clock;
 
@@ -66,103 +65,50 @@ impl<'c, K> Profiled<'c, K> {
 impl<K: IntKernels> IntKernels for Profiled<'_, K> {
     fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         emit: F,
     ) -> Result<(), OpError> {
-        self.timed(2, |kk| {
-            kk.linear(input, k, weights, row0, rows, affine, c, emit)
-        })
+        self.timed(2, |kk| kk.linear(call, emit))
     }
 
     fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         gelu: &G,
         out: &mut [u8],
     ) -> Result<(), OpError> {
-        self.timed(2, |kk| {
-            kk.linear_gelu(input, k, weights, row0, rows, affine, c, gelu, out)
-        })
+        self.timed(2, |kk| kk.linear_gelu(call, gelu, out))
     }
 
     fn linear_codes<W: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         levels: u8,
         out: &mut [u8],
     ) -> Result<(), OpError> {
-        self.timed(0, |kk| {
-            kk.linear_codes(input, k, weights, row0, rows, affine, c, levels, out)
-        })
+        self.timed(0, |kk| kk.linear_codes(call, levels, out))
     }
 
     fn linear_stream<W: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         pos: &[usize],
         stride: usize,
         r: &mut [i32],
     ) -> Result<(), OpError> {
-        self.timed(1, |kk| {
-            kk.linear_stream(input, k, weights, row0, rows, affine, c, pos, stride, r)
-        })
+        self.timed(1, |kk| kk.linear_stream(call, pos, stride, r))
     }
 
     fn softmax_codes<W: I32Src + ?Sized>(
         &mut self,
-        q: &[u8],
-        k: &[u8],
-        stride: usize,
-        col: usize,
-        qk: &QkParams,
-        rpb: LeI16<'_>,
-        labels: Option<&[u8]>,
-        thresholds: &W,
+        call: &SoftmaxCall<'_, W>,
         probs: &mut [u8],
     ) -> Result<(), OpError> {
-        self.timed(3, |kk| {
-            kk.softmax_codes(q, k, stride, col, qk, rpb, labels, thresholds, probs)
-        })
+        self.timed(3, |kk| kk.softmax_codes(call, probs))
     }
 
-    fn av_codes(
-        &mut self,
-        probs: &[u8],
-        v: &[u8],
-        stride: usize,
-        col: usize,
-        av: &AvParams,
-        levels: u8,
-        out: &mut [u8],
-        out_stride: usize,
-    ) -> Result<(), OpError> {
-        self.timed(4, |kk| {
-            kk.av_codes(probs, v, stride, col, av, levels, out, out_stride)
-        })
+    fn av_codes(&mut self, call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
+        self.timed(4, |kk| kk.av_codes(call, out))
     }
 
     fn conv<W: I32Src, F: FnMut(usize, usize, i64)>(

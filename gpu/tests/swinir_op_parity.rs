@@ -23,7 +23,7 @@ use proptest::test_runner::{TestCaseError, TestRunner};
 use tdquant_core::int::attention::{self, AvParams, QkParams, MASK_Z, PROB_FRAC};
 use tdquant_core::int::conv::{Conv, ConvWeights};
 use tdquant_core::int::layernorm::{self, FixedQuant, LnParams, MAX_EPS_T};
-use tdquant_core::int::linear::{self, CodeAffine};
+use tdquant_core::int::linear::{self, CodeAffine, LinearCall};
 use tdquant_core::int::{
     arith, exp2, gelu, runner, LeI16, LeI32, EMBED, HEAD_DIM, RPB_ROWS, TOKENS,
 };
@@ -885,16 +885,8 @@ fn check_linear(case: &LinearCase) -> Result<(), TestCaseError> {
     pack_codes(layout, w, &mut packed).expect("codes ≤ N pack");
     let matrix = PackedMatrix::new(layout, &packed).expect("packed matrix");
     let mut emitted = Vec::new();
-    let res = linear::linear(
-        x,
-        k,
-        &matrix,
-        row0 as u32,
-        rows - row0,
-        &aff,
-        c.as_slice(),
-        |t, j, v| emitted.push((t, j, v)),
-    );
+    let call = LinearCall::new(x, k, &matrix, row0 as u32, rows - row0, &aff, c.as_slice());
+    let res = linear::linear(&call, |t, j, v| emitted.push((t, j, v)));
     prop_assert!(res.is_ok(), "core linear refused {:?}: {:?}", case, res);
     let tokens = x.len() / k;
     prop_assert_eq!(emitted.len(), tokens * (rows - row0));

@@ -5,40 +5,22 @@
 
 use tdquant_host::calib::calibrate::eval_bounds;
 use tdquant_host::data_root::data_root_for_test;
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
+use tdquant_host::export::GoldenExport;
 use tdquant_host::intmodel::{eval_int, IntSr};
-use tdquant_host::model::SwinIR;
 
 #[test]
 fn integer_psnr_within_0_1_db_of_fake_quant_w4a4_set5() {
     let Some(root) = data_root_for_test("int_psnr") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
     let bits = 4;
-    let loaded = load_export_bounds(
-        &root.join("golden/dobi_released_w4.safetensors"),
-        &tdquant_host::calib::bounds_file::BoundsExpect {
-            bits: Some(bits),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
-    let exported = export(
-        &weights,
-        &loaded.bounds,
-        bits,
-        &stats,
-        &ExportOptions::default(),
-    )
-    .unwrap();
+    let mut golden = GoldenExport::new(&root).unwrap();
+    let (loaded, exported) = golden.export_with_bounds(bits).unwrap();
+    let model = golden.model();
     let sr = IntSr::from_bytes(exported.bytes).unwrap();
     let int = eval_int(&sr, &root, &["Set5"], None).unwrap();
     let fq = eval_bounds(
-        &model,
+        model,
         &root,
         &["Set5".to_string()],
         bits,

@@ -9,11 +9,12 @@ use std::sync::OnceLock;
 
 use common::Rng;
 use tdquant_core::int::model::meta;
-use tdquant_core::int::{self, IntModel, IntModelError, RunError, SectionKind, Tiling};
+use tdquant_core::int::{
+    self, IntModel, IntModelError, RunError, SectionKind, SectionLayout, Tiling,
+};
 use tdquant_core::BitWidth;
 use tdquant_host::data_root::{data_root_for, TestData};
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
-use tdquant_host::model::SwinIR;
+use tdquant_host::export::GoldenExport;
 
 /// A valid W2A2 model exported from the golden bounds (once per test binary).
 fn model_bytes() -> Option<&'static [u8]> {
@@ -21,29 +22,8 @@ fn model_bytes() -> Option<&'static [u8]> {
     BYTES
         .get_or_init(|| {
             let root = data_root_for("int_robustness", TestData::Bundle)?;
-            let weights =
-                tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
-            let model = SwinIR::from_weights(&weights).unwrap();
-            let loaded = load_export_bounds(
-                &root.join("golden/dobi_released_w2.safetensors"),
-                &tdquant_host::calib::bounds_file::BoundsExpect {
-                    bits: Some(2),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-            let stats = calib_stats(&model, loaded.calibration_batch.as_ref().unwrap()).unwrap();
-            Some(
-                export(
-                    &weights,
-                    &loaded.bounds,
-                    2,
-                    &stats,
-                    &ExportOptions::default(),
-                )
-                .unwrap()
-                .bytes,
-            )
+            let mut golden = GoldenExport::new(&root).unwrap();
+            Some(golden.export(2).unwrap().bytes)
         })
         .as_deref()
 }
@@ -172,6 +152,19 @@ fn meta_and_constant_edits_are_rejected_or_safe() {
 
 /// A `meta` whose bit width or scale disagrees with the sections is refused
 /// with the section named and both layouts spelled out.
+/// The section a `BadSection` error names, with the layouts expected and
+/// found; `why`: the edit that should have caused it.
+fn bad_section(err: &IntModelError, why: &str) -> (&'static str, SectionLayout, SectionLayout) {
+    match *err {
+        IntModelError::BadSection {
+            name,
+            expected,
+            found,
+        } => (name, expected, found),
+        _ => panic!("{why}: {err:?}"),
+    }
+}
+
 #[test]
 fn meta_disagreeing_with_sections_names_expected_and_found() {
     let Some(valid) = model_bytes() else { return };
@@ -188,14 +181,7 @@ fn meta_disagreeing_with_sections_names_expected_and_found() {
     };
 
     let err = with_meta(meta::BITS, 3);
-    let IntModelError::BadSection {
-        name,
-        expected,
-        found,
-    } = err
-    else {
-        panic!("bits 3 on a W2 file: {err:?}");
-    };
+    let (name, expected, found) = bad_section(&err, "bits 3 on a W2 file");
     assert_eq!(name, "w_attn");
     assert_eq!(expected.kind, SectionKind::Packed(BitWidth::B3));
     assert_eq!(found.kind, SectionKind::Packed(BitWidth::B2));
@@ -208,14 +194,7 @@ fn meta_disagreeing_with_sections_names_expected_and_found() {
     );
 
     let err = with_meta(meta::SCALE, 2);
-    let IntModelError::BadSection {
-        name,
-        expected,
-        found,
-    } = err
-    else {
-        panic!("scale 2 on a x4 file: {err:?}");
-    };
+    let (name, expected, found) = bad_section(&err, "scale 2 on a x4 file");
     assert_eq!(name, "upsample.w");
     assert_eq!(expected.kind, SectionKind::I8OrI16);
     assert_eq!(
@@ -342,21 +321,15 @@ fn tiling_rules() {
         .unwrap();
         out
     };
+    // The tiled run into `out`, with the scratch Tiling::scratch_len asks for.
+    let tiled = |tiling: Tiling, out: &mut [u8]| {
+        let need = tiling.scratch_len().unwrap();
+        let (mut words, mut bytes) = (vec![0; need.words], vec![0; need.bytes]);
+        int::upscale_tiled(&model, &img, h, w, tiling, out, &mut words, &mut bytes).unwrap();
+    };
     // One core covering the image: identical to whole-image processing.
-    let one = Tiling { tile: 19, halo: 3 };
-    let need = one.scratch_len().unwrap();
     let mut out = vec![0u8; h * w * 48];
-    int::upscale_tiled(
-        &model,
-        &img,
-        h,
-        w,
-        one,
-        &mut out,
-        &mut vec![0; need.words],
-        &mut vec![0; need.bytes],
-    )
-    .unwrap();
+    tiled(Tiling { tile: 19, halo: 3 }, &mut out);
     assert_eq!(out, whole);
     // Several cores: valid output, deterministic, scratch from Tiling::scratch_len suffices.
     for tiling in [
@@ -364,31 +337,10 @@ fn tiling_rules() {
         Tiling { tile: 5, halo: 0 },
         Tiling { tile: 7, halo: 16 },
     ] {
-        let need = tiling.scratch_len().unwrap();
         let mut a = vec![0u8; h * w * 48];
         let mut b = vec![1u8; h * w * 48];
-        int::upscale_tiled(
-            &model,
-            &img,
-            h,
-            w,
-            tiling,
-            &mut a,
-            &mut vec![0; need.words],
-            &mut vec![0; need.bytes],
-        )
-        .unwrap();
-        int::upscale_tiled(
-            &model,
-            &img,
-            h,
-            w,
-            tiling,
-            &mut b,
-            &mut vec![0; need.words],
-            &mut vec![0; need.bytes],
-        )
-        .unwrap();
+        tiled(tiling, &mut a);
+        tiled(tiling, &mut b);
         assert_eq!(a, b, "{tiling:?}");
         let differing = a.iter().zip(&whole).filter(|(x, y)| x != y).count();
         println!(

@@ -29,16 +29,15 @@ use tdquant_core::int::arith::clamp_stream;
 use tdquant_core::int::attention::{av_codes, softmax_codes};
 use tdquant_core::int::gelu::gelu_code;
 use tdquant_core::int::layernorm::normalize;
-use tdquant_core::int::linear::{linear, linear_codes};
+use tdquant_core::int::linear::{linear, linear_codes, LinearCall};
 use tdquant_core::int::runner::window_tokens;
 use tdquant_core::int::{IntModel, EMBED, HEADS, HEAD_DIM, MLP, RPB_ROWS, TOKENS, WINDOW};
 use tdquant_host::calib::fakequant::codes_f32_slice;
 use tdquant_host::calib::QuantHook;
 use tdquant_host::data_root::data_root_for_test;
-use tdquant_host::export::{calib_stats, export, load_export_bounds, ExportOptions};
+use tdquant_host::export::GoldenExport;
 use tdquant_host::image_io::{read_rgb8, rgb8_to_f32};
 use tdquant_host::model::hook::{FeatureTap, Site, SiteHook, SiteId, NUM_SITES};
-use tdquant_host::model::SwinIR;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Tally {
@@ -152,17 +151,14 @@ impl Harness<'_> {
         let mut kin = vec![0u8; nw * plane];
         let mut vin = vec![0u8; nw * plane];
         let (mut pos, mut labels) = ([0usize; TOKENS], [0u8; TOKENS]);
+        // Window `win` (raster order of windows): its tokens and shift-mask labels.
+        let tokens_of = |win: usize, pos: &mut [usize; TOKENS], labels: &mut [u8; TOKENS]| {
+            let (wy, wx) = (win / (wp / WINDOW), win % (wp / WINDOW));
+            window_tokens(wy, wx, hp, wp, bp.shifted, pos, labels)
+        };
         let mut xh = [0i32; EMBED];
         for win in 0..nw {
-            window_tokens(
-                win / (wp / WINDOW),
-                win % (wp / WINDOW),
-                hp,
-                wp,
-                bp.shifted,
-                &mut pos,
-                &mut labels,
-            );
+            tokens_of(win, &mut pos, &mut labels);
             for (t, &p) in pos.iter().enumerate() {
                 normalize(&x_in[p * EMBED..(p + 1) * EMBED], bp.ln1.eps_t, &mut xh).unwrap();
                 for (c, &v) in xh.iter().enumerate() {
@@ -207,14 +203,9 @@ impl Harness<'_> {
         {
             let input = self.truth(sid(in_site), &xw);
             let mut got = vec![0u8; nw * plane];
+            let row = row0 + 60 * k as u32;
             linear_codes(
-                &input,
-                EMBED,
-                w,
-                row0 + 60 * k as u32,
-                EMBED,
-                &aff,
-                &c,
+                &LinearCall::new(&input, EMBED, w, row, EMBED, &aff, &c),
                 n,
                 &mut got,
             )
@@ -232,15 +223,7 @@ impl Harness<'_> {
         let mut p_got = vec![0u8; p_true.len()];
         let mut o_got = vec![0u8; nw * plane];
         for win in 0..nw {
-            window_tokens(
-                win / (wp / WINDOW),
-                win % (wp / WINDOW),
-                hp,
-                wp,
-                bp.shifted,
-                &mut pos,
-                &mut labels,
-            );
+            tokens_of(win, &mut pos, &mut labels);
             let mask = bp.shifted.then_some(&labels[..]);
             let range = win * plane..(win + 1) * plane;
             for h in 0..HEADS {
@@ -290,18 +273,11 @@ impl Harness<'_> {
         // fc1 + GELU thresholds → fc2 input codes.
         let g_true = self.truth(sid(Site::Fc2Input), &self.act(Site::Fc2Input));
         let mut g_got = vec![0u8; pixels * MLP];
-        linear(
-            &h_true,
-            EMBED,
-            self.int.w_fc1(),
-            (i * MLP) as u32,
-            MLP,
-            &bp.aff_fc1,
-            &bp.c_fc1,
-            |t, j, v| {
-                g_got[t * MLP + j] = gelu_code(v, &bp.gelu);
-            },
-        )
+        let (w1, row1) = (self.int.w_fc1(), (i * MLP) as u32);
+        let fc1 = LinearCall::new(&h_true, EMBED, w1, row1, MLP, &bp.aff_fc1, &bp.c_fc1);
+        linear(&fc1, |t, j, v| {
+            g_got[t * MLP + j] = gelu_code(v, &bp.gelu);
+        })
         .unwrap();
         self.tally(sid(Site::Fc2Input), &g_got, &g_true);
         self.state.borrow_mut().acts.clear();
@@ -345,9 +321,7 @@ fn integer_sites_agree_with_fake_quant() {
     let Some(root) = data_root_for_test("int_site_agreement") else {
         return;
     };
-    let weights =
-        tdquant_host::weights::load(tdquant_host::data_root::default_model(&root)).unwrap();
-    let model = SwinIR::from_weights(&weights).unwrap();
+    let mut golden = GoldenExport::new(&root).unwrap();
     let butterfly = rgb8_to_f32(
         &read_rgb8(&root.join("benchmark/Set5/LR_bicubic/X4/butterflyx4.png")).unwrap(),
     );
@@ -357,27 +331,10 @@ fn integer_sites_agree_with_fake_quant() {
         &Device::Cpu,
     )
     .unwrap();
-    let mut stats = None;
     let mut failures = Vec::new();
     for bits in [4u8, 3, 2] {
-        let loaded = load_export_bounds(
-            &root.join(format!("golden/dobi_released_w{bits}.safetensors")),
-            &tdquant_host::calib::bounds_file::BoundsExpect {
-                bits: Some(bits),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (loaded, exported) = golden.export_with_bounds(bits).unwrap();
         let batch = loaded.calibration_batch.clone().unwrap();
-        let stats = *stats.get_or_insert_with(|| calib_stats(&model, &batch).unwrap());
-        let exported = export(
-            &weights,
-            &loaded.bounds,
-            bits,
-            &stats,
-            &ExportOptions::default(),
-        )
-        .unwrap();
         let int = IntModel::parse(&exported.bytes).unwrap();
         let mut images = vec![butterfly.clone()];
         for k in 0..batch.dim(0).unwrap() {
@@ -395,7 +352,7 @@ fn integer_sites_agree_with_fake_quant() {
         };
         for x in &images {
             assert_eq!(x.dims(), &[1, 3, 64, 64]);
-            model.forward_with(x, &harness).unwrap();
+            golden.model().forward_with(x, &harness).unwrap();
         }
         let tallies = harness.tallies.borrow();
         println!(

@@ -74,17 +74,11 @@ fn integer_tiles_with_the_exact_halo_are_byte_identical() {
     let img = image(h, w);
     let mut run = |x: &[u8], ch: usize, cw: usize| fast.upscale(x, ch, cw);
     let whole = run(&img, h, w).unwrap();
-    let exact = tiled(
-        &img,
-        h,
-        w,
-        s,
-        TilePlan {
-            tile: 40,
-            halo: EXACT_HALO,
-        },
-        &mut run,
-    );
+    let plan = TilePlan {
+        tile: 40,
+        halo: EXACT_HALO,
+    };
+    let exact = tiled(&img, h, w, s, plan, &mut run);
     assert!(
         exact == whole,
         "halo {EXACT_HALO}: {}",
@@ -109,17 +103,11 @@ fn fp_tiles_with_the_default_halo_are_within_tolerance() {
     let img = image(h, w);
     let mut run = |x: &[u8], ch: usize, cw: usize| fp_upscale_raw(&model, x, ch, cw);
     let whole = run(&img, h, w).unwrap();
-    let t = tiled(
-        &img,
-        h,
-        w,
-        s,
-        TilePlan {
-            tile: 48,
-            halo: FP_HALO,
-        },
-        &mut run,
-    );
+    let plan = TilePlan {
+        tile: 48,
+        halo: FP_HALO,
+    };
+    let t = tiled(&img, h, w, s, plan, &mut run);
     let (mut max, mut se) = (0u8, 0f64);
     for (a, b) in whole.iter().zip(&t) {
         let d = a.abs_diff(*b);

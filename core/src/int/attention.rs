@@ -115,14 +115,68 @@ pub const fn rpb_index(i: usize, j: usize) -> usize {
     (yi + WINDOW - 1 - yj) * (2 * WINDOW - 1) + (xi + WINDOW - 1 - xj)
 }
 
-/// The codes of one attention head of one window.
-///
-/// * `q`, `k`: `64 × stride` codes; this head's `D = 10` columns start at `col`.
-/// * `rpb`: this head's 225 bias entries.
-/// * `labels`: for shifted blocks, the region label of each of the 64
-///   tokens; pairs with different labels get `MASK_Z`. `None`: no mask.
-/// * `thresholds`: the `N` levels `T_k` as `i64` word pairs (`2N` words).
-/// * `probs`: the `64 × 64` output codes (row = query).
+/// The inputs of one attention head of one window ([`softmax_codes`]).
+#[derive(Debug)]
+pub struct SoftmaxCall<'a, W: ?Sized> {
+    /// `64 × stride` query codes; this head's `D = 10` columns start at `col`.
+    pub q: &'a [u8],
+    /// `64 × stride` key codes, laid out as `q`.
+    pub k: &'a [u8],
+    /// Codes per token in `q` and `k`.
+    pub stride: usize,
+    /// First column of this head.
+    pub col: usize,
+    /// The logit map.
+    pub qk: &'a QkParams,
+    /// This head's 225 bias entries.
+    pub rpb: LeI16<'a>,
+    /// For shifted blocks, the region label of each of the 64 tokens; pairs
+    /// with different labels get `MASK_Z`. `None`: no mask.
+    pub labels: Option<&'a [u8]>,
+    /// The `N` levels `T_k` as `i64` word pairs (`2N` words).
+    pub thresholds: &'a W,
+}
+
+impl<W: I32Src + ?Sized> SoftmaxCall<'_, W> {
+    /// The shape and parameter checks every softmax kernel makes first, in
+    /// this order, for an output of `probs_len` codes.
+    pub fn check(&self, probs_len: usize) -> Result<(), OpError> {
+        let (stride, col) = (self.stride, self.col);
+        check_param(
+            "attention head columns",
+            col.checked_add(HEAD_DIM).is_some_and(|end| end <= stride),
+        )?;
+        let window_len = TOKENS.saturating_mul(stride);
+        check_len("attention q", window_len, self.q.len())?;
+        check_len("attention k", window_len, self.k.len())?;
+        check_len("attention bias table", RPB_ROWS, self.rpb.len())?;
+        if let Some(labels) = self.labels {
+            check_len("attention mask labels", TOKENS, labels.len())?;
+        }
+        let thresholds = self.thresholds;
+        check_param("attention thresholds", thresholds.len().is_multiple_of(2))?;
+        check_len("attention probabilities", TOKENS * TOKENS, probs_len)?;
+        self.qk.validate()?;
+        for t in 0..thresholds.len() / 2 {
+            check_param(
+                "attention threshold",
+                fits_bits(thresholds.at_i64(t.saturating_mul(2)), 40),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The reference operator: the `64 × 64` output codes (row = query)
+    /// into `probs`.
+    pub fn run(&self, probs: &mut [u8]) -> Result<(), OpError> {
+        self.check(probs.len())?;
+        softmax_unchecked(self, probs);
+        Ok(())
+    }
+}
+
+/// The codes of one attention head of one window ([`SoftmaxCall`] names the
+/// inputs; `probs`: the `64 × 64` output codes, row = query).
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_codes<W: I32Src + ?Sized>(
     q: &[u8],
@@ -135,50 +189,27 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
     thresholds: &W,
     probs: &mut [u8],
 ) -> Result<(), OpError> {
-    check_param(
-        "attention head columns",
-        col.checked_add(HEAD_DIM).is_some_and(|end| end <= stride),
-    )?;
-    let window_len = TOKENS.saturating_mul(stride);
-    check_len("attention q", window_len, q.len())?;
-    check_len("attention k", window_len, k.len())?;
-    check_len("attention bias table", RPB_ROWS, rpb.len())?;
-    if let Some(labels) = labels {
-        check_len("attention mask labels", TOKENS, labels.len())?;
+    SoftmaxCall {
+        q,
+        k,
+        stride,
+        col,
+        qk,
+        rpb,
+        labels,
+        thresholds,
     }
-    check_param("attention thresholds", thresholds.len().is_multiple_of(2))?;
-    check_len("attention probabilities", TOKENS * TOKENS, probs.len())?;
-    qk.validate()?;
-    for t in 0..thresholds.len() / 2 {
-        check_param(
-            "attention threshold",
-            fits_bits(thresholds.at_i64(t.saturating_mul(2)), 40),
-        )?;
-    }
-    softmax_unchecked(q, k, stride, col, qk, rpb, labels, thresholds, probs);
-    Ok(())
+    .run(probs)
 }
 
 /// Largest N handled on the stack by the row thresholds.
 const MAX_LEVELS: usize = 255;
 
 // Indices: j < 64 = len of keys/kb; levels ≤ MAX_LEVELS = len of edges.
-#[allow(
-    clippy::too_many_arguments,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing
-)]
-fn softmax_unchecked<W: I32Src + ?Sized>(
-    q: &[u8],
-    k: &[u8],
-    stride: usize,
-    col: usize,
-    qk: &QkParams,
-    rpb: LeI16<'_>,
-    labels: Option<&[u8]>,
-    thresholds: &W,
-    probs: &mut [u8],
-) {
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+fn softmax_unchecked<W: I32Src + ?Sized>(call: &SoftmaxCall<'_, W>, probs: &mut [u8]) {
+    let (q, k, stride, col) = (call.q, call.k, call.stride, call.col);
+    let (qk, rpb, labels, thresholds) = (call.qk, call.rpb, call.labels, call.thresholds);
     let head = |codes: &[u8], t: usize| -> [u8; HEAD_DIM] {
         let mut out = [0u8; HEAD_DIM];
         let start = t * stride + col;
@@ -231,12 +262,52 @@ fn softmax_unchecked<W: I32Src + ?Sized>(
     }
 }
 
-/// `P·v` for one head of one window (module docs).
-///
-/// * `probs`: `64 × 64` AttnProb codes (row = query).
-/// * `v`: `64 × stride` codes; this head's columns start at `col`.
-/// * `out`: `64 × out_stride` ProjInput codes; this head writes columns
-///   `col .. col + 10`.
+/// The inputs of `P·v` for one head of one window ([`av_codes`]).
+#[derive(Debug)]
+pub struct AvCall<'a> {
+    /// `64 × 64` AttnProb codes (row = query).
+    pub probs: &'a [u8],
+    /// `64 × stride` codes; this head's columns start at `col`.
+    pub v: &'a [u8],
+    /// Codes per token in `v`.
+    pub stride: usize,
+    /// First column of this head, in `v` and in the output.
+    pub col: usize,
+    /// The output map.
+    pub av: &'a AvParams,
+    /// Largest output code.
+    pub levels: u8,
+    /// Codes per token in the output.
+    pub out_stride: usize,
+}
+
+impl AvCall<'_> {
+    /// The shape and parameter checks every `P·v` kernel makes first, in
+    /// this order, for an output of `out_len` codes.
+    pub fn check(&self, out_len: usize) -> Result<(), OpError> {
+        let (stride, col, out_stride) = (self.stride, self.col, self.out_stride);
+        check_len("av probabilities", TOKENS * TOKENS, self.probs.len())?;
+        check_param(
+            "av head columns",
+            col.checked_add(HEAD_DIM)
+                .is_some_and(|end| end <= stride && end <= out_stride),
+        )?;
+        check_len("av v", TOKENS.saturating_mul(stride), self.v.len())?;
+        check_len("av output", TOKENS.saturating_mul(out_stride), out_len)?;
+        self.av.validate()
+    }
+
+    /// The reference operator: this head's columns `col .. col + 10` of the
+    /// `64 × out_stride` ProjInput codes `out`.
+    pub fn run(&self, out: &mut [u8]) -> Result<(), OpError> {
+        self.check(out.len())?;
+        av_unchecked(self, out);
+        Ok(())
+    }
+}
+
+/// `P·v` for one head of one window (module docs; [`AvCall`] names the
+/// inputs).
 #[allow(clippy::too_many_arguments)]
 pub fn av_codes(
     probs: &[u8],
@@ -248,35 +319,23 @@ pub fn av_codes(
     out: &mut [u8],
     out_stride: usize,
 ) -> Result<(), OpError> {
-    check_len("av probabilities", TOKENS * TOKENS, probs.len())?;
-    check_param(
-        "av head columns",
-        col.checked_add(HEAD_DIM)
-            .is_some_and(|end| end <= stride && end <= out_stride),
-    )?;
-    check_len("av v", TOKENS.saturating_mul(stride), v.len())?;
-    check_len("av output", TOKENS.saturating_mul(out_stride), out.len())?;
-    av.validate()?;
-    av_unchecked(probs, v, stride, col, av, levels, out, out_stride);
-    Ok(())
+    AvCall {
+        probs,
+        v,
+        stride,
+        col,
+        av,
+        levels,
+        out_stride,
+    }
+    .run(out)
 }
 
 // Indices: j < 64, d < 10 = the array lengths; bounds of t in the module docs.
-#[allow(
-    clippy::too_many_arguments,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing
-)]
-fn av_unchecked(
-    probs: &[u8],
-    v: &[u8],
-    stride: usize,
-    col: usize,
-    av: &AvParams,
-    levels: u8,
-    out: &mut [u8],
-    out_stride: usize,
-) {
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+fn av_unchecked(call: &AvCall<'_>, out: &mut [u8]) {
+    let (probs, v, stride, col) = (call.probs, call.v, call.stride, call.col);
+    let (av, levels, out_stride) = (call.av, call.levels, call.out_stride);
     // Transposed head of v: vt[d][j].
     let mut vt = [[0u8; TOKENS]; HEAD_DIM];
     for j in 0..TOKENS {

@@ -116,26 +116,20 @@ impl<W: I32Src> Conv<'_, W> {
         )
     }
 
-    /// Runs the convolution over an `h × w` map (`input`: `h·w·cin` values,
-    /// HWC) and hands every output to `emit(pixel, channel, v)`, pixels in
-    /// raster order, channels inner.
-    // Index arithmetic: y < h, x < w, o < cout ≤ 64, tap < 9, and
-    // h·w·cin = input.len() was checked, so no product overflows; taps ≤ 9·64
-    // = patch.len(), o < cout ≤ MAX_COUT = requant.len().
-    #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
-    pub fn run<F: FnMut(usize, usize, i64)>(
-        &self,
-        input: &[i32],
-        h: usize,
-        w: usize,
-        mut emit: F,
-    ) -> Result<(), OpError> {
+    /// The checks every conv kernel makes first, in this order, for an
+    /// `h × w` input of `input_len` values.
+    pub fn check(&self, input_len: usize, h: usize, w: usize) -> Result<(), OpError> {
         self.validate()?;
         check_len(
             "conv input",
             h.saturating_mul(w).saturating_mul(self.cin),
-            input.len(),
-        )?;
+            input_len,
+        )
+    }
+
+    /// Each output channel's requantizer and bias, decoded once per call
+    /// (entries from `cout` on are unused).
+    pub fn channel_constants(&self) -> Result<([Requantizer; MAX_COUT], [i64; MAX_COUT]), OpError> {
         let mut requant =
             [Requantizer::from_parts(1 << 30, 0, RoundingMode::HalfUp).map_err(|_| {
                 OpError::Param {
@@ -152,6 +146,25 @@ impl<W: I32Src> Conv<'_, W> {
             *r = self.requantizer(o)?;
             *b = self.bias(o);
         }
+        Ok((requant, bias))
+    }
+
+    /// Runs the convolution over an `h × w` map (`input`: `h·w·cin` values,
+    /// HWC) and hands every output to `emit(pixel, channel, v)`, pixels in
+    /// raster order, channels inner.
+    // Index arithmetic: y < h, x < w, o < cout ≤ 64, tap < 9, and
+    // h·w·cin = input.len() was checked, so no product overflows; taps ≤ 9·64
+    // = patch.len(), o < cout ≤ MAX_COUT = requant.len().
+    #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+    pub fn run<F: FnMut(usize, usize, i64)>(
+        &self,
+        input: &[i32],
+        h: usize,
+        w: usize,
+        mut emit: F,
+    ) -> Result<(), OpError> {
+        self.check(input.len(), h, w)?;
+        let (requant, bias) = self.channel_constants()?;
         let cin = self.cin;
         let taps = 9 * cin;
         // The 3×3 neighbourhood of the current pixel, gathered once (zeros outside).

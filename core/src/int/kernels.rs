@@ -10,52 +10,37 @@
 //! The methods take `&mut self` so an implementation may own scratch
 //! buffers or profiling counters.
 
-use crate::packed::PackedMatrix;
-
-use super::attention::{self, AvParams, QkParams};
+use super::attention::{AvCall, SoftmaxCall};
 use super::conv::Conv;
 use super::gelu::{gelu_code, GeluTable};
 use super::layernorm;
-use super::linear::{self, CodeAffine};
-use super::view::{I32Src, LeI16};
+use super::linear::{self, LinearCall};
+use super::view::I32Src;
 use super::OpError;
 
 /// The operators [`super::runner`] dispatches; defaults are the oracle.
 pub trait IntKernels {
     /// [`linear::linear`].
-    #[allow(clippy::too_many_arguments)]
     fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         emit: F,
     ) -> Result<(), OpError> {
-        linear::linear(input, k, weights, row0, rows, affine, c, emit)
+        linear::linear(call, emit)
     }
 
     /// fc1 and the GELU-threshold quantizer: [`linear::linear`] with every
     /// output `t` of token `i`, row `j` turned into [`gelu_code`]`(t, gelu)`
     /// at `out[i·rows + j]` (positions outside `out` are skipped).
-    #[allow(clippy::too_many_arguments)]
     fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         gelu: &G,
         out: &mut [u8],
     ) -> Result<(), OpError> {
         let table = GeluTable::new(gelu);
-        linear::linear(input, k, weights, row0, rows, affine, c, |t, j, v| {
+        let rows = call.rows;
+        linear::linear(call, |t, j, v| {
             let at = t.checked_mul(rows).and_then(|i| i.checked_add(j));
             if let Some(dst) = at.and_then(|i| out.get_mut(i)) {
                 *dst = match &table {
@@ -67,71 +52,38 @@ pub trait IntKernels {
     }
 
     /// [`linear::linear_codes`].
-    #[allow(clippy::too_many_arguments)]
     fn linear_codes<W: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         levels: u8,
         out: &mut [u8],
     ) -> Result<(), OpError> {
-        linear::linear_codes(input, k, weights, row0, rows, affine, c, levels, out)
+        linear::linear_codes(call, levels, out)
     }
 
     /// [`linear::linear_stream`].
-    #[allow(clippy::too_many_arguments)]
     fn linear_stream<W: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         pos: &[usize],
         stride: usize,
         r: &mut [i32],
     ) -> Result<(), OpError> {
-        linear::linear_stream(input, k, weights, row0, rows, affine, c, pos, stride, r)
+        linear::linear_stream(call, pos, stride, r)
     }
 
-    /// [`attention::softmax_codes`].
-    #[allow(clippy::too_many_arguments)]
+    /// [`SoftmaxCall::run`].
     fn softmax_codes<W: I32Src + ?Sized>(
         &mut self,
-        q: &[u8],
-        k: &[u8],
-        stride: usize,
-        col: usize,
-        qk: &QkParams,
-        rpb: LeI16<'_>,
-        labels: Option<&[u8]>,
-        thresholds: &W,
+        call: &SoftmaxCall<'_, W>,
         probs: &mut [u8],
     ) -> Result<(), OpError> {
-        attention::softmax_codes(q, k, stride, col, qk, rpb, labels, thresholds, probs)
+        call.run(probs)
     }
 
-    /// [`attention::av_codes`].
-    #[allow(clippy::too_many_arguments)]
-    fn av_codes(
-        &mut self,
-        probs: &[u8],
-        v: &[u8],
-        stride: usize,
-        col: usize,
-        av: &AvParams,
-        levels: u8,
-        out: &mut [u8],
-        out_stride: usize,
-    ) -> Result<(), OpError> {
-        attention::av_codes(probs, v, stride, col, av, levels, out, out_stride)
+    /// [`AvCall::run`].
+    fn av_codes(&mut self, call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
+        call.run(out)
     }
 
     /// [`Conv::run`].

@@ -87,41 +87,90 @@ pub fn sum_codes(a: &[u8]) -> i32 {
         .fold(0i32, |acc, &x| acc.wrapping_add(i32::from(x)))
 }
 
+/// The inputs of one packed linear layer ([`linear`]).
+#[derive(Debug)]
+pub struct LinearCall<'a, W: ?Sized> {
+    /// `tokens × k` codes, row-major (one row per token).
+    pub input: &'a [u8],
+    /// Inputs per output (`K`).
+    pub k: usize,
+    /// The packed weights; this layer uses rows `row0 .. row0 + rows`, each
+    /// `k` codes.
+    pub weights: &'a PackedMatrix<'a>,
+    /// First weight row of this layer.
+    pub row0: u32,
+    /// Outputs per token.
+    pub rows: usize,
+    /// The affine map of the accumulators.
+    pub affine: &'a CodeAffine,
+    /// The `rows` per-row constants `C_j`.
+    pub c: &'a W,
+}
+
+impl<'a, W: I32Src + ?Sized> LinearCall<'a, W> {
+    /// Bundles the inputs.
+    pub const fn new(
+        input: &'a [u8],
+        k: usize,
+        weights: &'a PackedMatrix<'a>,
+        row0: u32,
+        rows: usize,
+        affine: &'a CodeAffine,
+        c: &'a W,
+    ) -> Self {
+        Self {
+            input,
+            k,
+            weights,
+            row0,
+            rows,
+            affine,
+            c,
+        }
+    }
+
+    /// The shape and parameter checks every linear kernel makes first, in
+    /// this order (so every backend refuses bad inputs with the same error);
+    /// `Ok` holds the end row `row0 + rows`.
+    pub fn check(&self) -> Result<u32, OpError> {
+        let (input, k) = (self.input, self.k);
+        check_param("linear input width", (1..=MAX_K).contains(&k))?;
+        check_len(
+            "linear input",
+            input.len().div_ceil(k).saturating_mul(k),
+            input.len(),
+        )?;
+        check_len("linear weight columns", k, self.weights.cols() as usize)?;
+        let end = u32::try_from(self.rows)
+            .ok()
+            .and_then(|r| self.row0.checked_add(r))
+            .filter(|&end| end <= self.weights.rows())
+            .ok_or(OpError::Param {
+                what: "linear weight rows",
+            })?;
+        check_len("linear row constants", self.rows, self.c.len())?;
+        self.affine.validate()?;
+        Ok(end)
+    }
+
+    /// The output check of the code-producing kernels ([`linear_codes`]):
+    /// one code per token and row, checked before [`Self::check`].
+    pub fn check_codes_len(&self, out_len: usize) -> Result<(), OpError> {
+        let tokens = self.input.len().checked_div(self.k).unwrap_or(0);
+        check_len("linear output", tokens.saturating_mul(self.rows), out_len)
+    }
+}
+
 /// Runs a linear layer and hands every `t` to `emit(token, row, t)`.
-///
-/// * `input`: `m × k` codes, row-major (one row per token).
-/// * `weights`: rows `row0 .. row0 + rows` of `weights` (each `k` codes).
-/// * `c`: the `rows` per-row constants `C_j`.
 ///
 /// The order of `emit` calls is rows outer, tokens inner (each weight row is
 /// decoded once per 64 tokens); results do not depend on it.
-#[allow(clippy::too_many_arguments)]
 pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     mut emit: F,
 ) -> Result<(), OpError> {
-    check_param("linear input width", (1..=MAX_K).contains(&k))?;
-    check_len(
-        "linear input",
-        input.len().div_ceil(k).saturating_mul(k),
-        input.len(),
-    )?;
-    check_len("linear weight columns", k, weights.cols() as usize)?;
-    let end = u32::try_from(rows)
-        .ok()
-        .and_then(|r| row0.checked_add(r))
-        .filter(|&end| end <= weights.rows())
-        .ok_or(OpError::Param {
-            what: "linear weight rows",
-        })?;
-    check_len("linear row constants", rows, c.len())?;
-    affine.validate()?;
+    let end = call.check()?;
+    let (input, k, weights, affine, c) = (call.input, call.k, call.weights, call.affine, call.c);
 
     let mut wrow = [0u8; MAX_K];
     let wrow = wrow.get_mut(..k).ok_or(OpError::Param {
@@ -133,7 +182,7 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
         for (s, x) in asum.iter_mut().zip(block.chunks_exact(k)) {
             *s = sum_codes(x);
         }
-        for (j, row) in (row0..end).enumerate() {
+        for (j, row) in (call.row0..end).enumerate() {
             weights.unpack_row(row, wrow).map_err(|_| OpError::Param {
                 what: "linear weight rows",
             })?;
@@ -152,22 +201,15 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
 
 /// [`linear`] producing the next quantizer's codes:
 /// `out[token·rows + j] = clamp(rshift_round(t, frac), 0, levels)`.
-#[allow(clippy::too_many_arguments)]
 pub fn linear_codes<W: I32Src + ?Sized>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     levels: u8,
     out: &mut [u8],
 ) -> Result<(), OpError> {
-    let tokens = input.len().checked_div(k).unwrap_or(0);
-    check_len("linear output", tokens.saturating_mul(rows), out.len())?;
-    let frac = affine.frac;
-    linear(input, k, weights, row0, rows, affine, c, |t, j, v| {
+    call.check_codes_len(out.len())?;
+    let rows = call.rows;
+    let frac = call.affine.frac;
+    linear(call, |t, j, v| {
         if let Some(o) = out.get_mut(t.saturating_mul(rows).saturating_add(j)) {
             *o = clamp_code(rshift_round(v, frac), levels);
         }
@@ -177,21 +219,14 @@ pub fn linear_codes<W: I32Src + ?Sized>(
 /// [`linear`] added to the residual stream (proj, fc2): for token `t` and
 /// row `j`, `r[pos[t]·stride + j] = clamp_stream(r[…] + clamp_stream(rshift_round(t, frac)))`.
 /// Tokens without a `pos` entry, and indices outside `r`, are skipped.
-#[allow(clippy::too_many_arguments)]
 pub fn linear_stream<W: I32Src + ?Sized>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     pos: &[usize],
     stride: usize,
     r: &mut [i32],
 ) -> Result<(), OpError> {
-    let frac = affine.frac;
-    linear(input, k, weights, row0, rows, affine, c, |t, j, v| {
+    let frac = call.affine.frac;
+    linear(call, |t, j, v| {
         let at = pos
             .get(t)
             .map(|&p| p.saturating_mul(stride).saturating_add(j));

@@ -113,8 +113,9 @@ impl fmt::Display for OpError {
 
 impl core::error::Error for OpError {}
 
-/// `Err(Shape)` unless `actual == expected`.
-pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), OpError> {
+/// `Err(Shape)` unless `actual == expected` (the operators' shape check; a
+/// backend reuses it to fail with the oracle's errors).
+pub fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), OpError> {
     if expected == actual {
         Ok(())
     } else {
@@ -126,8 +127,8 @@ pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> R
     }
 }
 
-/// `Err(Param)` unless `ok`.
-pub(crate) fn check_param(what: &'static str, ok: bool) -> Result<(), OpError> {
+/// `Err(Param)` unless `ok` (the operators' parameter check).
+pub fn check_param(what: &'static str, ok: bool) -> Result<(), OpError> {
     if ok {
         Ok(())
     } else {

@@ -75,8 +75,10 @@
 use core::fmt;
 
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
+use super::attention::{AvCall, SoftmaxCall};
 use super::kernels::{IntKernels, ScalarKernels};
 use super::layernorm::{LnParams, MAX_CHANNELS};
+use super::linear::LinearCall;
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
 use super::tiling::ImageOut;
 pub use super::tiling::{upscale_tiled, upscale_tiled_with, PixelSink, Tiling};
@@ -563,31 +565,43 @@ fn attention<K: IntKernels>(
                     p2[at] = bp.fq_v.code(y);
                 }
             }
-            kernels.linear_codes(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q, levels, p3)?;
+            let q = LinearCall::new(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q);
+            kernels.linear_codes(&q, levels, p3)?;
             let (qc, kin, vin) = (&*p3, &*p1, &*p2);
             let (k0, v0) = (row0 + e32, row0 + 2 * e32);
-            kernels.linear_codes(kin, EMBED, w, k0, EMBED, &bp.aff_k, &bp.c_k, levels, p0)?;
-            kernels.linear_codes(vin, EMBED, w, v0, EMBED, &bp.aff_v, &bp.c_v, levels, p1)?;
+            let k = LinearCall::new(kin, EMBED, w, k0, EMBED, &bp.aff_k, &bp.c_k);
+            kernels.linear_codes(&k, levels, p0)?;
+            let v = LinearCall::new(vin, EMBED, w, v0, EMBED, &bp.aff_v, &bp.c_v);
+            kernels.linear_codes(&v, levels, p1)?;
             let (kc, vc, oc) = (&*p0, &*p1, &mut *p2);
             let mask = bp.shifted.then_some(&labels[..]);
             for h in 0..HEADS {
                 let col = h * HEAD_DIM;
-                let rpb = bp.rpb.sub(h * RPB_ROWS, RPB_ROWS);
-                kernels.softmax_codes(qc, kc, EMBED, col, &bp.qk, rpb, mask, &bp.prob, probs)?;
-                kernels.av_codes(probs, vc, EMBED, col, &bp.av, levels, oc, EMBED)?;
+                let softmax = SoftmaxCall {
+                    q: qc,
+                    k: kc,
+                    stride: EMBED,
+                    col,
+                    qk: &bp.qk,
+                    rpb: bp.rpb.sub(h * RPB_ROWS, RPB_ROWS),
+                    labels: mask,
+                    thresholds: &bp.prob,
+                };
+                kernels.softmax_codes(&softmax, probs)?;
+                let av = AvCall {
+                    probs,
+                    v: vc,
+                    stride: EMBED,
+                    col,
+                    av: &bp.av,
+                    levels,
+                    out_stride: EMBED,
+                };
+                kernels.av_codes(&av, oc)?;
             }
-            kernels.linear_stream(
-                oc,
-                EMBED,
-                w,
-                row0 + 3 * e32,
-                EMBED,
-                &bp.aff_proj,
-                &bp.c_proj,
-                &pos,
-                EMBED,
-                r,
-            )?;
+            let proj_row0 = row0 + 3 * e32;
+            let proj = LinearCall::new(oc, EMBED, w, proj_row0, EMBED, &bp.aff_proj, &bp.c_proj);
+            kernels.linear_stream(&proj, &pos, EMBED, r)?;
         }
     }
     Ok(())
@@ -625,33 +639,16 @@ fn mlp<K: IntKernels>(
                 fc1in[t * EMBED + c] = bp.fq_fc1.code(ln2.output(c, xh));
             }
         }
-        kernels.linear_gelu(
-            &fc1in[..n * EMBED],
-            EMBED,
-            model.w_fc1(),
-            row1,
-            MLP,
-            &bp.aff_fc1,
-            &bp.c_fc1,
-            &bp.gelu,
-            hidden,
-        )?;
+        let (x1, w1) = (&fc1in[..n * EMBED], model.w_fc1());
+        let fc1 = LinearCall::new(x1, EMBED, w1, row1, MLP, &bp.aff_fc1, &bp.c_fc1);
+        kernels.linear_gelu(&fc1, &bp.gelu, hidden)?;
         let mut pos = [0usize; TOKENS];
         for (t, p) in pos.iter_mut().enumerate() {
             *p = p0 + t;
         }
-        kernels.linear_stream(
-            &hidden[..n * MLP],
-            MLP,
-            model.w_fc2(),
-            row2,
-            EMBED,
-            &bp.aff_fc2,
-            &bp.c_fc2,
-            &pos[..n],
-            EMBED,
-            r,
-        )?;
+        let (x2, w2) = (&hidden[..n * MLP], model.w_fc2());
+        let fc2 = LinearCall::new(x2, MLP, w2, row2, EMBED, &bp.aff_fc2, &bp.c_fc2);
+        kernels.linear_stream(&fc2, &pos[..n], EMBED, r)?;
         p0 += n;
     }
     Ok(())

@@ -9,35 +9,18 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use tdquant_core::crc32::Crc32;
 use tdquant_core::{Container, Dtype};
+use tdquant_firmware_example::exit;
 
 /// The model, placed in flash by the linker (path chosen at build time).
 static MODEL: &[u8] = include_bytes!(env!("TDQ_MODEL_PATH"));
 
-#[defmt::panic_handler]
-fn defmt_panic() -> ! {
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic");
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
 #[entry]
 fn main() -> ! {
     let ok = report(MODEL);
-    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
-    #[allow(clippy::empty_loop)]
-    loop {}
+    exit(ok)
 }
 
 /// Prints one `TDQ …` line per packed section; false if the model is bad.

@@ -7,43 +7,14 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use tdquant_firmware_example::parity::{cases, Rng};
-
-const fn parse_u32(s: Option<&str>, default: u32) -> u32 {
-    let Some(s) = s else {
-        return default;
-    };
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut v = 0u32;
-    while i < b.len() {
-        v = v * 10 + (b[i] - b'0') as u32;
-        i += 1;
-    }
-    v
-}
+use tdquant_firmware_example::{exit, parse_u32_or};
 
 /// Random cases per kernel.
-const CASES: u32 = parse_u32(option_env!("TDQ_PARITY_CASES"), 1000);
+const CASES: u32 = parse_u32_or(option_env!("TDQ_PARITY_CASES"), 1000);
 /// Seed of the case generator.
-const SEED: u32 = parse_u32(option_env!("TDQ_PARITY_SEED"), 20261204);
-
-#[defmt::panic_handler]
-fn defmt_panic() -> ! {
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic");
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+const SEED: u32 = parse_u32_or(option_env!("TDQ_PARITY_SEED"), 20261204);
 
 type Check = fn(&mut Rng, u32) -> bool;
 
@@ -84,11 +55,8 @@ fn main() -> ! {
     }
     if failed == 0 {
         defmt::info!("TDQ parity OK");
-        debug::exit(EXIT_SUCCESS);
     } else {
         defmt::error!("TDQ parity FAILED: {=u32} mismatching cases", failed);
-        debug::exit(EXIT_FAILURE);
     }
-    #[allow(clippy::empty_loop)]
-    loop {}
+    exit(failed == 0)
 }

@@ -13,13 +13,12 @@
 #![no_main]
 
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use sha2::{Digest, Sha256};
 use tdquant_core::int::{runner, IntModel, PixelSink, Tiling};
 use tdquant_firmware_example::clock::{self, Clock};
 use tdquant_firmware_example::kernels::DspKernels;
-use tdquant_firmware_example::{hex, parse_usize};
+use tdquant_firmware_example::{exit, hex, parse_usize};
 
 static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
 static IMAGE: &[u8] = include_bytes!(env!("TDQ_IMAGE_PATH"));
@@ -49,21 +48,6 @@ static mut STRIP_BYTES: [u8; STRIP] = [0; STRIP];
 #[exception]
 fn SysTick() {
     clock::on_systick();
-}
-
-#[defmt::panic_handler]
-fn defmt_panic() -> ! {
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic");
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
 }
 
 /// Hashes finished HR rows out of a strip of `core·s` rows.
@@ -125,9 +109,7 @@ fn stack_used(sp: usize) -> usize {
 #[entry]
 fn main() -> ! {
     let ok = run();
-    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
-    #[allow(clippy::empty_loop)]
-    loop {}
+    exit(ok)
 }
 
 fn run() -> bool {

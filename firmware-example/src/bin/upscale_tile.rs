@@ -16,13 +16,13 @@
 #![no_main]
 
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use defmt_semihosting as _;
 use sha2::{Digest, Sha256};
 use tdquant_core::int::{runner, IntKernels, IntModel, ScalarKernels};
 use tdquant_firmware_example::clock::{self, Clock};
 use tdquant_firmware_example::kernels::DspKernels;
 use tdquant_firmware_example::profile::{Profiled, N_OPS, OPS};
+use tdquant_firmware_example::{exit, parse_usize};
 
 static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
 static TILE: &[u8] = include_bytes!(env!("TDQ_TILE_PATH"));
@@ -38,17 +38,6 @@ static mut SCRATCH_WORDS: [i32; WORDS] = [0; WORDS];
 static mut SCRATCH_BYTES: [u8; runner::WORK_BYTES] = [0; runner::WORK_BYTES];
 static mut OUTPUT: [u8; OUT_MAX] = [0; OUT_MAX];
 
-const fn parse_usize(s: &str) -> usize {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut v = 0usize;
-    while i < b.len() {
-        v = v * 10 + (b[i] - b'0') as usize;
-        i += 1;
-    }
-    v
-}
-
 const fn pad8(n: usize) -> usize {
     n.div_ceil(8) * 8
 }
@@ -56,21 +45,6 @@ const fn pad8(n: usize) -> usize {
 #[exception]
 fn SysTick() {
     clock::on_systick();
-}
-
-#[defmt::panic_handler]
-fn defmt_panic() -> ! {
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic");
-    debug::exit(EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
 }
 
 /// `TDQ_KERNELS=scalar` at build time runs the core oracle's kernels
@@ -103,9 +77,7 @@ fn infer<K: IntKernels>(
 #[entry]
 fn main() -> ! {
     let ok = run();
-    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
-    #[allow(clippy::empty_loop)]
-    loop {}
+    exit(ok)
 }
 
 fn run() -> bool {

@@ -16,12 +16,11 @@
 //! `P·v`: the head of `v` is transposed into pairs laid out as `UXTB16`
 //! unpacks four probabilities; each row is ten `SMLAD` dot products of 64.
 
-use tdquant_core::int::arith::{clamp_code, fits_bits, rshift_round};
-use tdquant_core::int::attention::{rpb_index, AvParams, QkParams, MASK_Z, PROB_FRAC};
+use tdquant_core::int::arith::{clamp_code, rshift_round};
+use tdquant_core::int::attention::{rpb_index, AvCall, SoftmaxCall, MASK_Z, PROB_FRAC};
 use tdquant_core::int::exp2::{EXP2_LUT, LN2_Q32};
-use tdquant_core::int::{I32Src, LeI16, OpError, HEAD_DIM, RPB_ROWS, TOKENS, WINDOW};
+use tdquant_core::int::{I32Src, OpError, HEAD_DIM, RPB_ROWS, TOKENS, WINDOW};
 
-use super::{check_len, check_param};
 use crate::dsp::{dot5_keys, dot5_probs};
 
 /// Most decision levels (the oracle's cap).
@@ -167,38 +166,13 @@ fn head_pairs(codes: &[u8], t: usize, stride: usize, col: usize) -> [u32; PAIRS]
 }
 
 /// See the [module docs](self).
-#[allow(clippy::too_many_arguments)]
 pub fn softmax_codes<W: I32Src + ?Sized>(
-    q: &[u8],
-    k: &[u8],
-    stride: usize,
-    col: usize,
-    qk: &QkParams,
-    rpb: LeI16<'_>,
-    labels: Option<&[u8]>,
-    thresholds: &W,
+    call: &SoftmaxCall<'_, W>,
     probs: &mut [u8],
 ) -> Result<(), OpError> {
-    check_param(
-        "attention head columns",
-        col.checked_add(HEAD_DIM).is_some_and(|end| end <= stride),
-    )?;
-    let window_len = TOKENS.saturating_mul(stride);
-    check_len("attention q", window_len, q.len())?;
-    check_len("attention k", window_len, k.len())?;
-    check_len("attention bias table", RPB_ROWS, rpb.len())?;
-    if let Some(labels) = labels {
-        check_len("attention mask labels", TOKENS, labels.len())?;
-    }
-    check_param("attention thresholds", thresholds.len().is_multiple_of(2))?;
-    check_len("attention probabilities", TOKENS * TOKENS, probs.len())?;
-    qk.validate()?;
-    for t in 0..thresholds.len() / 2 {
-        check_param(
-            "attention threshold",
-            fits_bits(thresholds.at_i64(t.saturating_mul(2)), 40),
-        )?;
-    }
+    call.check(probs.len())?;
+    let (q, k, stride, col) = (call.q, call.k, call.stride, call.col);
+    let (qk, rpb, labels, thresholds) = (call.qk, call.rpb, call.labels, call.thresholds);
 
     let levels = (thresholds.len() / 2).min(MAX_LEVELS);
     let mut levels_sorted = [0i64; MAX_LEVELS];
@@ -273,26 +247,10 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
 }
 
 /// See the [module docs](self).
-#[allow(clippy::too_many_arguments)]
-pub fn av_codes(
-    probs: &[u8],
-    v: &[u8],
-    stride: usize,
-    col: usize,
-    av: &AvParams,
-    levels: u8,
-    out: &mut [u8],
-    out_stride: usize,
-) -> Result<(), OpError> {
-    check_len("av probabilities", TOKENS * TOKENS, probs.len())?;
-    check_param(
-        "av head columns",
-        col.checked_add(HEAD_DIM)
-            .is_some_and(|end| end <= stride && end <= out_stride),
-    )?;
-    check_len("av v", TOKENS.saturating_mul(stride), v.len())?;
-    check_len("av output", TOKENS.saturating_mul(out_stride), out.len())?;
-    av.validate()?;
+pub fn av_codes(call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
+    call.check(out.len())?;
+    let (probs, v, stride, col) = (call.probs, call.v, call.stride, call.col);
+    let (av, levels, out_stride) = (call.av, call.levels, call.out_stride);
 
     // vp[g][d] = (v[4g][d] | v[4g+2][d] << 16, v[4g+1][d] | v[4g+3][d] << 16).
     let mut vp = [[[0u32; 2]; HEAD_DIM]; TOKENS / 4];

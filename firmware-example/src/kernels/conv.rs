@@ -7,11 +7,9 @@
 //! channels is then two word loads, four `SXTB16` and four `SMLALD`. The
 //! accumulator is 64-bit, as in the oracle, so it is exact for any weights.
 
-use tdquant_core::int::conv::{Conv, ConvWeights, MAX_CIN, MAX_COUT};
+use tdquant_core::int::conv::{Conv, ConvWeights, MAX_CIN};
 use tdquant_core::int::{I32Src, OpError};
-use tdquant_core::requant::{Requantizer, RoundingMode};
 
-use super::check_len;
 use crate::dsp::dot2_i16_i8;
 
 /// Most taps (`9·MAX_CIN`).
@@ -43,26 +41,8 @@ pub fn run<W: I32Src, F: FnMut(usize, usize, i64)>(
         ConvWeights::I8(bytes) => bytes,
         ConvWeights::I16(_) => return conv.run(input, h, w, emit),
     };
-    conv.validate()?;
-    check_len(
-        "conv input",
-        h.saturating_mul(w).saturating_mul(conv.cin),
-        input.len(),
-    )?;
-    let mut requant =
-        [Requantizer::from_parts(1 << 30, 0, RoundingMode::HalfUp).map_err(|_| OpError::Param {
-            what: "conv requantizer",
-        })?; MAX_COUT];
-    let mut bias = [0i64; MAX_COUT];
-    for (o, (r, b)) in requant
-        .iter_mut()
-        .zip(bias.iter_mut())
-        .enumerate()
-        .take(conv.cout)
-    {
-        *r = conv.requantizer(o)?;
-        *b = conv.bias(o);
-    }
+    conv.check(input.len(), h, w)?;
+    let (requant, bias) = conv.channel_constants()?;
     let cin = conv.cin;
     let taps = 9 * cin;
     let t4 = taps / 4 * 4;

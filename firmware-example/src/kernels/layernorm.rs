@@ -15,9 +15,7 @@
 
 use tdquant_core::int::arith::clamp_stream;
 use tdquant_core::int::layernorm::{MAX_CHANNELS, MAX_EPS_T};
-use tdquant_core::int::OpError;
-
-use super::{check_len, check_param};
+use tdquant_core::int::{check_len, check_param, OpError};
 
 /// See the [module docs](self).
 pub fn normalize(x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError> {

@@ -11,12 +11,10 @@
 
 use tdquant_core::int::arith::{clamp_code, rshift_round};
 use tdquant_core::int::gelu::{gelu_code, WORDS_PER_LEVEL};
-use tdquant_core::int::linear::{add_stream, CodeAffine, MAX_K};
+use tdquant_core::int::linear::{add_stream, LinearCall, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
-use tdquant_core::packed::PackedMatrix;
 use tdquant_core::BitWidth;
 
-use super::{check_len, check_param};
 use crate::dsp::dot4_u8;
 
 /// Tokens per block (as the oracle).
@@ -236,76 +234,47 @@ impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
 
 /// `tdquant_core::int::IntKernels::linear_gelu` (the oracle's checks, then
 /// its outputs through the GELU thresholds).
-#[allow(clippy::too_many_arguments)]
 pub fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     gelu: &G,
     out: &mut [u8],
 ) -> Result<(), OpError> {
     let mut epi = Gelu {
         out,
-        rows,
+        rows: call.rows,
         search: GeluSearch::new(gelu),
         words: gelu,
     };
-    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
+    linear_with(call, &mut epi)
 }
 
 /// See the [module docs](self).
-#[allow(clippy::too_many_arguments)]
 pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     emit: F,
 ) -> Result<(), OpError> {
-    linear_with(input, k, weights, row0, rows, affine, c, &mut Emit(emit))
+    linear_with(call, &mut Emit(emit))
 }
 
 /// `tdquant_core::int::linear::linear_codes` (same checks).
-#[allow(clippy::too_many_arguments)]
 pub fn linear_codes<W: I32Src + ?Sized>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     levels: u8,
     out: &mut [u8],
 ) -> Result<(), OpError> {
-    let tokens = input.len().checked_div(k).unwrap_or(0);
-    check_len("linear output", tokens.saturating_mul(rows), out.len())?;
+    call.check_codes_len(out.len())?;
     let mut epi = Codes {
         out,
-        rows,
+        rows: call.rows,
         levels,
-        frac: affine.frac,
+        frac: call.affine.frac,
     };
-    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
+    linear_with(call, &mut epi)
 }
 
 /// `tdquant_core::int::linear::linear_stream`.
-#[allow(clippy::too_many_arguments)]
 pub fn linear_stream<W: I32Src + ?Sized>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     pos: &[usize],
     stride: usize,
     r: &mut [i32],
@@ -314,38 +283,18 @@ pub fn linear_stream<W: I32Src + ?Sized>(
         r,
         pos,
         stride,
-        frac: affine.frac,
+        frac: call.affine.frac,
     };
-    linear_with(input, k, weights, row0, rows, affine, c, &mut epi)
+    linear_with(call, &mut epi)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
-    input: &[u8],
-    k: usize,
-    weights: &PackedMatrix<'_>,
-    row0: u32,
-    rows: usize,
-    affine: &CodeAffine,
-    c: &W,
+    call: &LinearCall<'_, W>,
     epi: &mut E,
 ) -> Result<(), OpError> {
-    check_param("linear input width", (1..=MAX_K).contains(&k))?;
-    check_len(
-        "linear input",
-        input.len().div_ceil(k).saturating_mul(k),
-        input.len(),
-    )?;
-    check_len("linear weight columns", k, weights.cols() as usize)?;
-    u32::try_from(rows)
-        .ok()
-        .and_then(|r| row0.checked_add(r))
-        .filter(|&end| end <= weights.rows())
-        .ok_or(OpError::Param {
-            what: "linear weight rows",
-        })?;
-    check_len("linear row constants", rows, c.len())?;
-    affine.validate()?;
+    call.check()?;
+    let (input, k, weights, row0) = (call.input, call.k, call.weights, call.row0);
+    let (rows, affine, c) = (call.rows, call.affine, call.c);
 
     let k4 = k / 4 * 4;
     // 4-bit weights without a tail decode straight from the packed bytes.

@@ -19,11 +19,10 @@ pub mod conv;
 pub mod layernorm;
 pub mod linear;
 
-use tdquant_core::int::attention::{AvParams, QkParams};
+use tdquant_core::int::attention::{AvCall, SoftmaxCall};
 use tdquant_core::int::conv::Conv;
-use tdquant_core::int::linear::CodeAffine;
-use tdquant_core::int::{I32Src, IntKernels, LeI16, OpError};
-use tdquant_core::packed::PackedMatrix;
+use tdquant_core::int::linear::LinearCall;
+use tdquant_core::int::{I32Src, IntKernels, OpError};
 
 /// The DSP kernels (stateless: every buffer is on the stack, ≤ 4 KiB).
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,91 +31,50 @@ pub struct DspKernels;
 impl IntKernels for DspKernels {
     fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         emit: F,
     ) -> Result<(), OpError> {
-        linear::linear(input, k, weights, row0, rows, affine, c, emit)
+        linear::linear(call, emit)
     }
 
     fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         gelu: &G,
         out: &mut [u8],
     ) -> Result<(), OpError> {
-        linear::linear_gelu(input, k, weights, row0, rows, affine, c, gelu, out)
+        linear::linear_gelu(call, gelu, out)
     }
 
     fn linear_codes<W: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         levels: u8,
         out: &mut [u8],
     ) -> Result<(), OpError> {
-        linear::linear_codes(input, k, weights, row0, rows, affine, c, levels, out)
+        linear::linear_codes(call, levels, out)
     }
 
     fn linear_stream<W: I32Src + ?Sized>(
         &mut self,
-        input: &[u8],
-        k: usize,
-        weights: &PackedMatrix<'_>,
-        row0: u32,
-        rows: usize,
-        affine: &CodeAffine,
-        c: &W,
+        call: &LinearCall<'_, W>,
         pos: &[usize],
         stride: usize,
         r: &mut [i32],
     ) -> Result<(), OpError> {
-        linear::linear_stream(input, k, weights, row0, rows, affine, c, pos, stride, r)
+        linear::linear_stream(call, pos, stride, r)
     }
 
     fn softmax_codes<W: I32Src + ?Sized>(
         &mut self,
-        q: &[u8],
-        k: &[u8],
-        stride: usize,
-        col: usize,
-        qk: &QkParams,
-        rpb: LeI16<'_>,
-        labels: Option<&[u8]>,
-        thresholds: &W,
+        call: &SoftmaxCall<'_, W>,
         probs: &mut [u8],
     ) -> Result<(), OpError> {
-        attention::softmax_codes(q, k, stride, col, qk, rpb, labels, thresholds, probs)
+        attention::softmax_codes(call, probs)
     }
 
-    fn av_codes(
-        &mut self,
-        probs: &[u8],
-        v: &[u8],
-        stride: usize,
-        col: usize,
-        av: &AvParams,
-        levels: u8,
-        out: &mut [u8],
-        out_stride: usize,
-    ) -> Result<(), OpError> {
-        attention::av_codes(probs, v, stride, col, av, levels, out, out_stride)
+    fn av_codes(&mut self, call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
+        attention::av_codes(call, out)
     }
 
     fn conv<W: I32Src, F: FnMut(usize, usize, i64)>(
@@ -132,27 +90,5 @@ impl IntKernels for DspKernels {
 
     fn normalize(&mut self, x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError> {
         layernorm::normalize(x, eps_t, xhat)
-    }
-}
-
-/// `Err(Shape)` unless `actual == expected` (the oracle's check, same error).
-pub(crate) fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), OpError> {
-    if expected == actual {
-        Ok(())
-    } else {
-        Err(OpError::Shape {
-            what,
-            expected,
-            actual,
-        })
-    }
-}
-
-/// `Err(Param)` unless `ok` (the oracle's check, same error).
-pub(crate) fn check_param(what: &'static str, ok: bool) -> Result<(), OpError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(OpError::Param { what })
     }
 }

@@ -3,9 +3,9 @@
 //! largest shapes, invalid arguments). Each runs the DSP kernel and the core
 //! oracle on the same inputs and compares results and errors with `==`.
 
-use tdquant_core::int::attention::{AvParams, QkParams};
+use tdquant_core::int::attention::{AvCall, AvParams, QkParams, SoftmaxCall};
 use tdquant_core::int::conv::{Conv, ConvWeights};
-use tdquant_core::int::linear::CodeAffine;
+use tdquant_core::int::linear::{CodeAffine, LinearCall};
 use tdquant_core::int::{IntKernels, LeI16, OpError, ScalarKernels, TOKENS};
 use tdquant_core::packed::{pack_codes, PackedLayout, PackedMatrix};
 use tdquant_core::BitWidth;
@@ -275,17 +275,13 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
     let input = &input[..in_len.min(70 * 128)];
     let c = &c[..c_len];
     let w = &weights;
-    let r0 = row0 as u32;
+    let call = LinearCall::new(input, k_arg, w, row0 as u32, rows, &affine, c);
     match mode {
         0 => {
             let mut got = Emits::new();
             let mut want = Emits::new();
-            let rd = DspKernels.linear(input, k_arg, w, r0, rows, &affine, c, |t, j, v| {
-                got.push(t, j, v)
-            });
-            let ro = ScalarKernels.linear(input, k_arg, w, r0, rows, &affine, c, |t, j, v| {
-                want.push(t, j, v)
-            });
+            let rd = DspKernels.linear(&call, |t, j, v| got.push(t, j, v));
+            let ro = ScalarKernels.linear(&call, |t, j, v| want.push(t, j, v));
             same_emits("linear", case, (&rd, &got), (&ro, &want))
         }
         1 => {
@@ -300,16 +296,14 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
                 levels
             };
             let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
-            let rd = DspKernels.linear_codes(input, k_arg, w, r0, rows, &affine, c, lv, g);
-            let ro = ScalarKernels.linear_codes(input, k_arg, w, r0, rows, &affine, c, lv, o);
+            let rd = DspKernels.linear_codes(&call, lv, g);
+            let ro = ScalarKernels.linear_codes(&call, lv, o);
             same_bytes("linear_codes", case, (&rd, &got), (&ro, &want))
         }
         3 => {
             // fc1 → GELU codes; the thresholds come from the outputs.
             let mut ts = Emits::new();
-            let _ = ScalarKernels.linear(input, k_arg, w, r0, rows, &affine, c, |t, j, v| {
-                ts.push(t, j, v)
-            });
+            let _ = ScalarKernels.linear(&call, |t, j, v| ts.push(t, j, v));
             let mut vals = [0i64; 64];
             let nv = ts.n.min(ts.items.len());
             for (dst, item) in vals
@@ -328,8 +322,8 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             let o_len = (tokens * rows).saturating_sub(usize::from(rng.one_in(30)));
             let o_len = o_len.min(70 * 12 + 1);
             let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
-            let rd = DspKernels.linear_gelu(input, k_arg, w, r0, rows, &affine, c, table, g);
-            let ro = ScalarKernels.linear_gelu(input, k_arg, w, r0, rows, &affine, c, table, o);
+            let rd = DspKernels.linear_gelu(&call, table, g);
+            let ro = ScalarKernels.linear_gelu(&call, table, o);
             same_bytes("linear_gelu", case, (&rd, &got), (&ro, &want))
         }
         _ => {
@@ -352,11 +346,8 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             }
             let mut want = got;
             let pos = &pos[..n_pos];
-            let rd = DspKernels
-                .linear_stream(input, k_arg, w, r0, rows, &affine, c, pos, stride, &mut got);
-            let ro = ScalarKernels.linear_stream(
-                input, k_arg, w, r0, rows, &affine, c, pos, stride, &mut want,
-            );
+            let rd = DspKernels.linear_stream(&call, pos, stride, &mut got);
+            let ro = ScalarKernels.linear_stream(&call, pos, stride, &mut want);
             if rd != ro {
                 report_err("linear_stream", case, &rd, &ro);
                 return false;
@@ -459,8 +450,18 @@ pub fn softmax(rng: &mut Rng, case: u32) -> bool {
     let mut want = [0xA5u8; 64 * 64];
     let rpb = LeI16::new(&rpb);
     let (q, k) = (&q[..64 * stride], &k[..64 * stride]);
-    let rd = DspKernels.softmax_codes(q, k, stride, col, &qk, rpb, mask, th, &mut got);
-    let ro = ScalarKernels.softmax_codes(q, k, stride, col, &qk, rpb, mask, th, &mut want);
+    let call = SoftmaxCall {
+        q,
+        k,
+        stride,
+        col,
+        qk: &qk,
+        rpb,
+        labels: mask,
+        thresholds: th,
+    };
+    let rd = DspKernels.softmax_codes(&call, &mut got);
+    let ro = ScalarKernels.softmax_codes(&call, &mut want);
     same_bytes("softmax", case, (&rd, &got), (&ro, &want))
 }
 
@@ -499,26 +500,17 @@ pub fn av(rng: &mut Rng, case: u32) -> bool {
     let mut want = [0x5Au8; 64 * 64];
     let o_len = 64 * out_stride;
     let vv = &v[..64 * stride];
-    let rd = DspKernels.av_codes(
-        &probs,
-        vv,
+    let call = AvCall {
+        probs: &probs,
+        v: vv,
         stride,
         col,
-        &av,
+        av: &av,
         levels,
-        &mut got[..o_len],
         out_stride,
-    );
-    let ro = ScalarKernels.av_codes(
-        &probs,
-        vv,
-        stride,
-        col,
-        &av,
-        levels,
-        &mut want[..o_len],
-        out_stride,
-    );
+    };
+    let rd = DspKernels.av_codes(&call, &mut got[..o_len]);
+    let ro = ScalarKernels.av_codes(&call, &mut want[..o_len]);
     same_bytes("av", case, (&rd, &got), (&ro, &want))
 }
 

@@ -10,7 +10,10 @@ use crate::input_file::PathContext;
 use crate::model::SwinIR;
 use crate::weights::SwinIrWeights;
 
-use super::{calib_stats, export, load_export_bounds, CalibStats, ExportOptions, Exported};
+use super::{
+    calib_stats, export, load_export_bounds, CalibStats, ExportOptions, Exported,
+    LoadedExportBounds,
+};
 
 /// The stand-in ×4 model exported with the golden released-DOBI bounds
 /// (`golden/dobi_released_w{b}.safetensors` and their calibration batch): the
@@ -59,6 +62,12 @@ impl GoldenExport {
 
     /// Exports the model at `bits` ∈ {2, 3, 4}.
     pub fn export(&mut self, bits: u8) -> Result<Exported> {
+        Ok(self.export_with_bounds(bits)?.1)
+    }
+
+    /// [`Self::export`], with the golden bounds file it exported from (the
+    /// bounds and the calibration batch).
+    pub fn export_with_bounds(&mut self, bits: u8) -> Result<(LoadedExportBounds, Exported)> {
         let path = self
             .root
             .join(format!("golden/dobi_released_w{bits}.safetensors"));
@@ -80,12 +89,13 @@ impl GoldenExport {
                 *self.stats.insert(calib_stats(&self.model, batch)?)
             }
         };
-        export(
+        let exported = export(
             &self.weights,
             &loaded.bounds,
             bits,
             &stats,
             &ExportOptions::default(),
-        )
+        )?;
+        Ok((loaded, exported))
     }
 }

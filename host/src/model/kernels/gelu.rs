@@ -30,8 +30,7 @@ impl CustomOp1 for GeluOp {
         "tdq-gelu-erf"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, self.name())?;
+    cpu_fwd!(|op, (x, l)| {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
@@ -39,7 +38,7 @@ impl CustomOp1 for GeluOp {
                 dispatch!(k, (xi: &[f32], o: &mut [f32]), gelu_slice(xi, o));
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
+    });
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(
@@ -54,15 +53,7 @@ impl CustomOp2 for GeluGradOp {
         "tdq-gelu-erf-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let g = f32_slice(s2, l2, self.name())?;
+    cpu_fwd!(|op, (x, l1), (g, l2)| {
         if x.len() != g.len() {
             candle_core::bail!("gelu grad: size mismatch");
         }
@@ -73,7 +64,7 @@ impl CustomOp2 for GeluGradOp {
                 dispatch!(k, (xi: &[f32], gi: &[f32], o: &mut [f32]), gelu_grad_slice(xi, gi, o));
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
+    });
 }
 
 /// GELU, exact (erf) form, as `torch.nn.GELU()`. Differentiable.

@@ -23,10 +23,9 @@ impl CustomOp1 for Im2Col {
         "tdq-im2col3x3"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, self.name())?;
+    cpu_fwd!(|op, (x, l)| {
         let (b, hw, c) = l.shape().dims3()?;
-        let (h, w) = (self.h, self.w);
+        let (h, w) = (op.h, op.w);
         if hw != h * w {
             candle_core::bail!("im2col: {hw} tokens for {h}×{w}");
         }
@@ -53,7 +52,7 @@ impl CustomOp1 for Im2Col {
                 }
             });
         Ok((CpuStorage::F32(out), Shape::from((b, hw, 9 * c))))
-    }
+    });
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Col2Im {
@@ -68,11 +67,10 @@ impl CustomOp1 for Col2Im {
         "tdq-col2im3x3"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = f32_slice(s, l, self.name())?;
+    cpu_fwd!(|op, (g, l)| {
         let (b, hw, c9) = l.shape().dims3()?;
         let c = c9 / 9;
-        let (h, w) = (self.h, self.w);
+        let (h, w) = (op.h, op.w);
         let mut out = vec![0f32; b * hw * c];
         out.par_chunks_mut(w * c).enumerate().for_each(|(row, o)| {
             let (bi, y) = (row / h, row % h);
@@ -100,7 +98,7 @@ impl CustomOp1 for Col2Im {
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((b, hw, c))))
-    }
+    });
 }
 
 /// The 3×3 (padding 1) patch matrix of a token map `[B, h·w, C]` → `[B, h·w, 9·C]`, in

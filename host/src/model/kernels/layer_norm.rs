@@ -59,18 +59,7 @@ impl CustomOp3 for LayerNormOp {
         "tdq-layer-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let w = f32_slice(s2, l2, self.name())?;
-        let b = f32_slice(s3, l3, self.name())?;
+    cpu_fwd!(|op, (x, l1), (w, l2), (b, l3)| {
         let c = w.len();
         let mut out = vec![0f32; x.len()];
         let rows_per_task = 256;
@@ -84,7 +73,7 @@ impl CustomOp3 for LayerNormOp {
                 );
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
+    });
 
     fn bwd(
         &self,

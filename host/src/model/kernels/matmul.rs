@@ -69,18 +69,7 @@ impl CustomOp3 for LinearOp {
         "tdq-linear"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let w = f32_slice(s2, l2, self.name())?;
-        let b = f32_slice(s3, l3, self.name())?;
+    cpu_fwd!(|op, (x, l1), (w, l2), (b, l3)| {
         let (n, k) = l2.shape().dims2()?;
         let m = x.len() / k;
         let mut out = Vec::with_capacity(m * n);
@@ -98,14 +87,14 @@ impl CustomOp3 for LinearOp {
             (k, 1),
             w,
             (1, k),
-            self.scale,
-            self.scale,
+            op.scale,
+            op.scale,
             true,
         );
         let mut dims = l1.dims().to_vec();
         *dims.last_mut().expect("rank ≥ 1") = n;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
-    }
+    });
 
     fn bwd(
         &self,
@@ -165,20 +154,12 @@ impl CustomOp2 for BmmOp {
         "tdq-bmm"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(s1, l1, self.name())?;
-        let b = f32_slice(s2, l2, self.name())?;
+    cpu_fwd!(|op, (a, l1), (b, l2)| {
         let ad = l1.dims();
         let bd = l2.dims();
         let r = ad.len();
         let (m, k) = (ad[r - 2], ad[r - 1]);
-        let (n, kb) = if self.transpose_b {
+        let (n, kb) = if op.transpose_b {
             (bd[r - 2], bd[r - 1])
         } else {
             (bd[r - 1], bd[r - 2])
@@ -188,7 +169,7 @@ impl CustomOp2 for BmmOp {
             candle_core::bail!("bmm: shapes {ad:?} and {bd:?}");
         }
         let mut out = vec![0f32; batch * m * n];
-        let rhs_strides = if self.transpose_b { (1, k) } else { (n, 1) };
+        let rhs_strides = if op.transpose_b { (1, k) } else { (n, 1) };
         out.par_chunks_mut(m * n).enumerate().for_each(|(i, o)| {
             sgemm(
                 m,
@@ -208,7 +189,7 @@ impl CustomOp2 for BmmOp {
         let mut dims = ad.to_vec();
         dims[r - 1] = n;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
-    }
+    });
 
     fn bwd(
         &self,

@@ -58,6 +58,20 @@ macro_rules! dispatch {
     }};
 }
 
+/// candle's `cpu_fwd` of a custom op (`CustomOp1`/`2`/`3` by the number of inputs):
+/// `cpu_fwd!(|op, (x, l1), (w, l2)| { … })` binds `op` to `self` and each input to its
+/// contiguous `f32` data and layout, then runs the block, which returns the
+/// `Result<(CpuStorage, Shape)>`.
+macro_rules! cpu_fwd {
+    (|$op:ident, $(($x:ident, $l:ident)),+| $body:block) => {
+        fn cpu_fwd(&self, $($x: &CpuStorage, $l: &Layout),+) -> Result<(CpuStorage, Shape)> {
+            let $op = self;
+            $(let $x = f32_slice($x, $l, $op.name())?;)+
+            $body
+        }
+    };
+}
+
 /// `e^x` for f32, ≈1 ulp on [−87, 88]; 0 below −87.3 (no denormals), clamped above.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {

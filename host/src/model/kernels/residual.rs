@@ -15,15 +15,7 @@ impl CustomOp2 for AddOp {
         "tdq-add"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let a = f32_slice(s1, l1, self.name())?;
-        let b = f32_slice(s2, l2, self.name())?;
+    cpu_fwd!(|op, (a, l1), (b, l2)| {
         if a.len() != b.len() {
             candle_core::bail!("add: size mismatch");
         }
@@ -36,7 +28,7 @@ impl CustomOp2 for AddOp {
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
+    });
 
     fn bwd(
         &self,
@@ -68,20 +60,12 @@ impl CustomOp2 for WindowReverseAdd {
         "tdq-window-reverse-add"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let o = f32_slice(s2, l2, self.name())?;
+    cpu_fwd!(|op, (x, l1), (o, l2)| {
         let (_, l, c) = l1.shape().dims3()?;
-        if x.len() != o.len() || self.inverse.len() != l {
+        if x.len() != o.len() || op.inverse.len() != l {
             candle_core::bail!("window reverse add: bad sizes");
         }
-        let inv = &self.inverse[..];
+        let inv = &op.inverse[..];
         let mut out = vec![0f32; x.len()];
         let rows_per_task = 256;
         out.par_chunks_mut(rows_per_task * c)
@@ -98,7 +82,7 @@ impl CustomOp2 for WindowReverseAdd {
                 }
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
+    });
 
     fn bwd(
         &self,

@@ -21,6 +21,24 @@ struct AttnSoftmax {
     n_windows: usize,
 }
 
+/// `v[j] ← e^(v[j] − max v)`, the max over 8 lanes (a row of either softmax
+/// kernel, `N` values).
+#[inline(always)]
+fn exp_minus_max(v: &mut [f32]) {
+    let mut mx = [f32::NEG_INFINITY; 8];
+    for c in v.chunks_exact(8) {
+        for l in 0..8 {
+            mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
+        }
+    }
+    let m = mx
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    for e in v.iter_mut() {
+        *e = fast_exp(*e - m);
+    }
+}
+
 #[inline(always)]
 fn softmax_block(x: &[f32], bias: &[f32], mask: Option<&[f32]>, out: &mut [f32]) {
     for r in 0..N {
@@ -40,18 +58,7 @@ fn softmax_block(x: &[f32], bias: &[f32], mask: Option<&[f32]>, out: &mut [f32])
                 }
             }
         }
-        let mut mx = [f32::NEG_INFINITY; 8];
-        for c in v.chunks_exact(8) {
-            for l in 0..8 {
-                mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
-            }
-        }
-        let m = mx
-            .iter()
-            .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-        for e in v.iter_mut() {
-            *e = fast_exp(*e - m);
-        }
+        exp_minus_max(&mut v[..]);
         let mut acc = [0f32; 8];
         for c in v.chunks_exact(8) {
             for l in 0..8 {
@@ -71,13 +78,12 @@ impl CustomOp1 for AttnSoftmax {
         "tdq-attn-softmax"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, self.name())?;
+    cpu_fwd!(|op, (x, l)| {
         let blk = N * N;
         let mut out = vec![0f32; x.len()];
-        let (heads, nw) = (self.heads, self.n_windows);
-        let bias = &self.bias[..];
-        let mask = self.mask.as_deref();
+        let (heads, nw) = (op.heads, op.n_windows);
+        let bias = &op.bias[..];
+        let mask = op.mask.as_deref();
         out.par_chunks_mut(blk)
             .zip(x.par_chunks(blk))
             .enumerate()
@@ -93,7 +99,7 @@ impl CustomOp1 for AttnSoftmax {
                 );
             });
         Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
+    });
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         // d logits = p ⊙ (g − Σ_j g_j p_j)
@@ -143,22 +149,14 @@ impl CustomOp2 for AttnProbs {
         "tdq-attn-probs"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let q = f32_slice(s1, l1, self.name())?;
-        let k = f32_slice(s2, l2, self.name())?;
+    cpu_fwd!(|op, (q, l1), (k, l2)| {
         let (bw, heads, n, d) = l1.shape().dims4()?;
-        if l2.dims() != l1.dims() || n != N || heads != self.heads {
+        if l2.dims() != l1.dims() || n != N || heads != op.heads {
             candle_core::bail!("attention_probs: q {:?}, k {:?}", l1.dims(), l2.dims());
         }
         let blk = N * N;
-        let (nw, bias) = (self.n_windows, &self.bias[..]);
-        let mask = self.mask.as_deref();
+        let (nw, bias) = (op.n_windows, &op.bias[..]);
+        let mask = op.mask.as_deref();
         let mut out = vec![0f32; bw * heads * blk];
         out.par_chunks_mut(blk).enumerate().for_each(|(i, o)| {
             let qi = &q[i * N * d..(i + 1) * N * d];
@@ -176,7 +174,7 @@ impl CustomOp2 for AttnProbs {
             );
         });
         Ok((CpuStorage::F32(out), Shape::from((bw, heads, N, N))))
-    }
+    });
 
     fn bwd(
         &self,
@@ -211,18 +209,7 @@ fn softmax_block_inplace(bias: &[f32], mask: Option<&[f32]>, x: &mut [f32]) {
                 }
             }
         }
-        let mut mx = [f32::NEG_INFINITY; 8];
-        for c in v.chunks_exact(8) {
-            for l in 0..8 {
-                mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
-            }
-        }
-        let m = mx
-            .iter()
-            .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-        for e in v.iter_mut() {
-            *e = fast_exp(*e - m);
-        }
+        exp_minus_max(v);
         let s = sum8(v);
         for e in v.iter_mut() {
             *e /= s;

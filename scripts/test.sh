@@ -2,17 +2,40 @@
 # The one command that runs every test of tdquant (CI runs exactly this).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+mkdir -p target
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's wall time goes to the closing summary (and so to CI's log), so
+# the slow steps are named by a measurement, not a guess.
+STEP_TIMES="$PWD/target/test-step-times.log"
+: >"$STEP_TIMES"
+step_name=""
+step_start=$SECONDS
+step_done() {
+  if [ -n "$step_name" ]; then
+    printf '%6d s  %s\n' $((SECONDS - step_start)) "$step_name" >>"$STEP_TIMES"
+  fi
+  step_name=""
+}
+step() {
+  step_done
+  step_name=$*
+  step_start=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
+
+step "setup: toolchains, QEMU, pinned nvcc (scripts/setup.sh)"
+bash scripts/setup.sh
 
 # Every test that skips appends one line here (tdquant_host::data_root::record_skip
 # and the hardware-gated tests); the summary at the end lists them.
 export TDQ_SKIP_LOG="$PWD/target/test-skips.log"
-mkdir -p target
 : >"$TDQ_SKIP_LOG"
 summary() {
   local rc=$?
+  step_done
+  printf '\n==> wall time per step\n'
+  cat "$STEP_TIMES"
+  printf '%6d s  in all\n' "$SECONDS"
   printf '\n==> skipped tests\n'
   if [ -s "$TDQ_SKIP_LOG" ]; then
     sort -u "$TDQ_SKIP_LOG"

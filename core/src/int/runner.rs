@@ -77,7 +77,7 @@ use core::fmt;
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
 use super::attention::{AvCall, SoftmaxCall};
 use super::kernels::{IntKernels, ScalarKernels};
-use super::layernorm::{LnParams, MAX_CHANNELS};
+use super::layernorm::LnParams;
 use super::linear::LinearCall;
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
 use super::tiling::ImageOut;
@@ -439,6 +439,28 @@ fn decode_ln(ln: &LnParams<LeI32<'_>>) -> LnParams<[i32; EMBED]> {
     }
 }
 
+/// A block LayerNorm of pixel `p` of the stream: `y_c = Y_c` (Q`y_frac`), the
+/// input of the block's quantizers.
+fn layer_norm_pixel<K: IntKernels>(
+    kernels: &mut K,
+    ln: &LnParams<[i32; EMBED]>,
+    r: &[i32],
+    p: usize,
+    y: &mut [i64; EMBED],
+) -> Result<(), RunError> {
+    let start = p.checked_mul(EMBED).ok_or(RunError::BadSize)?;
+    let token: &[i32; EMBED] = r
+        .get(start..)
+        .and_then(|rest| rest.first_chunk())
+        .ok_or(RunError::BadSize)?;
+    let mut xhat = [0i32; EMBED];
+    kernels.normalize(token, ln.eps_t, &mut xhat)?;
+    for (c, (yc, &xh)) in y.iter_mut().zip(xhat.iter()).enumerate() {
+        *yc = ln.output(c, xh);
+    }
+    Ok(())
+}
+
 /// A LayerNorm whose output stays in the stream, token by token, in place
 /// (`LnParams::apply_to_stream` with the kernels' `normalize`).
 fn layer_norm_stream<K: IntKernels>(
@@ -543,9 +565,7 @@ fn attention<K: IntKernels>(
     let probs = rest.get_mut(..TOKENS * TOKENS).ok_or(RunError::BadSize)?;
     let row0 = u32::try_from(index * 4 * EMBED).map_err(|_| RunError::BadSize)?;
     let e32 = EMBED as u32;
-    let mut xhat = [0i32; MAX_CHANNELS];
-    let xhat = &mut xhat[..EMBED];
-    let mut token = [0i32; EMBED];
+    let mut y = [0i64; EMBED];
     let mut pos = [0usize; TOKENS];
     let mut labels = [0u8; TOKENS];
     let w = model.w_attn();
@@ -554,15 +574,12 @@ fn attention<K: IntKernels>(
         for wx in 0..wp / WINDOW {
             window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);
             for (t, &p) in pos.iter().enumerate() {
-                let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
-                token.copy_from_slice(src);
-                kernels.normalize(&token, ln1.eps_t, xhat)?;
-                for (c, &xh) in xhat.iter().enumerate() {
-                    let y = ln1.output(c, xh);
+                layer_norm_pixel(kernels, &ln1, r, p, &mut y)?;
+                for (c, &yc) in y.iter().enumerate() {
                     let at = t * EMBED + c;
-                    p0[at] = bp.fq_q.code(y);
-                    p1[at] = bp.fq_k.code(y);
-                    p2[at] = bp.fq_v.code(y);
+                    p0[at] = bp.fq_q.code(yc);
+                    p1[at] = bp.fq_k.code(yc);
+                    p2[at] = bp.fq_v.code(yc);
                 }
             }
             let q = LinearCall::new(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q);
@@ -623,20 +640,15 @@ fn mlp<K: IntKernels>(
     let hidden = rest.get_mut(..TOKENS * MLP).ok_or(RunError::BadSize)?;
     let row1 = u32::try_from(index * MLP).map_err(|_| RunError::BadSize)?;
     let row2 = u32::try_from(index * EMBED).map_err(|_| RunError::BadSize)?;
-    let mut xhat = [0i32; MAX_CHANNELS];
-    let xhat = &mut xhat[..EMBED];
-    let mut token = [0i32; EMBED];
+    let mut y = [0i64; EMBED];
     let ln2 = decode_ln(&bp.ln2);
     let mut p0 = 0;
     while p0 < pixels {
         let n = TOKENS.min(pixels - p0);
         for t in 0..n {
-            let p = p0 + t;
-            let src = r.get(p * EMBED..(p + 1) * EMBED).ok_or(RunError::BadSize)?;
-            token.copy_from_slice(src);
-            kernels.normalize(&token, ln2.eps_t, xhat)?;
-            for (c, &xh) in xhat.iter().enumerate() {
-                fc1in[t * EMBED + c] = bp.fq_fc1.code(ln2.output(c, xh));
+            layer_norm_pixel(kernels, &ln2, r, p0 + t, &mut y)?;
+            for (code, &yc) in fc1in[t * EMBED..(t + 1) * EMBED].iter_mut().zip(y.iter()) {
+                *code = bp.fq_fc1.code(yc);
             }
         }
         let (x1, w1) = (&fc1in[..n * EMBED], model.w_fc1());

@@ -322,95 +322,65 @@ pub fn export(
         );
         ensure!(words.len() == block::AFF_Q);
 
-        let code_out =
-            |input: Grid, weight: Grid, codes: &[u8], bias: &[f32], sigma: f64, out: Grid| {
-                LinearFold {
-                    input,
-                    weight,
-                    codes,
-                    k: e,
-                    bias,
-                    sigma,
-                    out_offset: out.l,
-                    out_scale: 1.0 / out.s,
-                }
-                .fold()
+        // One folded linear: its input and weight grids, its output either the
+        // codes of an activation grid or a value in fixed point scaled by `out_scale`.
+        let fold = |what: &str,
+                    (in_site, input): (Site, Grid),
+                    (w_site, weight): (Site, Grid),
+                    codes: &[u8],
+                    (k, bias, sigma): (usize, &[f32], f64),
+                    out: LinearOut| {
+            let (out_offset, out_scale) = match out {
+                LinearOut::Codes(_, g) => (g.l, 1.0 / g.s),
+                LinearOut::Scaled(scale) => (0.0, scale),
             };
-        let (aq, rq) = code_out(gqi, gqw, &cq, &qkv_b[..e], sigma, gaq).with_context(|| {
-            let sites = [
-                (Site::QInput, &gqi),
-                (Site::QWeight, &gqw),
-                (Site::AttnQ, &gaq),
-            ];
-            from("q linear", &sites)
-        })?;
-        let (ak, rk) = code_out(gki, gkw, &ck, &qkv_b[e..2 * e], 1.0, gak).with_context(|| {
-            let sites = [
-                (Site::KInput, &gki),
-                (Site::KWeight, &gkw),
-                (Site::AttnK, &gak),
-            ];
-            from("k linear", &sites)
-        })?;
-        let (av, rv) = code_out(gvi, gvw, &cv, &qkv_b[2 * e..], 1.0, gav).with_context(|| {
-            let sites = [
-                (Site::VInput, &gvi),
-                (Site::VWeight, &gvw),
-                (Site::AttnV, &gav),
-            ];
-            from("v linear", &sites)
-        })?;
-        let (ap, rp) = LinearFold {
-            input: gpi,
-            weight: gpw,
-            codes: &cp,
-            k: e,
-            bias: &proj_b,
-            sigma: 1.0,
-            out_offset: 0.0,
-            out_scale: two_f,
-        }
-        .fold()
-        .with_context(|| {
-            from(
-                "proj linear",
-                &[(Site::ProjInput, &gpi), (Site::ProjWeight, &gpw)],
-            )
-        })?;
-        let (a1, r1) = LinearFold {
-            input: gf1i,
-            weight: gf1w,
-            codes: &c1,
-            k: e,
-            bias: &fc1_b,
-            sigma: 1.0,
-            out_offset: 0.0,
-            out_scale: 1.0,
-        }
-        .fold()
-        .with_context(|| {
-            from(
-                "fc1 linear",
-                &[(Site::Fc1Input, &gf1i), (Site::Fc1Weight, &gf1w)],
-            )
-        })?;
-        let (a2, r2) = LinearFold {
-            input: gf2i,
-            weight: gf2w,
-            codes: &c2,
-            k: MLP,
-            bias: &fc2_b,
-            sigma: 1.0,
-            out_offset: 0.0,
-            out_scale: two_f,
-        }
-        .fold()
-        .with_context(|| {
-            from(
-                "fc2 linear",
-                &[(Site::Fc2Input, &gf2i), (Site::Fc2Weight, &gf2w)],
-            )
-        })?;
+            LinearFold {
+                input,
+                weight,
+                codes,
+                k,
+                bias,
+                sigma,
+                out_offset,
+                out_scale,
+            }
+            .fold()
+            .with_context(|| {
+                let mut sites = vec![(in_site, &input), (w_site, &weight)];
+                if let LinearOut::Codes(site, g) = &out {
+                    sites.push((*site, g));
+                }
+                from(what, &sites)
+            })
+        };
+        let (q_in, q_w) = ((Site::QInput, gqi), (Site::QWeight, gqw));
+        let (k_in, k_w) = ((Site::KInput, gki), (Site::KWeight, gkw));
+        let (v_in, v_w) = ((Site::VInput, gvi), (Site::VWeight, gvw));
+        let (p_in, p_w) = ((Site::ProjInput, gpi), (Site::ProjWeight, gpw));
+        let (f1_in, f1_w) = ((Site::Fc1Input, gf1i), (Site::Fc1Weight, gf1w));
+        let (f2_in, f2_w) = ((Site::Fc2Input, gf2i), (Site::Fc2Weight, gf2w));
+        let (q_out, k_out) = (
+            LinearOut::Codes(Site::AttnQ, gaq),
+            LinearOut::Codes(Site::AttnK, gak),
+        );
+        let v_out = LinearOut::Codes(Site::AttnV, gav);
+        let (aq, rq) = fold("q linear", q_in, q_w, &cq, (e, &qkv_b[..e], sigma), q_out)?;
+        let (ak, rk) = fold(
+            "k linear",
+            k_in,
+            k_w,
+            &ck,
+            (e, &qkv_b[e..2 * e], 1.0),
+            k_out,
+        )?;
+        let (av, rv) = fold("v linear", v_in, v_w, &cv, (e, &qkv_b[2 * e..], 1.0), v_out)?;
+        let stream = LinearOut::Scaled(two_f);
+        let (ap, rp) = fold("proj linear", p_in, p_w, &cp, (e, &proj_b, 1.0), stream)?;
+        // fc1's output is the real pre-GELU value (scale 1): `gelu_thresholds`
+        // place the fc2 input levels on it.
+        let gelu_in = LinearOut::Scaled(1.0);
+        let (a1, r1) = fold("fc1 linear", f1_in, f1_w, &c1, (e, &fc1_b, 1.0), gelu_in)?;
+        let (a2, r2) = fold("fc2 linear", f2_in, f2_w, &c2, (MLP, &fc2_b, 1.0), stream)?;
         for a in [&aq, &ak, &av, &ap, &a1, &a2] {
             words.extend_from_slice(a);
         }
@@ -557,4 +527,13 @@ pub fn export(
         fp32_bytes: w.num_params() * 4,
         stream_frac: f,
     })
+}
+
+/// Where a folded linear's output goes (see `LinearFold`).
+#[derive(Clone, Copy)]
+enum LinearOut {
+    /// The codes of an activation quantizer (site and grid, for messages).
+    Codes(Site, Grid),
+    /// A fixed-point value: the real output times this scale.
+    Scaled(f64),
 }

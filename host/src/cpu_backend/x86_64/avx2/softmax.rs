@@ -56,7 +56,7 @@ pub(crate) fn exp2_avx2(d: __m256i) -> __m256i {
 /// `q·k` as in the linear kernel: `k` (unsigned operand, `≤ 127`) times
 /// `q − 128` (signed), pairs `≤ 2·127·128 < 2^15` (no saturation), plus
 /// `128·Σk`. Everything after the `i32` dot products is core's `i64`
-/// expression, element by element.
+/// expression (`acc·A + kb·B + bias + mask`), in 64-bit lanes.
 #[target_feature(enable = "avx2")]
 pub(crate) fn softmax_head_avx2(
     q: &[u8],
@@ -90,6 +90,13 @@ pub(crate) fn softmax_head_avx2(
     // the offset of q.
     let kbb: [i64; TOKENS] = core::array::from_fn(|j| kb[j] * sm.b);
     let back: [i32; TOKENS] = core::array::from_fn(|j| 128 * kb[j] as i32);
+    // acc·A for 0 ≤ acc < 2^31 as acc·A_lo + (acc·A_hi)·2^32 (A_lo < 2^32
+    // unsigned, A_hi = A >> 32 fits i32): equal modulo 2^64, hence equal
+    // (core's product fits i64).
+    let a_lo = _mm256_set1_epi64x(sm.a & 0xFFFF_FFFF);
+    let a_hi = _mm256_set1_epi64x(sm.a >> 32);
+    let lab: [i64; TOKENS] = core::array::from_fn(|j| labels.map_or(0, |l| i64::from(l[j])));
+    let maskz = _mm256_set1_epi64x(MASK_Z);
     let levels = sm.levels_t.len().min(255);
     let ones = _mm256_set1_epi16(1);
     let flip = _mm256_set1_epi8(i8::MIN);
@@ -116,12 +123,33 @@ pub(crate) fn softmax_head_avx2(
             unsafe { _mm256_storeu_si256(acc.as_mut_ptr().add(8 * v).cast(), a) };
         }
         let brow = &bias_h[i * TOKENS..(i + 1) * TOKENS];
+        let me = _mm256_set1_epi64x(labels.map_or(0, |l| i64::from(l[i])));
         let mut z = [0i64; TOKENS];
-        for (j, zj) in z.iter_mut().enumerate() {
-            let masked = labels.is_some_and(|l| l[i] != l[j]);
-            *zj = i64::from(acc[j]) * sm.a + kbb[j] + brow[j] + if masked { MASK_Z } else { 0 };
+        let mut mx = _mm256_set1_epi64x(i64::MIN);
+        for c in 0..TOKENS / 4 {
+            // SAFETY: 4 lanes at 4c inside acc (i32), kbb, brow, lab, z.
+            unsafe {
+                let a = _mm256_cvtepu32_epi64(_mm_loadu_si128(acc.as_ptr().add(4 * c).cast()));
+                let prod = _mm256_add_epi64(
+                    _mm256_mul_epu32(a, a_lo),
+                    _mm256_slli_epi64::<32>(_mm256_mul_epi32(a, a_hi)),
+                );
+                let kv = _mm256_loadu_si256(kbb.as_ptr().add(4 * c).cast());
+                let bv = _mm256_loadu_si256(brow.as_ptr().add(4 * c).cast());
+                let mut zv = _mm256_add_epi64(_mm256_add_epi64(prod, kv), bv);
+                if labels.is_some() {
+                    let lv = _mm256_loadu_si256(lab.as_ptr().add(4 * c).cast());
+                    let other = _mm256_andnot_si256(_mm256_cmpeq_epi64(lv, me), maskz);
+                    zv = _mm256_add_epi64(zv, other);
+                }
+                mx = _mm256_blendv_epi8(mx, zv, _mm256_cmpgt_epi64(zv, mx));
+                _mm256_storeu_si256(z.as_mut_ptr().add(4 * c).cast(), zv);
+            }
         }
-        let m = z.iter().copied().max().unwrap_or(0);
+        let mut lanes = [0i64; 4];
+        // SAFETY: 4 lanes into lanes.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), mx) };
+        let m = lanes.iter().copied().max().unwrap_or(0);
         let mv = _mm256_set1_epi64x(m);
         let mut e = [0u64; TOKENS];
         let mut sumv = _mm256_setzero_si256();

@@ -49,7 +49,8 @@ fn detect() -> CpuFeatures {
 pub enum Isa {
     /// Portable Rust, compiled for the baseline target.
     Portable,
-    /// The portable kernels compiled with AVX2 enabled (x86-64).
+    /// Explicit AVX2 kernels, and the portable ones compiled with AVX2
+    /// enabled where a model does not fit them (x86-64).
     Avx2,
     /// Explicit AVX-512 VNNI kernels (x86-64; F, BW, DQ, VL and VNNI).
     Avx512Vnni,

@@ -15,8 +15,8 @@ use tdquant_host::export::GoldenExport;
 use tdquant_host::intmodel::IntSr;
 use tdquant_host::weights::sha256_hex;
 
-/// Every fast model (AVX-512 kernels where available, and the portable
-/// path) against the oracle.
+/// Every fast model (explicit AVX2 / AVX-512 kernels where available, and
+/// the portable path) against the oracle.
 fn check(sr: &IntSr, fast: &[FastIntModel<'_>], img: &[u8], h: usize, w: usize, what: &str) {
     let want = sr.upscale_raw(img, h, w).unwrap();
     let a = sha256_hex(&want);
@@ -24,9 +24,9 @@ fn check(sr: &IntSr, fast: &[FastIntModel<'_>], img: &[u8], h: usize, w: usize, 
         let got = f.upscale(img, h, w).unwrap();
         let b = sha256_hex(&got);
         println!(
-            "{what} {h}x{w} ({}, vnni kernels {}): oracle {a} fast {b}",
+            "{what} {h}x{w} ({}, explicit kernels {}): oracle {a} fast {b}",
             f.isa().name(),
-            f.vnni_in_use()
+            f.explicit_kernels_in_use()
         );
         assert_eq!(a, b, "{what} {h}x{w}: fast path differs from the oracle");
     }

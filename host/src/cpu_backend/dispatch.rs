@@ -12,6 +12,8 @@ use anyhow::Result;
 use super::model::FastIntModel;
 use super::prepared::FastConv;
 use super::scalar;
+#[cfg(target_arch = "x86_64")]
+use super::x86_64::blocks::BlockKernels;
 use crate::cpu_features::Isa;
 
 /// Output row `y` of a convolution, portable weight layout:
@@ -36,9 +38,10 @@ pub(crate) struct Kernels {
     pub(crate) window: Window,
     /// MLP chunks.
     pub(crate) mlp_chunk: MlpChunk,
-    /// The AVX-512 VNNI kernels, which work on their own weight layouts.
+    /// The explicit kernels (AVX2 or AVX-512 VNNI), which work on their
+    /// own weight layouts.
     #[cfg(target_arch = "x86_64")]
-    vnni: Option<super::x86_64::avx512::VnniKernels>,
+    blocks: Option<BlockKernels>,
 }
 
 static PORTABLE: Kernels = Kernels {
@@ -47,16 +50,19 @@ static PORTABLE: Kernels = Kernels {
     window: scalar::attention::window,
     mlp_chunk: scalar::mlp::mlp_chunk,
     #[cfg(target_arch = "x86_64")]
-    vnni: None,
+    blocks: None,
 };
 
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = Kernels {
     isa: Isa::Avx2,
+    // Where a model or a convolution does not fit the explicit kernels
+    // (codes above 127, wide weights), the AVX2 build of the portable
+    // kernels runs.
     conv_row: super::x86_64::avx2::conv_row,
     window: super::x86_64::avx2::window,
     mlp_chunk: super::x86_64::avx2::mlp_chunk,
-    vnni: None,
+    blocks: Some(super::x86_64::avx2::AVX2_KERNELS),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -67,7 +73,7 @@ static AVX512_VNNI: Kernels = Kernels {
     conv_row: super::x86_64::avx2::conv_row,
     window: super::x86_64::avx2::window,
     mlp_chunk: super::x86_64::avx2::mlp_chunk,
-    vnni: Some(super::x86_64::avx512::VNNI_KERNELS),
+    blocks: Some(super::x86_64::avx512::VNNI_KERNELS),
 };
 
 impl Kernels {
@@ -87,17 +93,17 @@ impl Kernels {
         }
     }
 
-    /// The AVX-512 VNNI entries, where the level has them.
+    /// The explicit kernels, where the level has them.
     #[cfg(target_arch = "x86_64")]
-    pub(crate) fn vnni(&self) -> Option<&super::x86_64::avx512::VnniKernels> {
-        self.vnni.as_ref()
+    pub(crate) fn block_kernels(&self) -> Option<&BlockKernels> {
+        self.blocks.as_ref()
     }
 
-    /// Whether the level has the VNNI kernels.
-    pub(crate) fn has_vnni(&self) -> bool {
+    /// Whether the level has explicit kernels.
+    pub(crate) fn has_block_kernels(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            self.vnni.is_some()
+            self.blocks.is_some()
         }
         #[cfg(not(target_arch = "x86_64"))]
         {

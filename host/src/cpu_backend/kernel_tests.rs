@@ -20,15 +20,13 @@ use super::dispatch::Kernels;
 use super::model::run_conv;
 use super::prepared::{FastConv, LnFast};
 #[cfg(target_arch = "x86_64")]
-use super::prepared_vnni::{GeluSearch, LinV};
+use super::prepared_vnni::{GeluSearch, LinV, SoftmaxV};
 use super::scalar::layernorm::{ln_token, quant_token};
 #[cfg(target_arch = "x86_64")]
-use super::x86_64::avx512::{
-    av::av_head_v,
-    gelu::gelu_search_v,
-    linear::linear_v,
-    softmax::exp2_v,
-    softmax::{softmax_head_v, SoftmaxV},
+use super::x86_64::{
+    avx2::{softmax::exp2_avx2, Avx2Ops},
+    avx512::{softmax::exp2_v, Avx512Ops},
+    blocks::CodeOps,
 };
 use crate::cpu_features::Isa;
 
@@ -143,6 +141,18 @@ macro_rules! isa_kernel_test {
     };
 }
 
+/// `K::$op(args)` for the primitives of the explicit level `isa`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! on_level {
+    ($isa:expr, $op:ident($($arg:expr),* $(,)?)) => {
+        match $isa {
+            Isa::Avx2 => <Avx2Ops as CodeOps>::$op($($arg),*),
+            Isa::Avx512Vnni => <Avx512Ops as CodeOps>::$op($($arg),*),
+            Isa::Portable => unreachable!("no explicit portable primitives"),
+        }
+    };
+}
+
 /// `values`, typed as values of `strategy` (the edge cases of a test).
 fn values_of<S: Strategy>(_strategy: &S, values: Vec<S::Value>) -> Vec<S::Value> {
     values
@@ -212,7 +222,7 @@ isa_kernel_test! {
 
 #[cfg(target_arch = "x86_64")]
 isa_kernel_test! {
-    fn softmax_head(_isa in [Avx512Vnni];
+    fn softmax_head(isa in [Avx2, Avx512Vnni];
         levels in prop_oneof![Just(3u8), Just(15u8), Just(127u8)],
         seed in any::<u64>(),
         a in -(1i64 << 40)..=(1i64 << 40),
@@ -223,17 +233,22 @@ isa_kernel_test! {
         sorted in any::<bool>(),
         nlev in 1usize..=20,
         tlev in proptest::collection::vec(-(1i64 << 40)..=(1i64 << 40), 20),
+        all_max in proptest::bool::weighted(0.05),
     )
     edges [
         // Extreme A, B and shift, masked and not, one level and unsorted ones.
-        (127, 1, 1 << 40, -(1 << 40), 40, HEADS - 1, true, false, 20, vec![1 << 40; 20]),
-        (3, 2, -(1 << 40), 1 << 40, 0, 0, false, true, 1, vec![-(1 << 40); 20]),
-        (15, 3, 0, 0, 17, 2, true, true, 15, (0..20).map(|k| k << 30).collect()),
+        (127, 1, 1 << 40, -(1 << 40), 40, HEADS - 1, true, false, 20, vec![1 << 40; 20], false),
+        (3, 2, -(1 << 40), 1 << 40, 0, 0, false, true, 1, vec![-(1 << 40); 20], false),
+        (15, 3, 0, 0, 17, 2, true, true, 15, (0..20).map(|k| k << 30).collect(), false),
+        // Every query code 255, every key code 127.
+        (127, 4, 1 << 40, 1 << 40, 40, 0, false, true, 15, (0..20).map(|k| k << 36).collect(), true),
+        (127, 5, -1, -(1 << 40), 3, HEADS - 1, true, false, 20, vec![0; 20], true),
     ]
     {
         let mut rng = Rng(seed);
-        let q: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels)).collect();
-        let k: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels)).collect();
+        let (qmax, kmax) = if all_max { (255, levels) } else { (0, 0) };
+        let q: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels).max(qmax)).collect();
+        let k: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels).max(kmax)).collect();
         let rpb: Vec<i16> = (0..RPB_ROWS).map(|_| rng.next() as i16).collect();
         let labels: [u8; TOKENS] = core::array::from_fn(|_| (rng.next() % 3) as u8);
         let mut t = tlev[..nlev].to_vec();
@@ -263,7 +278,7 @@ isa_kernel_test! {
         let mut got = vec![0u8; TOKENS * TOKENS];
         // SAFETY: the macro runs this body only where the level is available.
         unsafe {
-            softmax_head_v(&q, &k, col, &sm, &bias, masked.then_some(&labels), &mut got)
+            on_level!(isa, softmax_head(&q, &k, col, &sm, &bias, masked.then_some(&labels), &mut got))
         };
         same(&got, &want)?;
     }
@@ -271,7 +286,7 @@ isa_kernel_test! {
 
 #[cfg(target_arch = "x86_64")]
 isa_kernel_test! {
-    fn av_head(_isa in [Avx512Vnni];
+    fn av_head(isa in [Avx2, Avx512Vnni];
         levels in prop_oneof![Just(3u8), Just(15u8), Just(127u8)],
         seed in any::<u64>(),
         a in -(1i64 << 38)..=(1i64 << 38),
@@ -280,29 +295,34 @@ isa_kernel_test! {
         d in -(1i64 << 60)..=(1i64 << 60),
         frac in 0u32..=62,
         head in 0usize..HEADS,
+        all_max in proptest::bool::weighted(0.05),
     )
     edges [
-        (127, 1, 1 << 38, 1 << 44, -(1 << 44), 1 << 60, 62, HEADS - 1),
-        (3, 2, -(1 << 38), -(1 << 44), 1 << 44, -(1 << 60), 0, 0),
+        (127, 1, 1 << 38, 1 << 44, -(1 << 44), 1 << 60, 62, HEADS - 1, false),
+        (3, 2, -(1 << 38), -(1 << 44), 1 << 44, -(1 << 60), 0, 0, false),
+        // Every probability code 255, every value code 127.
+        (127, 3, 1 << 38, 1 << 44, 1 << 44, 1 << 60, 1, HEADS - 1, true),
+        (127, 4, -(1 << 38), -(1 << 44), -(1 << 44), -(1 << 60), 62, 0, true),
     ]
     {
         let mut rng = Rng(seed);
-        let probs: Vec<u8> = (0..TOKENS * TOKENS).map(|_| rng.code(255)).collect();
-        let v: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels)).collect();
+        let (pmax, vmax) = if all_max { (255, levels) } else { (0, 0) };
+        let probs: Vec<u8> = (0..TOKENS * TOKENS).map(|_| rng.code(255).max(pmax)).collect();
+        let v: Vec<u8> = (0..TOKENS * EMBED).map(|_| rng.code(levels).max(vmax)).collect();
         let av = AvParams { a, b, c, d, frac };
         let col = head * HEAD_DIM;
         let mut want = vec![0u8; TOKENS * EMBED];
         av_codes(&probs, &v, EMBED, col, &av, levels, &mut want, EMBED).unwrap();
         let mut got = vec![0u8; TOKENS * EMBED];
         // SAFETY: the macro runs this body only where the level is available.
-        unsafe { av_head_v(&probs, &v, col, &av, levels, &mut got) };
+        unsafe { on_level!(isa, av_head(&probs, &v, col, &av, levels, &mut got)) };
         same(&got, &want)?;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 isa_kernel_test! {
-    fn linear(_isa in [Avx512Vnni];
+    fn linear(isa in [Avx2, Avx512Vnni];
         shape in prop_oneof![Just((EMBED, EMBED)), Just((EMBED, MLP)), Just((MLP, EMBED))],
         n in prop_oneof![Just(TOKENS), 1usize..TOKENS],
         wlev in prop_oneof![Just(15u8), Just(127u8)],
@@ -310,18 +330,23 @@ isa_kernel_test! {
         a in -(1i64 << 38)..=(1i64 << 38),
         b in -(1i64 << 38)..=(1i64 << 38),
         c_shift in 0u32..=29,
+        all_max in proptest::bool::weighted(0.05),
     )
     edges [
         // One token, all shapes, extreme constants.
-        ((EMBED, EMBED), 1, 127, 1, 1 << 38, -(1 << 38), 29),
-        ((EMBED, MLP), TOKENS, 15, 2, -(1 << 38), 1 << 38, 0),
-        ((MLP, EMBED), 63, 127, 3, 0, 0, 0),
+        ((EMBED, EMBED), 1, 127, 1, 1 << 38, -(1 << 38), 29, false),
+        ((EMBED, MLP), TOKENS, 15, 2, -(1 << 38), 1 << 38, 0, false),
+        ((MLP, EMBED), 63, 127, 3, 0, 0, 0, false),
+        // Every input code 255, every weight code 127 (the largest sums).
+        ((MLP, EMBED), TOKENS, 127, 4, 1 << 38, 1 << 38, 29, true),
+        ((EMBED, MLP), 3, 127, 5, -(1 << 38), -(1 << 38), 0, true),
     ]
     {
         let (k, rows) = shape;
         let mut rng = Rng(seed);
-        let w: Vec<u8> = (0..k * rows).map(|_| rng.code(wlev)).collect();
-        let x: Vec<u8> = (0..n * k).map(|_| rng.code(255)).collect();
+        let (wmax, xmax) = if all_max { (wlev, 255) } else { (0, 0) };
+        let w: Vec<u8> = (0..k * rows).map(|_| rng.code(wlev).max(wmax)).collect();
+        let x: Vec<u8> = (0..n * k).map(|_| rng.code(255).max(xmax)).collect();
         let c: Vec<i32> = (0..rows).map(|_| rng.next() as i32).collect();
         let c_bytes = words_bytes(&c);
         let aff = CodeAffine { a, b, c_shift, frac: 0 };
@@ -329,9 +354,9 @@ isa_kernel_test! {
         let mut got = vec![0i64; n * rows];
         // SAFETY: the macro runs this body only where the level is available.
         unsafe {
-            linear_v(&x, &lin, |t, tr| {
+            on_level!(isa, linear(&x, &lin, |t, tr: &[i64]| {
                 got[t * rows..(t + 1) * rows].copy_from_slice(&tr[..rows]);
-            })
+            }))
         };
         for t in 0..n {
             let xt = &x[t * k..(t + 1) * k];
@@ -396,7 +421,7 @@ isa_kernel_test! {
 
 #[cfg(target_arch = "x86_64")]
 isa_kernel_test! {
-    fn gelu_search(_isa in [Avx512Vnni];
+    fn gelu_search(isa in [Avx2, Avx512Vnni];
         n in 1usize..=15,
         always in 0usize..=4,
         left in 0usize..=8,
@@ -447,23 +472,22 @@ isa_kernel_test! {
             .collect();
         let mut got = [0u8; MLP];
         // SAFETY: the macro runs this body only where the level is available.
-        unsafe { gelu_search_v(&t, &gs, &mut got) };
+        unsafe { on_level!(isa, gelu_search(&t, &gs, &mut got)) };
         for (j, &tj) in t.iter().enumerate() {
             prop_assert_eq!(got[j], gelu_code(tj, &table[..]));
         }
     }
 }
 
-/// The AVX-512 `exp2` lanes on every fraction boundary of every integer
-/// part, and a dense sweep (the hand-picked edges of `exp2_neg_q31`).
+/// The `exp2` lanes on every fraction boundary of every integer part, and
+/// a dense sweep (the hand-picked edges of `exp2_neg_q31`).
 #[cfg(target_arch = "x86_64")]
 mod exp2 {
     use super::*;
     use std::arch::x86_64::*;
 
-    #[test]
-    fn avx512_vnni_edges() {
-        if !level_or_skip("exp2", Isa::Avx512Vnni) {
+    fn edges(isa: Isa) {
+        if !level_or_skip("exp2", isa) {
             return;
         }
         let mut ds: Vec<u64> = (0..40u64)
@@ -473,19 +497,33 @@ mod exp2 {
             .collect();
         ds.extend((0..4096u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 26));
         ds.extend([(1u64 << 62) - 1, 32 << 32, (32 << 32) - 1]);
+        if isa == Isa::Avx2 {
+            // The AVX2 lanes claim every u64.
+            ds.extend([u64::MAX, 1 << 63, (1 << 63) - 1, 0xFFFF_FFFF << 32]);
+        }
         for chunk in ds.chunks(8) {
             let mut lanes = [0u64; 8];
             lanes[..chunk.len()].copy_from_slice(chunk);
-            let got = exp2_lanes(lanes);
+            let got = exp2_lanes(isa, lanes);
             for (&d, &g) in lanes.iter().zip(&got) {
                 assert_eq!(g, u64::from(exp2_neg_q31(d)), "d = {d:#x}");
             }
         }
     }
 
-    pub(super) fn exp2_lanes(d: [u64; 8]) -> [u64; 8] {
+    #[test]
+    fn avx2_edges() {
+        edges(Isa::Avx2);
+    }
+
+    #[test]
+    fn avx512_vnni_edges() {
+        edges(Isa::Avx512Vnni);
+    }
+
+    pub(super) fn exp2_lanes(isa: Isa, d: [u64; 8]) -> [u64; 8] {
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-        fn run(d: [u64; 8]) -> [u64; 8] {
+        fn run512(d: [u64; 8]) -> [u64; 8] {
             let mut out = [0u64; 8];
             // SAFETY: 64-byte loads/stores of the arrays.
             unsafe {
@@ -494,15 +532,32 @@ mod exp2 {
             }
             out
         }
+        #[target_feature(enable = "avx2")]
+        fn run256(d: [u64; 8]) -> [u64; 8] {
+            let mut out = [0u64; 8];
+            for h in 0..2 {
+                // SAFETY: 32-byte loads/stores inside the arrays.
+                unsafe {
+                    let v = exp2_avx2(_mm256_loadu_si256(d.as_ptr().add(4 * h).cast()));
+                    _mm256_storeu_si256(out.as_mut_ptr().add(4 * h).cast(), v);
+                }
+            }
+            out
+        }
         // SAFETY: callers checked level_or_skip().
-        unsafe { run(d) }
+        unsafe {
+            match isa {
+                Isa::Avx2 => run256(d),
+                _ => run512(d),
+            }
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 isa_kernel_test! {
-    fn exp2_random(_isa in [Avx512Vnni]; d in proptest::array::uniform8(0u64..(1 << 62))) {
-        let got = exp2::exp2_lanes(d);
+    fn exp2_random(isa in [Avx2, Avx512Vnni]; d in proptest::array::uniform8(0u64..(1 << 62))) {
+        let got = exp2::exp2_lanes(isa, d);
         let want: Vec<u64> = d.iter().map(|&d| u64::from(exp2_neg_q31(d))).collect();
         same(&got, &want)?;
     }

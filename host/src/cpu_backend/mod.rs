@@ -19,23 +19,29 @@
 //! * attention: windows in parallel (disjoint), `proj` outputs buffered and
 //!   added back pixel-parallel through the inverse window map;
 //! * MLP: blocks of 64 tokens in parallel (tokens are independent);
-//! * the hot loops are compiled again with AVX2 enabled (the `Avx2` level).
+//! * the hot loops are compiled again with AVX2 enabled (the `Avx2` level's
+//!   fallback).
 //!
-//! Where the CPU has AVX-512 (F, BW, DQ, VL, VNNI) and the model allows it
-//! (weight, key and value codes `≤ 127`, i.e. up to 7 bits), attention, MLP
-//! and convolutions run on explicit kernels instead ([`x86_64::avx512`]):
+//! Where the CPU has AVX2 or AVX-512 (F, BW, DQ, VL, VNNI) and the model
+//! allows it (weight, key and value codes `≤ 127`, i.e. up to 7 bits),
+//! attention, MLP and convolutions run on explicit kernels instead, one
+//! orchestration ([`x86_64::blocks`]) over each level's primitives: the
+//! attention windows updating the stream in place (they partition the
+//! pixels), LayerNorm with `x̂` in `i64` instead of `i128`, the large
+//! buffers kept between calls. AVX-512 ([`x86_64::avx512`]):
 //! `vpdpbusd`/`vpdpwssd` dot products of codes, an 8-lane `exp2_neg_q31`,
 //! the AttnProb and GELU codes by 4-step binary searches on sorted
-//! thresholds, LayerNorm with `x̂` in `i64` instead of `i128`, the attention
-//! windows updating the stream in place (they partition the pixels) and the
-//! large buffers kept between calls. Each kernel states why it is exact.
+//! thresholds. AVX2 ([`x86_64::avx2`]): `vpmaddubsw`/`vpmaddwd` dot products
+//! (one operand offset by −128 so that no pair saturates), a 4-lane
+//! `exp2_neg_q31`, the codes by counting thresholds. Each kernel states why
+//! it is exact.
 //!
 //! # Layout (after tract-linalg)
 //!
 //! * [`scalar`]: the portable kernel of every operator;
-//! * [`x86_64`]: per-ISA modules (AVX2 builds of the portable kernels,
-//!   explicit AVX-512 VNNI kernels; an `aarch64` NEON module would sit
-//!   beside it); all `unsafe` code of the backend lives there;
+//! * [`x86_64`]: per-ISA modules (explicit AVX2 and AVX-512 VNNI kernels,
+//!   AVX2 builds of the portable kernels; an `aarch64` NEON module would
+//!   sit beside it); all `unsafe` code of the backend lives there;
 //! * [`dispatch`]: one table of kernels per instruction-set level, picked
 //!   once per model from `crate::cpu_features` (the one place that asks the
 //!   CPU);

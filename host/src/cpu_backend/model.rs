@@ -25,9 +25,9 @@ pub struct FastIntModel<'a> {
     pool: std::sync::Mutex<Vec<Buffers>>,
     /// The kernels of the instruction-set level in use.
     kernels: &'static Kernels,
-    /// Attention and MLP run the VNNI kernels: the table has them and every
-    /// block has their layout (the convolutions each check their own).
-    vnni_blocks: bool,
+    /// Attention and MLP run the explicit kernels: the table has them and
+    /// every block has their layout (the convolutions each check their own).
+    explicit_blocks: bool,
     pub(crate) blocks: Vec<FastBlock<'a>>,
     conv_first: FastConv,
     rstb_conv: Vec<FastConv>,
@@ -116,12 +116,12 @@ impl<'a> FastIntModel<'a> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let vnni_blocks = kernels.has_vnni() && blocks.iter().all(|b| b.v.is_some());
+        let explicit_blocks = kernels.has_block_kernels() && blocks.iter().all(|b| b.v.is_some());
         Ok(Self {
             model: *model,
             pool: std::sync::Mutex::new(Vec::new()),
             kernels,
-            vnni_blocks,
+            explicit_blocks,
             blocks,
             conv_first: FastConv::new(model.conv_first())?,
             rstb_conv: (0..LAYERS)
@@ -137,10 +137,11 @@ impl<'a> FastIntModel<'a> {
         self.kernels.isa
     }
 
-    /// Whether attention and MLP run the AVX-512 VNNI kernels (the level
-    /// allows them and so does the model: codes of at most 7 bits).
-    pub fn vnni_in_use(&self) -> bool {
-        self.vnni_blocks
+    /// Whether attention and MLP run the explicit kernels of the level
+    /// (AVX2 or AVX-512 VNNI: the level has them and the model allows them,
+    /// codes of at most 7 bits).
+    pub fn explicit_kernels_in_use(&self) -> bool {
+        self.explicit_blocks
     }
 
     /// Upscale factor.
@@ -216,7 +217,7 @@ impl<'a> FastIntModel<'a> {
         let a = sized(a, map);
         let r0 = sized(r0, map);
         // Every window writes all of its `proj` outputs: reused by every block.
-        let mut deltas = if self.vnni_blocks {
+        let mut deltas = if self.explicit_blocks {
             Vec::new()
         } else {
             vec![0i64; map]
@@ -293,11 +294,13 @@ impl<'a> FastIntModel<'a> {
     ) -> Result<()> {
         let nwx = wp / WINDOW;
         #[cfg(target_arch = "x86_64")]
-        if let (true, Some(vnni), Some(vb)) =
-            (self.vnni_blocks, self.kernels.vnni(), &self.blocks[index].v)
-        {
+        if let (true, Some(bk), Some(vb)) = (
+            self.explicit_blocks,
+            self.kernels.block_kernels(),
+            &self.blocks[index].v,
+        ) {
             // SAFETY: as in `conv`; the windows partition the pixels.
-            unsafe { (vnni.attention)(self, index, vb, r, hp, wp) };
+            unsafe { (bk.attention)(self, index, vb, r, hp, wp) };
             return Ok(());
         }
         let rr: &[i32] = r;
@@ -331,10 +334,12 @@ impl<'a> FastIntModel<'a> {
     /// The MLP branch of block `index`, 64 tokens per task.
     fn mlp(&self, index: usize, r: &mut [i32]) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if let (true, Some(vnni), Some(vb)) =
-            (self.vnni_blocks, self.kernels.vnni(), &self.blocks[index].v)
-        {
-            let mlp_chunk = vnni.mlp_chunk;
+        if let (true, Some(bk), Some(vb)) = (
+            self.explicit_blocks,
+            self.kernels.block_kernels(),
+            &self.blocks[index].v,
+        ) {
+            let mlp_chunk = bk.mlp_chunk;
             r.par_chunks_mut(TOKENS * EMBED).for_each_init(
                 || Box::new(([0u8; TOKENS * EMBED], [0u8; TOKENS * MLP])),
                 |scratch, chunk| {
@@ -365,7 +370,7 @@ struct Buffers {
 }
 
 /// `v[p·cout + o]` of `conv` exactly as `Conv::run` emits it, rows in
-/// parallel. `padded`: scratch for the VNNI kernel's zero-bordered input.
+/// parallel. `padded`: scratch for the explicit kernels' zero-bordered input.
 pub(crate) fn run_conv(
     kernels: &Kernels,
     conv: &FastConv,
@@ -376,11 +381,11 @@ pub(crate) fn run_conv(
     padded: &mut Vec<i16>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(vnni) = kernels.vnni() {
+    if let Some(bk) = kernels.block_kernels() {
         if let Some(cv) = conv.v.as_ref() {
-            // SAFETY: `Kernels::for_isa` installs VNNI entries only when
+            // SAFETY: `Kernels::for_isa` installs explicit entries only when
             // the CPU has the features.
-            unsafe { (vnni.conv_rows)(conv, cv, input, h, w, out, padded) };
+            unsafe { (bk.conv_rows)(conv, cv, input, h, w, out, padded) };
             return;
         }
     }

@@ -1,5 +1,6 @@
-//! The model's constants in the layouts of the AVX-512 VNNI kernels: weight
-//! codes grouped four by four for `vpdpbusd` (pairs for `vpdpwssd`), sorted
+//! The model's constants in the layouts of the explicit x86-64 kernels
+//! (AVX-512 VNNI and AVX2 share them): weight codes grouped four by four for
+//! `vpdpbusd`/`vpmaddubsw` (pairs for `vpdpwssd`/`vpmaddwd`), sorted
 //! threshold tables for the binary-search code lookups. Built where the
 //! model allows them (codes of at most 7 bits, small convolution weights);
 //! plain data, so it builds on every target.
@@ -21,6 +22,9 @@ pub(crate) struct LinV {
     pub(crate) rows_pad: usize,
     /// `C_j << c_shift` (zero in the padding).
     pub(crate) cs: Vec<i64>,
+    /// `128·Σ_i w_ji` (zero in the padding): the AVX2 kernels multiply
+    /// `x − 128` and add it back.
+    pub(crate) wsum128: Vec<i32>,
     pub(crate) a: i64,
     pub(crate) b: i64,
     pub(crate) frac: u32,
@@ -36,7 +40,7 @@ impl LinV {
         aff: &CodeAffine,
         c: &LeI32<'_>,
     ) -> Option<Self> {
-        if !k.is_multiple_of(4) || w.len() < k * rows || c.len() != rows {
+        if !k.is_multiple_of(4) || k > 1 << 16 || w.len() < k * rows || c.len() != rows {
             return None;
         }
         if w[..k * rows].iter().any(|&x| x > 127) || aff.validate().is_err() {
@@ -50,6 +54,15 @@ impl LinV {
                 wv[g * rows_pad + j] = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
         }
+        let mut wsum128 = vec![0i32; rows_pad];
+        for (j, dst) in wsum128.iter_mut().take(rows).enumerate() {
+            // k·127·128 < 2^31 for k ≤ 2^17 (k is 60 or 120).
+            *dst = 128
+                * w[j * k..(j + 1) * k]
+                    .iter()
+                    .map(|&x| i32::from(x))
+                    .sum::<i32>();
+        }
         let mut cs = vec![0i64; rows_pad];
         for (j, dst) in cs.iter_mut().take(rows).enumerate() {
             *dst = i64::from(c.at(j)) << aff.c_shift;
@@ -59,6 +72,7 @@ impl LinV {
             k,
             rows_pad,
             cs,
+            wsum128,
             a: aff.a,
             b: aff.b,
             frac: aff.frac,
@@ -332,4 +346,18 @@ impl ConvEpi {
             bias: lane(&|o| bias[o], 0),
         })
     }
+}
+
+/// The softmax constants of one block.
+pub(crate) struct SoftmaxV<'b> {
+    pub(crate) a: i64,
+    pub(crate) b: i64,
+    /// `T_k` (at most 255).
+    pub(crate) levels_t: &'b [i64],
+    /// At most 15 levels, non-decreasing.
+    pub(crate) search: bool,
+    /// With `search`: `T_k >> 20` and `T_k & (2^20 − 1)` (16 lanes; the
+    /// unused ones are replaced by `i32::MAX` edges).
+    pub(crate) th: [i64; 16],
+    pub(crate) tl: [i64; 16],
 }

@@ -4,11 +4,10 @@
 use std::arch::x86_64::*;
 
 use rayon::prelude::*;
-use tdquant_core::int::arith::clamp_i16;
 
 use crate::cpu_backend::prepared::FastConv;
 use crate::cpu_backend::prepared_vnni::{ConvEpi, ConvV};
-use crate::cpu_backend::scalar::stream::sized;
+use crate::cpu_backend::scalar::stream::pad_i16;
 
 /// Every output row of `conv` (`out[p·cout + o]`, exactly as core's
 /// `Conv::run` emits it), rows in parallel, through the zero-bordered `i16`
@@ -25,32 +24,7 @@ pub(crate) unsafe fn conv_rows(
     out: &mut [i64],
     padded: &mut Vec<i16>,
 ) {
-    let (cin, cp) = (conv.cin, cv.cin_pad);
-    let wp = w + 2;
-    let padded = sized(padded, (h + 2) * wp * cp);
-    padded
-        .par_chunks_mut(wp * cp)
-        .enumerate()
-        .for_each(|(yy, prow)| {
-            // The zero border (the buffer is reused).
-            if yy == 0 || yy > h {
-                prow.fill(0);
-                return;
-            }
-            prow[..cp].fill(0);
-            prow[(w + 1) * cp..].fill(0);
-            let src = &input[(yy - 1) * w * cin..yy * w * cin];
-            for (dpx, spx) in prow[cp..(w + 1) * cp]
-                .chunks_exact_mut(cp)
-                .zip(src.chunks_exact(cin))
-            {
-                for (d, &v) in dpx.iter_mut().zip(spx) {
-                    *d = clamp_i16(i64::from(v)) as i16;
-                }
-                dpx[cin..].fill(0);
-            }
-        });
-    let padded: &[i16] = padded;
+    let padded: &[i16] = pad_i16(input, h, w, conv.cin, cv.cin_pad, padded);
     out.par_chunks_mut(w * conv.cout)
         .enumerate()
         .for_each(|(y, orow)| {

@@ -8,6 +8,8 @@ use tdquant_core::int::arith::ceil_shift_i128;
 use tdquant_core::int::attention::{MASK_Z, PROB_FRAC};
 use tdquant_core::int::{EMBED, HEAD_DIM, TOKENS};
 
+use crate::cpu_backend::prepared_vnni::SoftmaxV;
+
 /// `2^31·2^(−d/2^32)` in eight `u64` lanes, exactly [`exp2_neg_q31`]
 /// (see its docs; each `_mm512_mul_epu32` operand is `< 2^32`: `r < 2^24`,
 /// `LN2_Q32 < 2^32`, `v < 2^24`, `v2 < 2^15`, `y < 2^7`;
@@ -54,20 +56,6 @@ pub(crate) fn rsr_v(v: __m512i, k: u32) -> __m512i {
     let hi = _mm512_sra_epi64(v, _mm_cvtsi64_si128(i64::from(k)));
     let half = _mm512_sra_epi64(v, _mm_cvtsi64_si128(i64::from(k - 1)));
     _mm512_add_epi64(hi, _mm512_and_si512(half, _mm512_set1_epi64(1)))
-}
-
-/// The softmax constants of one block.
-pub(crate) struct SoftmaxV<'b> {
-    pub(crate) a: i64,
-    pub(crate) b: i64,
-    /// `T_k` (at most 255).
-    pub(crate) levels_t: &'b [i64],
-    /// At most 15 levels, non-decreasing.
-    pub(crate) search: bool,
-    /// With `search`: `T_k >> 20` and `T_k & (2^20 − 1)` (16 lanes; the
-    /// unused ones are replaced by `i32::MAX` edges).
-    pub(crate) th: [i64; 16],
-    pub(crate) tl: [i64; 16],
 }
 
 /// Core's `softmax_codes` for one head (`D = 10` columns at `col` of the

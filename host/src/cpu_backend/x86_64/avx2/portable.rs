@@ -1,6 +1,8 @@
 //! The portable kernels compiled with AVX2 enabled: the same code (each is
 //! `#[inline(always)]`), auto-vectorised for 256-bit registers. Integer
-//! arithmetic gives the same bytes whatever the vector width.
+//! arithmetic gives the same bytes whatever the vector width. They run
+//! where a model or a convolution does not fit the explicit kernels (codes
+//! above 127, wide weights).
 
 use anyhow::Result;
 

@@ -14,6 +14,7 @@
 //! | [`arith`] | rounding shifts, integer square root, clamps |
 //! | [`exp2`] | `2^−x` in Q31 (LUT + cubic), the softmax exponential |
 //! | [`layernorm`] | integer LayerNorm, and the quantizer on its fixed-point output |
+//! | [`ln_codes`] | that quantizer on a LayerNorm's output as exact thresholds on `x̂` |
 //! | [`linear`] | b-bit × b-bit linear layers with the asymmetric-grid correction |
 //! | [`attention`] | `q·kᵀ` + relative-position bias + shift mask → softmax → codes; `P·v` |
 //! | [`gelu`] | GELU → fc2-input quantizer as exact thresholds on the fc1 output |
@@ -34,6 +35,7 @@ pub mod gelu;
 pub mod kernels;
 pub mod layernorm;
 pub mod linear;
+pub mod ln_codes;
 pub mod model;
 pub mod runner;
 pub mod section_layout;

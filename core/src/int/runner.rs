@@ -79,6 +79,7 @@ use super::attention::{AvCall, SoftmaxCall};
 use super::kernels::{IntKernels, ScalarKernels};
 use super::layernorm::LnParams;
 use super::linear::LinearCall;
+use super::ln_codes::LnQuantizer;
 use super::model::{BlockParams, IntModel, INPUT_GAIN, PIXEL_FRAC};
 use super::tiling::ImageOut;
 pub use super::tiling::{upscale_tiled, upscale_tiled_with, PixelSink, Tiling};
@@ -439,26 +440,33 @@ fn decode_ln(ln: &LnParams<LeI32<'_>>) -> LnParams<[i32; EMBED]> {
     }
 }
 
-/// A block LayerNorm of pixel `p` of the stream: `y_c = Y_c` (Q`y_frac`), the
-/// input of the block's quantizers.
-fn layer_norm_pixel<K: IntKernels>(
+/// The normalised `x̂` of pixel `p` of the stream (the block LayerNorms'
+/// outputs are only ever quantized: [`LnQuantizer`] takes it from there).
+fn normalize_pixel<K: IntKernels>(
     kernels: &mut K,
-    ln: &LnParams<[i32; EMBED]>,
+    eps_t: i64,
     r: &[i32],
     p: usize,
-    y: &mut [i64; EMBED],
+    xhat: &mut [i32; EMBED],
 ) -> Result<(), RunError> {
     let start = p.checked_mul(EMBED).ok_or(RunError::BadSize)?;
     let token: &[i32; EMBED] = r
         .get(start..)
         .and_then(|rest| rest.first_chunk())
         .ok_or(RunError::BadSize)?;
-    let mut xhat = [0i32; EMBED];
-    kernels.normalize(token, ln.eps_t, &mut xhat)?;
-    for (c, (yc, &xh)) in y.iter_mut().zip(xhat.iter()).enumerate() {
-        *yc = ln.output(c, xh);
-    }
+    kernels.normalize(token, eps_t, xhat)?;
     Ok(())
+}
+
+/// The `EMBED` codes of one token in a work plane.
+fn token_codes(
+    plane: &mut [u8],
+    token: core::ops::Range<usize>,
+) -> Result<&mut [u8; EMBED], RunError> {
+    plane
+        .get_mut(token)
+        .and_then(|codes| codes.try_into().ok())
+        .ok_or(RunError::BadSize)
 }
 
 /// A LayerNorm whose output stays in the stream, token by token, in place
@@ -565,22 +573,23 @@ fn attention<K: IntKernels>(
     let probs = rest.get_mut(..TOKENS * TOKENS).ok_or(RunError::BadSize)?;
     let row0 = u32::try_from(index * 4 * EMBED).map_err(|_| RunError::BadSize)?;
     let e32 = EMBED as u32;
-    let mut y = [0i64; EMBED];
+    let mut xhat = [0i32; EMBED];
     let mut pos = [0usize; TOKENS];
     let mut labels = [0u8; TOKENS];
     let w = model.w_attn();
     let ln1 = decode_ln(&bp.ln1);
+    let [quant_q, quant_k, quant_v] =
+        [bp.fq_q, bp.fq_k, bp.fq_v].map(|fq| LnQuantizer::new(&ln1, &fq));
+    let (quant_q, quant_k, quant_v) = (quant_q?, quant_k?, quant_v?);
     for wy in 0..hp / WINDOW {
         for wx in 0..wp / WINDOW {
             window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);
             for (t, &p) in pos.iter().enumerate() {
-                layer_norm_pixel(kernels, &ln1, r, p, &mut y)?;
-                for (c, &yc) in y.iter().enumerate() {
-                    let at = t * EMBED + c;
-                    p0[at] = bp.fq_q.code(yc);
-                    p1[at] = bp.fq_k.code(yc);
-                    p2[at] = bp.fq_v.code(yc);
-                }
+                normalize_pixel(kernels, ln1.eps_t, r, p, &mut xhat)?;
+                let token = t * EMBED..(t + 1) * EMBED;
+                quant_q.codes(&xhat, token_codes(p0, token.clone())?);
+                quant_k.codes(&xhat, token_codes(p1, token.clone())?);
+                quant_v.codes(&xhat, token_codes(p2, token)?);
             }
             let q = LinearCall::new(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q);
             kernels.linear_codes(&q, levels, p3)?;
@@ -640,16 +649,15 @@ fn mlp<K: IntKernels>(
     let hidden = rest.get_mut(..TOKENS * MLP).ok_or(RunError::BadSize)?;
     let row1 = u32::try_from(index * MLP).map_err(|_| RunError::BadSize)?;
     let row2 = u32::try_from(index * EMBED).map_err(|_| RunError::BadSize)?;
-    let mut y = [0i64; EMBED];
+    let mut xhat = [0i32; EMBED];
     let ln2 = decode_ln(&bp.ln2);
+    let quant_fc1 = LnQuantizer::new(&ln2, &bp.fq_fc1)?;
     let mut p0 = 0;
     while p0 < pixels {
         let n = TOKENS.min(pixels - p0);
         for t in 0..n {
-            layer_norm_pixel(kernels, &ln2, r, p0 + t, &mut y)?;
-            for (code, &yc) in fc1in[t * EMBED..(t + 1) * EMBED].iter_mut().zip(y.iter()) {
-                *code = bp.fq_fc1.code(yc);
-            }
+            normalize_pixel(kernels, ln2.eps_t, r, p0 + t, &mut xhat)?;
+            quant_fc1.codes(&xhat, token_codes(fc1in, t * EMBED..(t + 1) * EMBED)?);
         }
         let (x1, w1) = (&fc1in[..n * EMBED], model.w_fc1());
         let fc1 = LinearCall::new(x1, EMBED, w1, row1, MLP, &bp.aff_fc1, &bp.c_fc1);

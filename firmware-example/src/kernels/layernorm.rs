@@ -13,9 +13,8 @@
 //! one Newton step of `1/√T` (relative error `~2^−57`), and an exact fix-up
 //! with `r²·T` compared to `2^122` in `u128`.
 
-use tdquant_core::int::arith::clamp_stream;
 use tdquant_core::int::layernorm::{MAX_CHANNELS, MAX_EPS_T};
-use tdquant_core::int::{check_len, check_param, OpError};
+use tdquant_core::int::{check_len, check_param, OpError, STREAM_LIMIT};
 
 /// See the [module docs](self).
 pub fn normalize(x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError> {
@@ -23,23 +22,33 @@ pub fn normalize(x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError>
     check_param("layernorm channel count", (1..=MAX_CHANNELS).contains(&n))?;
     check_len("layernorm output", n, xhat.len())?;
     check_param("layernorm eps term", (1..=MAX_EPS_T).contains(&eps_t))?;
-    let n = n as i64;
-    let value = |v: i32| clamp_stream(i64::from(v));
-    let s1: i64 = x.iter().map(|&v| i64::from(value(v))).sum();
+    // Each input clamped once, in 32 bits (the oracle's `clamp_stream` of
+    // an `i32` is this clamp).
+    let mut clamped = [0i32; MAX_CHANNELS];
+    let clamped = &mut clamped[..n];
+    for (c, &v) in clamped.iter_mut().zip(x) {
+        *c = v.clamp(-STREAM_LIMIT, STREAM_LIMIT);
+    }
+    let n32 = n as i32; // 1..=64
+    let n = i64::from(n32);
+    let s1: i64 = clamped.iter().map(|&v| i64::from(v)).sum();
     let mu = (2 * s1 + n).div_euclid(2 * n);
     let e = s1 - n * mu;
+    // |μ| ≤ 2^24 and |value − μ| ≤ 2^25: the deviations are i32, each square
+    // one SMLAL.
+    let mu = mu as i32;
     let mut sd2 = 0i64;
-    for &v in x {
-        // |value − μ| ≤ 2^25: fits i32, the square is one SMLAL.
-        let d = (i64::from(value(v)) - mu) as i32;
+    for &v in clamped.iter() {
+        let d = v - mu;
         sd2 += i64::from(d) * i64::from(d);
     }
     let q = (n * sd2 - e * e).max(0);
     let t = (q + eps_t).max(1) as u128;
     let rho = rho(t as u64); // ≤ 2^61
     let (rho_h, rho_l) = ((rho >> 31) as i64, (rho & 0x7FFF_FFFF) as i64);
-    for (o, &v) in xhat.iter_mut().zip(x) {
-        let num = n * (i64::from(value(v)) - mu) - e;
+    for (o, &v) in xhat.iter_mut().zip(clamped.iter()) {
+        // n·d: one SMULL (|n·d| ≤ 2^31 needs the 64-bit result).
+        let num = i64::from(v - mu) * i64::from(n32) - e;
         let p1 = num * rho_h;
         let p0 = num * rho_l;
         *o = ((p1 + ((p0 + (1 << 36)) >> 31)) >> 6) as i32;

@@ -11,6 +11,7 @@
 //! | [`sxtb16`] | `SXTB16` | bytes 0 and 2 sign-extended |
 //! | [`sxtb16_ror8`] | `SXTB16 …, ROR #8` | bytes 1 and 3 |
 //! | [`pkhbt`] | `PKHBT` | `lo.lo | hi.lo << 16` |
+//! | [`usat`] | `USAT` | `x` clamped to `[0, 2^B − 1]` |
 
 use core::arch::asm;
 
@@ -47,6 +48,19 @@ pub fn uxtb16(x: u32) -> u32 {
     unsafe {
         asm!("uxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
              options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `x` clamped to `[0, 2^B − 1]` (`B ≤ 31`).
+#[inline(always)]
+pub fn usat<const B: u32>(x: i32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic (USAT sets only the sticky Q flag,
+    // which nothing reads).
+    unsafe {
+        asm!("usat {r}, #{b}, {x}", r = lateout(reg) r, b = const B, x = in(reg) x,
+             options(pure, nomem, nostack));
     }
     r
 }

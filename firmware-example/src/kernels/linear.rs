@@ -15,7 +15,7 @@ use tdquant_core::int::linear::{add_stream, LinearCall, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::BitWidth;
 
-use crate::dsp::dot4_u8;
+use crate::dsp::{dot4_u8, usat};
 
 /// Tokens per block (as the oracle).
 const TOKEN_BLOCK: usize = 64;
@@ -60,16 +60,43 @@ struct Codes<'o> {
 impl Epilogue for Codes<'_> {
     #[inline(always)]
     fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
-        let (frac, levels) = (self.frac, i32::from(self.levels));
-        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
-            let v = i64::from(x) * a + (s + base);
-            let code = if frac >= 33 {
-                round_high(v, frac).clamp(0, levels) as u8
-            } else {
-                clamp_code(rshift_round(v, frac), self.levels)
-            };
-            if let Some(o) = self.out.get_mut((token0 + t) * self.rows + j) {
-                *o = code;
+        let (frac, levels, rows) = (self.frac, i32::from(self.levels), self.rows);
+        // Token t's code is byte j of the t-th `rows`-byte chunk from token0's.
+        let Some(block) = token0
+            .checked_mul(rows)
+            .and_then(|start| self.out.get_mut(start..))
+        else {
+            return;
+        };
+        let tokens = block.chunks_mut(rows.max(1)).zip(acc.iter().zip(sb));
+        if frac >= 33 {
+            // Only the high word of t matters (round_high); codes of a b-bit
+            // quantizer (N = 2^b − 1) clamp with one USAT.
+            let (add, shift) = (1i32 << (frac - 33), frac - 32);
+            let a = Multiplier::new(a);
+            let round = |x: i32, s: i64| (a.high_word(x, s + base) + add) >> shift;
+            macro_rules! codes {
+                ($clamp:expr) => {
+                    for (chunk, (&x, &s)) in tokens {
+                        if let Some(o) = chunk.get_mut(j) {
+                            *o = $clamp(round(x, s)) as u8;
+                        }
+                    }
+                };
+            }
+            match levels {
+                3 => codes!(usat::<2>),
+                7 => codes!(usat::<3>),
+                15 => codes!(usat::<4>),
+                255 => codes!(usat::<8>),
+                _ => codes!(|v: i32| v.clamp(0, levels)),
+            }
+        } else {
+            for (chunk, (&x, &s)) in tokens {
+                let v = i64::from(x) * a + (s + base);
+                if let Some(o) = chunk.get_mut(j) {
+                    *o = clamp_code(rshift_round(v, frac), self.levels);
+                }
             }
         }
     }
@@ -83,19 +110,40 @@ struct Stream<'r, 'p> {
     frac: u32,
 }
 
-/// `rshift_round(t, frac)` for `1 ≤ frac ≤ 62`: `⌊(t + 2^(frac−1)) / 2^frac⌋`,
-/// the same integer (`|t| < 2^62`: the sum cannot overflow).
-#[inline(always)]
-fn round_i64(t: i64, frac: u32) -> i64 {
-    (t + (1i64 << (frac - 1))) >> frac
-}
-
 /// `acc·A + sb` for `acc ≥ 0` (a sum of products of codes, `< 2^23`): one
 /// 32×64-bit product; the true value is below `2^62` in magnitude, so the
 /// wrapping operations give it exactly.
 #[inline(always)]
 fn raw(acc: i32, a: i64, sb: i64) -> i64 {
     (u64::from(acc as u32).wrapping_mul(a as u64) as i64).wrapping_add(sb)
+}
+
+/// `A` split for [`Multiplier::high_word`]: `A = hi·2^32 + lo`, `lo`
+/// unsigned.
+#[derive(Clone, Copy)]
+struct Multiplier {
+    lo: u32,
+    hi: u32,
+}
+
+impl Multiplier {
+    #[inline(always)]
+    fn new(a: i64) -> Self {
+        Self {
+            lo: a as u32,
+            hi: (a >> 32) as u32,
+        }
+    }
+
+    /// The high word of `acc·A + off` for `acc ≥ 0` (the `raw` value):
+    /// `off + acc·lo` is one `UMLAL`, and `acc·hi` adds to the high word
+    /// (one `MLA`); modulo `2^64` that is `acc·A + off`, whose true value is
+    /// below `2^62` in magnitude.
+    #[inline(always)]
+    fn high_word(self, acc: i32, off: i64) -> i32 {
+        let t = (off as u64).wrapping_add(u64::from(acc as u32) * u64::from(self.lo));
+        ((t >> 32) as u32).wrapping_add((acc as u32).wrapping_mul(self.hi)) as i32
+    }
 }
 
 /// The oracle's `add_stream(r, y)` for `y` already in `i32`:
@@ -114,21 +162,39 @@ impl Epilogue for Stream<'_, '_> {
         let frac = self.frac;
         let stride = self.stride;
         let pos = self.pos.get(token0..).unwrap_or(&[]);
-        if (1..=62).contains(&frac) {
+        // An index that overflows saturates, so `get_mut` skips it as the
+        // oracle does.
+        let at = |p: usize| p.saturating_mul(stride).saturating_add(j);
+        if (1..=31).contains(&frac) {
+            // y = clamp(⌊w/2^frac⌋, ±L) with w = t + 2^(frac−1) equals
+            // ⌊clamp(w, −L·2^frac, (L+1)·2^frac − 1) / 2^frac⌋ (floor is
+            // monotone), and that quotient is below 2^25: the low word of
+            // the 64-bit shift is `lo >> frac | hi << (32 − frac)`.
+            let limit = i64::from(STREAM_LIMIT);
+            let (low, high) = (-(limit << frac), ((limit + 1) << frac) - 1);
+            let (right, left) = (frac & 31, (32 - frac) & 31);
+            let base = base + (1i64 << (frac - 1));
             for ((&p, &x), &s) in pos.iter().zip(acc).zip(sb) {
-                let at = p.checked_mul(stride).and_then(|v| v.checked_add(j));
-                let Some(dst) = at.and_then(|i| self.r.get_mut(i)) else {
-                    continue;
-                };
+                let w = raw(x, a, s + base).clamp(low, high);
+                let y = ((w as u32) >> right | ((w >> 32) as u32) << left) as i32;
+                if let Some(dst) = self.r.get_mut(at(p)) {
+                    *dst = add_clamped(*dst, y);
+                }
+            }
+            return;
+        }
+        if (32..=62).contains(&frac) {
+            for ((&p, &x), &s) in pos.iter().zip(acc).zip(sb) {
                 let v = raw(x, a, s + base);
                 let y = if frac >= 33 {
                     round_high(v, frac)
                 } else {
-                    // |v·2^−frac| < 2^62: clamp in i64 before narrowing.
-                    round_i64(v, frac).clamp(-i64::from(STREAM_LIMIT), i64::from(STREAM_LIMIT))
-                        as i32
+                    // |v·2^−32| < 2^30: the high word after rounding.
+                    ((v + (1 << 31)) >> 32) as i32
                 };
-                *dst = add_clamped(*dst, y);
+                if let Some(dst) = self.r.get_mut(at(p)) {
+                    *dst = add_clamped(*dst, y);
+                }
             }
             return;
         }
@@ -136,10 +202,7 @@ impl Epilogue for Stream<'_, '_> {
             let Some(&p) = self.pos.get(token0 + t) else {
                 continue;
             };
-            let Some(dst) = self
-                .r
-                .get_mut(p.saturating_mul(self.stride).saturating_add(j))
-            else {
+            let Some(dst) = self.r.get_mut(at(p)) else {
                 continue;
             };
             *dst = add_stream(*dst, rshift_round(i64::from(x) * a + (s + base), frac));

@@ -21,7 +21,8 @@ use tdquant_core::int::attention::{rpb_index, AvCall, SoftmaxCall, MASK_Z, PROB_
 use tdquant_core::int::exp2::{EXP2_LUT, LN2_Q32};
 use tdquant_core::int::{I32Src, OpError, HEAD_DIM, RPB_ROWS, TOKENS, WINDOW};
 
-use crate::dsp::{dot5_keys, dot5_probs};
+use super::linear::Multiplier;
+use crate::dsp::{dot5_keys, dot5_probs, usat};
 
 /// Most decision levels (the oracle's cap).
 const MAX_LEVELS: usize = 255;
@@ -267,6 +268,7 @@ pub fn av_codes(call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
         let sum: u32 = (0..TOKENS).map(|j| at(j, d)).sum();
         *s = i64::from(sum) * av.c;
     }
+    let multiplier = Multiplier::new(av.a);
     for (i, prow) in probs.chunks_exact(TOKENS).enumerate() {
         let mut cs = 0u32;
         for &p in prow {
@@ -282,6 +284,24 @@ pub fn av_codes(call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
         ];
         let row_const = i64::from(cs) * av.b + av.d;
         let dst = &mut out[i * out_stride + col..i * out_stride + col + HEAD_DIM];
+        if av.frac >= 33 {
+            // |t| < 2^62 and acc ≥ 0: the high word by UMLAL + MLA, then its
+            // rounding and, for 4-bit codes, one USAT.
+            let (add, shift) = (1i32 << (av.frac - 33), av.frac - 32);
+            let words = dst.iter_mut().zip(acc.iter()).zip(vs_c.iter());
+            let rounded =
+                |a: i32, vc: i64| (multiplier.high_word(a, vc + row_const) + add) >> shift;
+            if levels == 15 {
+                for ((o, &a), &vc) in words {
+                    *o = usat::<4>(rounded(a, vc)) as u8;
+                }
+            } else {
+                for ((o, &a), &vc) in words {
+                    *o = rounded(a, vc).clamp(0, i32::from(levels)) as u8;
+                }
+            }
+            continue;
+        }
         for ((o, &a), &vc) in dst.iter_mut().zip(acc.iter()).zip(vs_c.iter()) {
             let t = i64::from(a) * av.a + vc + row_const;
             *o = clamp_code(rshift_round(t, av.frac), levels);

@@ -121,14 +121,14 @@ fn raw(acc: i32, a: i64, sb: i64) -> i64 {
 /// `A` split for [`Multiplier::high_word`]: `A = hi·2^32 + lo`, `lo`
 /// unsigned.
 #[derive(Clone, Copy)]
-struct Multiplier {
+pub(crate) struct Multiplier {
     lo: u32,
     hi: u32,
 }
 
 impl Multiplier {
     #[inline(always)]
-    fn new(a: i64) -> Self {
+    pub(crate) fn new(a: i64) -> Self {
         Self {
             lo: a as u32,
             hi: (a >> 32) as u32,
@@ -140,7 +140,7 @@ impl Multiplier {
     /// (one `MLA`); modulo `2^64` that is `acc·A + off`, whose true value is
     /// below `2^62` in magnitude.
     #[inline(always)]
-    fn high_word(self, acc: i32, off: i64) -> i32 {
+    pub(crate) fn high_word(self, acc: i32, off: i64) -> i32 {
         let t = (off as u64).wrapping_add(u64::from(acc as u32) * u64::from(self.lo));
         ((t >> 32) as u32).wrapping_add((acc as u32).wrapping_mul(self.hi)) as i32
     }

@@ -467,9 +467,13 @@ pub fn softmax(rng: &mut Rng, case: u32) -> bool {
 
 /// `P·v` → ProjInput codes.
 pub fn av(rng: &mut Rng, case: u32) -> bool {
+    // Half the random cases at a realistic scale, where the codes are not
+    // saturated and the rounding and the clamp both matter.
+    let realistic = case > 4 && rng.one_in(2);
     let levels = match case {
         0 => 255,
         1 => 1,
+        _ if realistic => [3u8, 7, 15, 255][rng.below(4)],
         _ => rng.range(1, 255) as u8,
     };
     let stride = rng.range(10, 64) as usize;
@@ -484,12 +488,26 @@ pub fn av(rng: &mut Rng, case: u32) -> bool {
     for x in v[..64 * stride].iter_mut() {
         *x = if extreme { 255 } else { rng.code(15, 10) };
     }
-    let mut av = AvParams {
-        a: rng.signed_bits(38),
-        b: rng.signed_bits(44),
-        c: rng.signed_bits(44),
-        d: rng.signed_bits(60),
-        frac: rng.range(0, 62) as u32,
+    let mut av = if realistic {
+        // acc ≤ 64·15·15 = 14,400: t/2^frac spans about [−N/2, 2N].
+        let frac = rng.range(20, 48) as u32;
+        let full = i64::from(levels) << frac;
+        let unit = (full / 14_400).clamp(1, 1 << 37);
+        AvParams {
+            a: rng.range(-unit / 4, 2 * unit),
+            b: rng.range(-unit / 16, unit / 16),
+            c: rng.range(-unit / 16, unit / 16),
+            d: rng.range(-full / 2, full / 2),
+            frac,
+        }
+    } else {
+        AvParams {
+            a: rng.signed_bits(38),
+            b: rng.signed_bits(44),
+            c: rng.signed_bits(44),
+            d: rng.signed_bits(60),
+            frac: rng.range(0, 62) as u32,
+        }
     };
     match case {
         3 => av.d = (1 << 60) + 1,

@@ -210,53 +210,89 @@ impl Epilogue for Stream<'_, '_> {
     }
 }
 
-/// `gelu_code(t, table)` for a table whose intervals `I_k = (L_k, H_k)`
-/// are nested (`I_{k−1} ⊆ I_k` whenever `I_{k−1}` holds an integer) and
-/// `N ≤ 15`. `gelu_code` counts the `k` with `t ∉ I_k`; nesting makes
-/// `t ∈ I_k` monotone in `k` (false, …, false, true, …), so that count is
-/// the index of the first `true` (`N` if none), found in four branch-free
-/// steps over the levels padded to 15 with `(i64::MIN, i64::MAX)`
-/// (`|t| < 2^62`: inside).
-struct GeluSearch {
-    lo: [i64; 16],
-    hi: [i64; 16],
+/// `gelu_code(t, table) = #{k : t ≥ H_k or t ≤ L_k}` for a table of
+/// `N ≤ 15` levels split by `c = min{H_k : H_k ≠ i64::MIN}`, when every
+/// `H_k` is `i64::MIN` ("always") or `≥ c` and every `L_k` of the other
+/// levels is `< c` (true of a GELU table: `L_k ≤ t⁻_k·2^frac < y*·2^frac <
+/// t⁺_k·2^frac ≤ H_k`). Then, for `|t| < 2^62`:
+///
+/// * `t ≥ c`: no `t ≤ L_k` holds that is not already counted, and the code
+///   is `#{k : H_k ≤ t}` (the "always" levels included);
+/// * `t < c`: `t ≥ H_k` only for the "always" levels, and the code is their
+///   number plus `#{k not always : L_k ≥ t}`.
+///
+/// Each count is a four-step descent over 15 sorted values padded to 16
+/// with a value `t` never reaches: one 64-bit compare per step.
+struct GeluSplit {
+    split: i64,
+    always: u8,
+    /// The `H_k`, ascending, then `i64::MAX`.
+    high: [i64; 16],
+    /// The `L_k` of the levels that are not "always", descending, then
+    /// `i64::MIN`.
+    low: [i64; 16],
 }
 
-impl GeluSearch {
-    /// `None` unless the table has at most 15 levels and is nested.
+impl GeluSplit {
+    /// `None` unless the table has at most 15 levels and splits as above.
     fn new<G: I32Src + ?Sized>(words: &G) -> Option<Self> {
         let levels = words.len() / WORDS_PER_LEVEL;
         if levels > 15 {
             return None;
         }
-        let mut s = GeluSearch {
-            lo: [i64::MIN; 16],
-            hi: [i64::MAX; 16],
+        let level = |k: usize| {
+            (
+                words.at_i64(k * WORDS_PER_LEVEL),
+                words.at_i64(k * WORDS_PER_LEVEL + 2),
+            )
         };
+        let split = (0..levels)
+            .map(|k| level(k).0)
+            .filter(|&h| h != i64::MIN)
+            .min()
+            .unwrap_or(i64::MAX);
+        let mut s = GeluSplit {
+            split,
+            always: 0,
+            high: [i64::MAX; 16],
+            low: [i64::MIN; 16],
+        };
+        let mut lows = 0;
         for k in 0..levels {
-            s.hi[k] = words.at_i64(k * WORDS_PER_LEVEL);
-            s.lo[k] = words.at_i64(k * WORDS_PER_LEVEL + 2);
-        }
-        for k in 1..levels {
-            let (il, ih) = (s.lo[k - 1], s.hi[k - 1]);
-            let inner_has_integer = i128::from(ih) - i128::from(il) > 1;
-            if inner_has_integer && (s.lo[k] > il || ih > s.hi[k]) {
+            let (h, l) = level(k);
+            s.high[k] = h;
+            if h == i64::MIN {
+                s.always += 1;
+            } else if l < split {
+                s.low[lows] = l;
+                lows += 1;
+            } else {
                 return None;
             }
         }
+        s.high[..levels].sort_unstable();
+        s.low[..lows].sort_unstable_by(|a, b| b.cmp(a));
         Some(s)
     }
 
     #[inline(always)]
     fn code(&self, t: i64) -> u8 {
         let mut c = 0usize;
-        for half in [8usize, 4, 2, 1] {
-            let k = (c + half - 1) & 15;
-            if !(self.lo[k] < t && t < self.hi[k]) {
-                c += half;
+        if t >= self.split {
+            for half in [8usize, 4, 2, 1] {
+                if self.high[(c + half - 1) & 15] <= t {
+                    c += half;
+                }
             }
+            c as u8
+        } else {
+            for half in [8usize, 4, 2, 1] {
+                if self.low[(c + half - 1) & 15] >= t {
+                    c += half;
+                }
+            }
+            self.always + c as u8
         }
-        c as u8
     }
 }
 
@@ -264,7 +300,7 @@ impl GeluSearch {
 struct Gelu<'o, 'g, G: ?Sized> {
     out: &'o mut [u8],
     rows: usize,
-    search: Option<GeluSearch>,
+    search: Option<GeluSplit>,
     words: &'g G,
 }
 
@@ -305,7 +341,7 @@ pub fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
     let mut epi = Gelu {
         out,
         rows: call.rows,
-        search: GeluSearch::new(gelu),
+        search: GeluSplit::new(gelu),
         words: gelu,
     };
     linear_with(call, &mut epi)

@@ -108,6 +108,10 @@ struct Stream<'r, 'p> {
     pos: &'p [usize],
     stride: usize,
     frac: u32,
+    /// `pos[token0 + t]·stride` (saturated) for the block of `starts_of`.
+    starts: [usize; TOKEN_BLOCK],
+    /// The `token0` that `starts` belongs to (`usize::MAX`: none yet).
+    starts_of: usize,
 }
 
 /// `acc·A + sb` for `acc ≥ 0` (a sum of products of codes, `< 2^23`): one
@@ -166,19 +170,34 @@ impl Epilogue for Stream<'_, '_> {
         // oracle does.
         let at = |p: usize| p.saturating_mul(stride).saturating_add(j);
         if (1..=31).contains(&frac) {
-            // y = clamp(⌊w/2^frac⌋, ±L) with w = t + 2^(frac−1) equals
-            // ⌊clamp(w, −L·2^frac, (L+1)·2^frac − 1) / 2^frac⌋ (floor is
-            // monotone), and that quotient is below 2^25: the low word of
-            // the 64-bit shift is `lo >> frac | hi << (32 − frac)`.
-            let limit = i64::from(STREAM_LIMIT);
-            let (low, high) = (-(limit << frac), ((limit + 1) << frac) - 1);
+            // The rows of a block share their tokens' positions.
+            if self.starts_of != token0 {
+                for (start, &p) in self.starts.iter_mut().zip(pos) {
+                    *start = p.saturating_mul(stride);
+                }
+                self.starts_of = token0;
+            }
+            // w = t + 2^(frac−1); q = the low word of ⌊w/2^frac⌋ =
+            // `lo >> frac | hi << (32 − frac)`, which is the quotient when
+            // the bits above it (`hi >> frac`) are its sign; otherwise the
+            // quotient is beyond ±2^31 and clamps to ±L by the sign of `hi`.
+            let limit = STREAM_LIMIT;
             let (right, left) = (frac & 31, (32 - frac) & 31);
             let base = base + (1i64 << (frac - 1));
-            for ((&p, &x), &s) in pos.iter().zip(acc).zip(sb) {
-                let w = raw(x, a, s + base).clamp(low, high);
-                let y = ((w as u32) >> right | ((w >> 32) as u32) << left) as i32;
-                if let Some(dst) = self.r.get_mut(at(p)) {
-                    *dst = add_clamped(*dst, y);
+            let tokens = self.starts.iter().zip(pos).zip(acc.iter().zip(sb));
+            for ((&start, _), (&x, &s)) in tokens {
+                let w = raw(x, a, s + base);
+                let (lo, hi) = (w as u32, (w >> 32) as i32);
+                let q = (lo >> right | (hi as u32) << left) as i32;
+                let y = if hi >> right == q >> 31 {
+                    q.clamp(-limit, limit)
+                } else if hi < 0 {
+                    -limit
+                } else {
+                    limit
+                };
+                if let Some(dst) = self.r.get_mut(start.saturating_add(j)) {
+                    *dst = dst.saturating_add(y).clamp(-limit, limit);
                 }
             }
             return;
@@ -383,6 +402,8 @@ pub fn linear_stream<W: I32Src + ?Sized>(
         pos,
         stride,
         frac: call.affine.frac,
+        starts: [0; TOKEN_BLOCK],
+        starts_of: usize::MAX,
     };
     linear_with(call, &mut epi)
 }

@@ -32,9 +32,10 @@ const PAIRS: usize = HEAD_DIM / 2;
 /// `exp2_neg_q31(d)` of the oracle for `d = hi·2^32 + lo`, on 32-bit halves.
 ///
 /// `v3 = ⌊v2·v / (3·2^32)⌋ = ⌊⌊v2·v / 2^32⌋ / 3⌋`, and with
-/// `q = v − v2 + v3 = 2^32 − p ∈ [0, 2^24)`,
-/// `lut·p + 2^31 = lut·2^32 − lut·q + 2^31`; everything else is the oracle's
-/// formula term by term.
+/// `q = v − v2 + v3 = 2^32 − p ∈ [0, 2^24)` and `t = lut·q`,
+/// `⌊(lut·p + 2^31) / 2^32⌋ = lut + ⌊(2^31 − t) / 2^32⌋ = lut − ⌊(t + 2^31 − 1) / 2^32⌋`
+/// (`⌊−x/n⌋ = −⌈x/n⌉`): one `UMLAL` and a subtraction. The final rounding
+/// shift adds `(2^hi) ≫ 1`, which is 0 for `hi = 0` and `2^(hi−1)` above.
 #[inline(always)]
 pub fn exp2_neg_q31(hi: u32, lo: u32) -> u32 {
     if hi >= 32 {
@@ -47,12 +48,9 @@ pub fn exp2_neg_q31(hi: u32, lo: u32) -> u32 {
     let v3 = ((u64::from(v2) * u64::from(v)) >> 32) as u32 / 3;
     let q = v - v2 + v3;
     let lut = EXP2_LUT[i & 255];
-    let g = (((u64::from(lut) << 32) - u64::from(lut) * u64::from(q) + (1 << 31)) >> 32) as u32;
-    if hi == 0 {
-        g
-    } else {
-        (g + (1 << (hi - 1))) >> hi
-    }
+    let g = lut - ((u64::from(lut) * u64::from(q) + ((1 << 31) - 1)) >> 32) as u32;
+    // g ≤ 2^31 and the half is ≤ 2^30: no overflow.
+    (g + ((1u32 << hi) >> 1)) >> hi
 }
 
 /// `⌈S·T / 2^30⌉` clipped to `[0, 2^31 + 1]`, for `0 < S < 2^38`, `|T| ≤ 2^40`:

@@ -113,52 +113,86 @@ pub fn pkhbt(lo: u32, hi: u32) -> u32 {
     r
 }
 
-/// Four bytes as a little-endian word (an unaligned `LDR` on the M4).
+/// The codes `x` (`4g` bytes) as `UXTB16` unpacks them, two words per
+/// group of four: `out[2i] = x_4i | x_4i+2 << 16`,
+/// `out[2i+1] = x_4i+1 | x_4i+3 << 16`. Fills the whole groups both hold.
 #[inline(always)]
-pub fn word(b: &[u8; 4]) -> u32 {
-    u32::from_le_bytes(*b)
+pub fn expand_codes(x: &[u8], out: &mut [u32]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(x.chunks_exact(4)) {
+        let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        pair[0] = uxtb16(v);
+        pair[1] = uxtb16_ror8(v);
+    }
 }
 
-/// Four dot products of the codes `x` (`4g` bytes) with four weight rows
-/// expanded as `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16,
+/// Four dot products of codes expanded by [`expand_codes`] (`x`, `2g`
+/// words) with four weight rows expanded the same way,
+/// `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16,
 /// c_r,4i+1 | c_r,4i+3 << 16)` (`8g` words): per group of four codes one
-/// unaligned `LDR`, two `UXTB16`, four `LDRD` and eight `SMLAD`.
-/// Shorter `w` than `2·x.len()` words, or `x.len()` not a multiple of 4,
-/// only uses the whole groups both hold.
+/// `LDRD` of `x`, four of `w` and eight `SMLAD`, two groups per loop
+/// iteration. Uses the whole groups both hold.
 #[inline(always)]
-pub fn dot4_u8(x: &[u8], w: &[u32]) -> [i32; 4] {
-    let groups = (x.len() / 4).min(w.len() / 8);
+pub fn dot4_pairs(x: &[u32], w: &[u32]) -> [i32; 4] {
+    let groups = (x.len() / 2).min(w.len() / 8);
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
-    if groups > 0 {
-        // SAFETY: the loop reads `groups` words of `x` (4·groups ≤ x.len()
-        // bytes, unaligned LDR is allowed on the M4) and 8·groups ≤ w.len()
-        // words of `w` (word-aligned as a `[u32]`, as LDRD needs); it
-        // writes only registers and flags.
+    let (mut xp, mut wp) = (x.as_ptr(), w.as_ptr());
+    macro_rules! group {
+        () => {
+            concat!(
+                "ldrd {x0}, {x1}, [{xp}], #8\n",
+                "ldrd {w0}, {w1}, [{wp}], #8\n",
+                "smlad {a0}, {x0}, {w0}, {a0}\n",
+                "smlad {a0}, {x1}, {w1}, {a0}\n",
+                "ldrd {w0}, {w1}, [{wp}], #8\n",
+                "smlad {a1}, {x0}, {w0}, {a1}\n",
+                "smlad {a1}, {x1}, {w1}, {a1}\n",
+                "ldrd {w0}, {w1}, [{wp}], #8\n",
+                "smlad {a2}, {x0}, {w0}, {a2}\n",
+                "smlad {a2}, {x1}, {w1}, {a2}\n",
+                "ldrd {w0}, {w1}, [{wp}], #8\n",
+                "smlad {a3}, {x0}, {w0}, {a3}\n",
+                "smlad {a3}, {x1}, {w1}, {a3}\n",
+            )
+        };
+    }
+    if groups % 2 == 1 {
+        // SAFETY: reads words 0..2 of `x` and 0..8 of `w` (groups ≥ 1;
+        // word-aligned as `[u32]`, as LDRD needs), advancing both pointers
+        // past them; writes registers only.
+        unsafe {
+            asm!(
+                group!(),
+                xp = inout(reg) xp,
+                wp = inout(reg) wp,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+    }
+    let pairs = groups / 2;
+    if pairs > 0 {
+        // SAFETY: continues from the pointers above through the remaining
+        // 2·pairs groups: words up to 2·groups of `x` and 8·groups of `w`,
+        // both within the slices; writes registers and flags.
         unsafe {
             asm!(
                 "2:",
-                "ldr {x}, [{xp}], #4",
-                "ldrd {w0}, {w1}, [{wp}], #8",
-                "uxtb16 {xe}, {x}",
-                "uxtb16 {x}, {x}, ror #8",
-                "smlad {a0}, {xe}, {w0}, {a0}",
-                "smlad {a0}, {x}, {w1}, {a0}",
-                "ldrd {w0}, {w1}, [{wp}], #8",
-                "smlad {a1}, {xe}, {w0}, {a1}",
-                "smlad {a1}, {x}, {w1}, {a1}",
-                "ldrd {w0}, {w1}, [{wp}], #8",
-                "smlad {a2}, {xe}, {w0}, {a2}",
-                "smlad {a2}, {x}, {w1}, {a2}",
-                "ldrd {w0}, {w1}, [{wp}], #8",
-                "smlad {a3}, {xe}, {w0}, {a3}",
-                "smlad {a3}, {x}, {w1}, {a3}",
+                group!(),
+                group!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
-                xp = inout(reg) x.as_ptr() => _,
-                wp = inout(reg) w.as_ptr() => _,
-                n = inout(reg) groups => _,
-                x = out(reg) _,
-                xe = out(reg) _,
+                xp = inout(reg) xp => _,
+                wp = inout(reg) wp => _,
+                n = inout(reg) pairs => _,
+                x0 = out(reg) _,
+                x1 = out(reg) _,
                 w0 = out(reg) _,
                 w1 = out(reg) _,
                 a0 = inout(reg) a0,

@@ -1,10 +1,12 @@
 //! Packed b-bit linear layers with the asymmetric-grid correction
 //! (`tdquant_core::int::linear::linear`, same checks, same `emit` order).
 //!
-//! Four weight rows at a time are decoded once per block of 64 tokens into
-//! 16-bit pairs laid out as `UXTB16` unpacks four input codes
-//! (`c0 | c2 << 16`, `c1 | c3 << 16`), so each group of four inputs costs one
-//! load, two `UXTB16` and two `SMLAD` per row. `t = acc·A + Σa·B + (C_j <<
+//! The input codes of a block of 64 tokens are unpacked once into 16-bit
+//! pairs (`c0 | c2 << 16`, `c1 | c3 << 16`, two `UXTB16` per four codes,
+//! 16 KiB of stack at the widest input), and four weight rows at a time are
+//! decoded into the same layout, so each group of four inputs costs one
+//! `LDRD` of inputs shared by the four rows, and per row one `LDRD` of
+//! weights and two `SMLAD`. `t = acc·A + Σa·B + (C_j <<
 //! c_shift)` is summed in another order than the oracle's; every term and
 //! partial sum is below `2^62` (module docs of the oracle), so the `i64`
 //! result is the same.
@@ -15,7 +17,7 @@ use tdquant_core::int::linear::{add_stream, LinearCall, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::BitWidth;
 
-use crate::dsp::{dot4_u8, usat};
+use crate::dsp::{dot4_pairs, expand_codes, usat};
 
 /// Tokens per block (as the oracle).
 const TOKEN_BLOCK: usize = 64;
@@ -426,12 +428,20 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
     let mut acc = [[0i32; TOKEN_BLOCK]; GROUP];
     let mut asum_b = [0i64; TOKEN_BLOCK];
     let wexp_used = k4 / 4 * GROUP * 2;
+    // The block's input codes expanded once for all its row groups.
+    let mut xexp = [0u32; TOKEN_BLOCK * MAX_K / 2];
+    let xexp_len = k4 / 2;
     for (block_index, block) in input.chunks(TOKEN_BLOCK * k).enumerate() {
         let token0 = block_index * TOKEN_BLOCK;
         let m = block.len() / k;
-        for (s, x) in asum_b.iter_mut().zip(block.chunks_exact(k)) {
+        for ((s, x), xe) in asum_b
+            .iter_mut()
+            .zip(block.chunks_exact(k))
+            .zip(xexp.chunks_exact_mut(xexp_len.max(1)))
+        {
             let sum = x.iter().fold(0i32, |a, &v| a + i32::from(v));
             *s = i64::from(sum) * affine.b;
+            expand_codes(&x[..k4], xe);
         }
         let mut j = 0;
         while j < rows {
@@ -469,8 +479,13 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
                 }
                 tail[..k - k4].copy_from_slice(&codes[k4..k]);
             }
-            for (t, x) in block.chunks_exact(k).enumerate() {
-                let [mut a0, mut a1, mut a2, mut a3] = dot4_u8(&x[..k4], &wexp[..wexp_used]);
+            for (t, (x, xe)) in block
+                .chunks_exact(k)
+                .zip(xexp.chunks_exact(xexp_len.max(1)))
+                .enumerate()
+            {
+                let [mut a0, mut a1, mut a2, mut a3] =
+                    dot4_pairs(&xe[..xexp_len], &wexp[..wexp_used]);
                 for (i, &xv) in x[k4..].iter().enumerate() {
                     let xv = i32::from(xv);
                     a0 += xv * i32::from(tails[0][i]);

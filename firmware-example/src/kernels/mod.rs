@@ -4,7 +4,7 @@
 //!
 //! | operator | oracle | here |
 //! |---|---|---|
-//! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream`, `IntKernels::linear_gelu` | [`linear`]: 4 weight rows expanded to 16-bit pairs, codes `UXTB16`-unpacked, `SMLAD` (one asm loop); code and stream epilogues on the high word when `frac ≥ 33` |
+//! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream`, `IntKernels::linear_gelu` | [`linear`]: a block's input codes `UXTB16`-unpacked once, 4 weight rows expanded to 16-bit pairs, `LDRD` + `SMLAD` (one asm loop, two groups per iteration); code and stream epilogues on the high word when `frac ≥ 33` |
 //! | `q·kᵀ` → softmax → codes | `attention::softmax_codes` | [`attention::softmax_codes`]: `SMLAD` logits, 32-bit `exp2`, sorted decision edges, binary search |
 //! | `P·v` → codes | `attention::av_codes` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD` |
 //! | 3×3 conv (int8 weights) | `conv::Conv::run` | [`conv::run`]: `SSAT`-clamped 16-bit patch pairs × `SXTB16` weights, `SMLALD` (i64, exact for any input) |

@@ -11,7 +11,8 @@
 //! once per call, so each row's edges `E_k = ⌈S·T_k/2^30⌉` come out sorted
 //! (`S > 0`); they are computed exactly in `u64` pieces and clipped to
 //! `[0, 2^31 + 1]`, where `e ∈ [0, 2^31]` compares with them as with the
-//! oracle's `i64` edges. A code is then a binary search, not `N` compares.
+//! oracle's `i64` edges. A code is then the descent of a breadth-first
+//! binary search tree of them ([`EdgeTree`]), not `N` compares.
 //!
 //! `P·v`: the head of `v` is transposed into pairs laid out as `UXTB16`
 //! unpacks four probabilities; each row is ten `SMLAD` dot products of 64.
@@ -75,43 +76,63 @@ fn edge(s: u64, t: i64) -> u32 {
     }
 }
 
-/// Number of `edges` `≤ e`, for `edges` sorted ascending and padded with
-/// `u32::MAX` (never `≤ e ≤ 2^31`) to `2^steps − 1` entries: a branchless
-/// descent of the implicit binary tree, `steps` compares (unrolled for the
-/// 2-, 3- and 4-bit quantizers).
-#[inline(always)]
-fn count_le(edges: &[u32; MAX_LEVELS], steps: u32, e: u32) -> usize {
-    let mut c = 0usize;
-    let mut step = |half: usize| {
-        if e >= edges[(c + half - 1) & 255] {
-            c += half;
-        }
-    };
-    match steps {
-        4 => {
-            step(8);
-            step(4);
-            step(2);
-            step(1);
-        }
-        3 => {
-            step(4);
-            step(2);
-            step(1);
-        }
-        2 => {
-            step(2);
-            step(1);
-        }
-        _ => {
-            let mut half = 1usize << steps >> 1;
-            while half > 0 {
-                step(half);
-                half >>= 1;
+/// The sorted decision edges of a row as a binary search tree in
+/// breadth-first (Eytzinger) order: `2^steps − 1 ≥ levels` slots, node
+/// `i ∈ [2^d, 2^(d+1))` holding the edge of rank
+/// `(2(i − 2^d) + 1)·2^(steps−d−1) − 1` (ranks `≥ levels` hold `u32::MAX`,
+/// never `≤ e ≤ 2^31`). From `i = 1`, `steps` moves `i ← 2i + [e ≥ tree[i]]`
+/// end at `2^steps + #{edges ≤ e}`: one load, one compare and one add per
+/// level, with no index arithmetic.
+struct EdgeTree {
+    tree: [u32; 256],
+    /// `slot[r]`: the node of rank `r`.
+    slot: [u8; MAX_LEVELS],
+    steps: u32,
+}
+
+impl EdgeTree {
+    fn new(levels: usize) -> Self {
+        let steps = usize::BITS - levels.min(MAX_LEVELS).leading_zeros();
+        let mut slot = [0u8; MAX_LEVELS];
+        for i in 1usize..1 << steps {
+            let d = usize::BITS - 1 - i.leading_zeros();
+            let rank = ((2 * (i - (1 << d)) + 1) << (steps - d - 1)) - 1;
+            if let Some(s) = slot.get_mut(rank) {
+                *s = i as u8;
             }
         }
+        Self {
+            tree: [u32::MAX; 256],
+            slot,
+            steps,
+        }
     }
-    c
+
+    #[inline(always)]
+    fn set(&mut self, rank: usize, edge: u32) {
+        let i = self.slot[rank % MAX_LEVELS];
+        self.tree[usize::from(i)] = edge;
+    }
+
+    /// `#{edges ≤ e}` for a tree of `STEPS` levels.
+    #[inline(always)]
+    fn count_le<const STEPS: u32>(&self, e: u32) -> usize {
+        let mut i = 1usize;
+        for _ in 0..STEPS {
+            i = 2 * i + usize::from(e >= self.tree[i & 255]);
+        }
+        i - (1 << STEPS)
+    }
+
+    /// The same for any `steps ≤ 8`.
+    #[inline(always)]
+    fn count_le_any(&self, e: u32) -> usize {
+        let mut i = 1usize;
+        for _ in 0..self.steps {
+            i = 2 * i + usize::from(e >= self.tree[i & 255]);
+        }
+        i - (1 << self.steps)
+    }
 }
 
 /// `z_j = acc_j·A + key_j + bias[rpb_index(i, j)]` for the 64 keys of row
@@ -192,9 +213,7 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
     for (idx, b) in bias.iter_mut().enumerate() {
         *b = i64::from(rpb.at(idx)) << qk.rpb_shift;
     }
-    // Tree of 2^steps − 1 ≥ levels entries (≤ 255).
-    let steps = usize::BITS - levels.leading_zeros();
-    let mut edges = [u32::MAX; MAX_LEVELS];
+    let mut edges = EdgeTree::new(levels);
     let mut z = [0i64; TOKENS];
     let mut e = [0u32; TOKENS];
     let mut acc = [0i32; TOKENS];
@@ -227,19 +246,31 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
             *ej = exp2_neg_q31((d >> 32) as u32, d as u32);
             sum += u64::from(*ej);
         }
-        for (edge_k, &t) in edges.iter_mut().zip(levels_sorted.iter()) {
-            *edge_k = edge(sum, t);
-        }
         // Edges at 0 count for every e; below the first other edge the code
-        // is their number (most probabilities of a row land there).
-        let zeros = edges[..levels].iter().take_while(|&&x| x == 0).count();
-        let first = edges.get(zeros).copied().unwrap_or(u32::MAX);
-        for (out, &ej) in row.iter_mut().zip(e.iter()) {
-            *out = if ej < first {
-                zeros as u8
-            } else {
-                count_le(&edges, steps, ej) as u8
+        // is their number (most probabilities of a row land there). Edges
+        // come in ascending order (S > 0), so the zeros lead.
+        let (mut zeros, mut first) = (0, u32::MAX);
+        for (rank, &t) in levels_sorted.iter().enumerate() {
+            let x = edge(sum, t);
+            edges.set(rank, x);
+            if x == 0 {
+                zeros = rank + 1;
+            } else if first == u32::MAX {
+                first = x;
+            }
+        }
+        macro_rules! codes {
+            ($count:expr) => {
+                for (out, &ej) in row.iter_mut().zip(e.iter()) {
+                    *out = if ej < first { zeros } else { $count(ej) } as u8;
+                }
             };
+        }
+        match edges.steps {
+            4 => codes!(|x| edges.count_le::<4>(x)),
+            3 => codes!(|x| edges.count_le::<3>(x)),
+            2 => codes!(|x| edges.count_le::<2>(x)),
+            _ => codes!(|x| edges.count_le_any(x)),
         }
     }
     Ok(())

@@ -130,12 +130,12 @@ pub fn expand_codes(x: &[u8], out: &mut [u32]) {
 /// `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16,
 /// c_r,4i+1 | c_r,4i+3 << 16)` (`8g` words): per group of four codes one
 /// `LDRD` of `x`, four of `w` and eight `SMLAD`, two groups per loop
-/// iteration. Uses the whole groups both hold.
+/// iteration (one before the loop when their number is odd). Uses the whole
+/// groups both hold.
 #[inline(always)]
 pub fn dot4_pairs(x: &[u32], w: &[u32]) -> [i32; 4] {
     let groups = (x.len() / 2).min(w.len() / 8);
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
-    let (mut xp, mut wp) = (x.as_ptr(), w.as_ptr());
     macro_rules! group {
         () => {
             concat!(
@@ -155,42 +155,29 @@ pub fn dot4_pairs(x: &[u32], w: &[u32]) -> [i32; 4] {
             )
         };
     }
-    if groups % 2 == 1 {
-        // SAFETY: reads words 0..2 of `x` and 0..8 of `w` (groups ≥ 1;
-        // word-aligned as `[u32]`, as LDRD needs), advancing both pointers
-        // past them; writes registers only.
+    if groups > 0 {
+        // SAFETY: reads words 0..2·groups of `x` and 0..8·groups of `w`
+        // (within the slices by the choice of `groups`; word-aligned as
+        // `[u32]`, as LDRD needs): one group first when their number is odd
+        // (LSRS puts bit 0 in the carry and sets Z when no pair is left;
+        // LDRD and SMLAD leave the flags alone), then two per iteration.
+        // Writes registers and flags only.
         unsafe {
             asm!(
+                "lsrs {n}, {n}, #1",
+                "bcc 3f",
                 group!(),
-                xp = inout(reg) xp,
-                wp = inout(reg) wp,
-                x0 = out(reg) _,
-                x1 = out(reg) _,
-                w0 = out(reg) _,
-                w1 = out(reg) _,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                options(nostack, readonly, preserves_flags),
-            );
-        }
-    }
-    let pairs = groups / 2;
-    if pairs > 0 {
-        // SAFETY: continues from the pointers above through the remaining
-        // 2·pairs groups: words up to 2·groups of `x` and 8·groups of `w`,
-        // both within the slices; writes registers and flags.
-        unsafe {
-            asm!(
-                "2:",
+                "3:",
+                "beq 5f",
+                "4:",
                 group!(),
                 group!(),
                 "subs {n}, {n}, #1",
-                "bne 2b",
-                xp = inout(reg) xp => _,
-                wp = inout(reg) wp => _,
-                n = inout(reg) pairs => _,
+                "bne 4b",
+                "5:",
+                xp = inout(reg) x.as_ptr() => _,
+                wp = inout(reg) w.as_ptr() => _,
+                n = inout(reg) groups => _,
                 x0 = out(reg) _,
                 x1 = out(reg) _,
                 w0 = out(reg) _,

@@ -2,10 +2,10 @@
 # The integer SwinIR-light on a Cortex-M4 under QEMU, bit-exact with the host.
 #
 #   export (cargo host export) → LR tile + expected hash (CPU oracle)
-#   → firmware build embedding both → QEMU run (-icount, deterministic)
-#   → compare the firmware's SHA-256 line with the host's.
-# Then the same firmware with a corrupted model must report the error and
-# exit 1. Usage: scripts/firmware-int-check.sh [bits (4)] [tile side (32)]
+#   → the firmware with a corrupted model must report it and exit 1
+#   → firmware build embedding the model and tile → QEMU run (-icount,
+#     deterministic) → compare the firmware's SHA-256 line with the host's.
+# Usage: scripts/firmware-int-check.sh [bits (4)] [tile side (32)]
 # TDQ_KERNELS=scalar runs the core oracle's kernels instead of the DSP ones
 # (the "before" column of the README's per-operator table).
 set -euo pipefail
@@ -35,6 +35,24 @@ run_qemu() { # $1 = log file; prints QEMU's exit status
   firmware_run "$elf" "$1" 900 -icount shift=0
 }
 
+# A corrupt model first (one flipped byte in the middle of the file): the
+# firmware must report it and exit 1. The good build comes last, so the ELF
+# left behind (and its disassembly) is the checked one.
+python3 - "$out/model.tdq" "$out/corrupt.tdq" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[len(b) // 2] ^= 0x55
+open(sys.argv[2], 'wb').write(b)
+PY
+build "$out/corrupt.tdq"
+rc=$(run_qemu "$out/corrupt.log")
+cat "$out/corrupt.log"
+if [ "$rc" -ne 1 ] || ! grep -q "TDQ model rejected" "$out/corrupt.log"; then
+  echo "firmware-int-check: FAILED — corrupt model gave exit $rc (want 1 and an error report)" >&2
+  exit 1
+fi
+echo "firmware-int-check: OK — corrupt model reported, exit status 1"
+
 build "$out/model.tdq"
 
 # No allocator and no floating point anywhere in the binary (so certainly not
@@ -63,20 +81,3 @@ grep -o "TDQ tile .*" "$out/firmware.log" >"$out/got.txt" || true
 firmware_expect_same firmware-int-check "$out/expected.txt" "$out/got.txt" \
   "firmware output hash differs from the host oracle"
 echo "firmware-int-check: OK — W${bits}A${bits} ${side}x${side} tile hash identical on Cortex-M4 and host"
-
-# Corrupt model: one flipped byte in the middle of the file.
-python3 - "$out/model.tdq" "$out/corrupt.tdq" <<'PY'
-import sys
-b = bytearray(open(sys.argv[1], 'rb').read())
-b[len(b) // 2] ^= 0x55
-open(sys.argv[2], 'wb').write(b)
-PY
-build "$out/corrupt.tdq"
-rc=$(run_qemu "$out/corrupt.log")
-cat "$out/corrupt.log"
-build "$out/model.tdq"
-if [ "$rc" -ne 1 ] || ! grep -q "TDQ model rejected" "$out/corrupt.log"; then
-  echo "firmware-int-check: FAILED — corrupt model gave exit $rc (want 1 and an error report)" >&2
-  exit 1
-fi
-echo "firmware-int-check: OK — corrupt model reported, exit status 1"

@@ -15,10 +15,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/firmware-lib.sh
-bits=${1:-4}
-side=${2:-32}
-shift $(($# < 2 ? $# : 2))
-[[ "${1:-}" == "--" ]] && shift
+bits=4
+side=32
+if [[ $# -gt 0 && "$1" != "--" ]]; then bits=$1; shift; fi
+if [[ $# -gt 0 && "$1" != "--" ]]; then side=$1; shift; fi
+if [[ "${1:-}" == "--" ]]; then shift; fi
 
 # Builds the firmware for this tile and checks it (hash == host) first, so
 # the profile is of a firmware known to be right.

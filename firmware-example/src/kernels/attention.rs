@@ -114,24 +114,15 @@ impl EdgeTree {
         self.tree[usize::from(i)] = edge;
     }
 
-    /// `#{edges ≤ e}` for a tree of `STEPS` levels.
+    /// `#{edges ≤ e}`, descending `steps` (= `self.steps`) levels; called
+    /// with a literal depth, the loop unrolls.
     #[inline(always)]
-    fn count_le<const STEPS: u32>(&self, e: u32) -> usize {
+    fn count_le(&self, steps: u32, e: u32) -> usize {
         let mut i = 1usize;
-        for _ in 0..STEPS {
+        for _ in 0..steps {
             i = 2 * i + usize::from(e >= self.tree[i & 255]);
         }
-        i - (1 << STEPS)
-    }
-
-    /// The same for any `steps ≤ 8`.
-    #[inline(always)]
-    fn count_le_any(&self, e: u32) -> usize {
-        let mut i = 1usize;
-        for _ in 0..self.steps {
-            i = 2 * i + usize::from(e >= self.tree[i & 255]);
-        }
-        i - (1 << self.steps)
+        i - (1 << steps)
     }
 }
 
@@ -267,10 +258,10 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
             };
         }
         match edges.steps {
-            4 => codes!(|x| edges.count_le::<4>(x)),
-            3 => codes!(|x| edges.count_le::<3>(x)),
-            2 => codes!(|x| edges.count_le::<2>(x)),
-            _ => codes!(|x| edges.count_le_any(x)),
+            4 => codes!(|x| edges.count_le(4, x)),
+            3 => codes!(|x| edges.count_le(3, x)),
+            2 => codes!(|x| edges.count_le(2, x)),
+            steps => codes!(|x| edges.count_le(steps, x)),
         }
     }
     Ok(())

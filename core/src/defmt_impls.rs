@@ -1,77 +1,18 @@
-//! `defmt::Format` for every public data type, kept in one place so the
-//! rest of the crate carries no logging-framework attributes.
+//! `defmt::Format` for the public types whose log text is not what
+//! `#[derive(defmt::Format)]` would print: hex words and checksums, sizes
+//! instead of payload bytes, computed fields, hidden reserved bytes, field
+//! orders and unquoted names. Every other public type derives it beside its
+//! definition.
 //!
 //! The output mirrors `Debug`/`Display` closely enough to grep logs with the
 //! same patterns.
 
 use defmt::{write, Format, Formatter};
 
-use crate::container::{
-    Container, ContainerError, ContainerWriter, Dtype, DtypeError, Section, SectionError,
-    SectionSpec, ShapeIssue,
-};
+use crate::container::{Container, ContainerError, Dtype, Section, SectionError, SectionSpec};
 use crate::crc32::Crc32;
 use crate::packed::{PackError, PackedLayout, PackedMatrix, PackedWord, TypedPackedMatrix};
-use crate::quant::{BitWidth, BitWidthError, QuantParams, QuantParamsError};
-use crate::requant::{RequantError, Requantizer, RoundingMode};
-
-impl Format for BitWidth {
-    fn format(&self, f: Formatter<'_>) {
-        write!(f, "B{=u8}", self.bits());
-    }
-}
-
-impl Format for BitWidthError {
-    fn format(&self, f: Formatter<'_>) {
-        write!(f, "BitWidthError {{ bits: {=u8} }}", self.bits);
-    }
-}
-
-impl Format for QuantParams {
-    fn format(&self, f: Formatter<'_>) {
-        write!(
-            f,
-            "QuantParams {{ lower: {=f32}, upper: {=f32}, step: {=f32}, bits: {} }}",
-            self.lower, self.upper, self.step, self.bits
-        );
-    }
-}
-
-impl Format for QuantParamsError {
-    fn format(&self, f: Formatter<'_>) {
-        match *self {
-            QuantParamsError::NonFiniteBound { lower, upper } => write!(
-                f,
-                "NonFiniteBound {{ lower: {=f32}, upper: {=f32} }}",
-                lower, upper
-            ),
-            QuantParamsError::EmptyRange { lower, upper } => write!(
-                f,
-                "EmptyRange {{ lower: {=f32}, upper: {=f32} }}",
-                lower, upper
-            ),
-            QuantParamsError::NonFiniteStep { lower, upper } => write!(
-                f,
-                "NonFiniteStep {{ lower: {=f32}, upper: {=f32} }}",
-                lower, upper
-            ),
-            QuantParamsError::ZeroStep { lower, upper } => write!(
-                f,
-                "ZeroStep {{ lower: {=f32}, upper: {=f32} }}",
-                lower, upper
-            ),
-        }
-    }
-}
-
-impl Format for RoundingMode {
-    fn format(&self, f: Formatter<'_>) {
-        match self {
-            RoundingMode::HalfUp => write!(f, "HalfUp"),
-            RoundingMode::HalfEven => write!(f, "HalfEven"),
-        }
-    }
-}
+use crate::requant::Requantizer;
 
 impl Format for Requantizer {
     fn format(&self, f: Formatter<'_>) {
@@ -80,30 +21,6 @@ impl Format for Requantizer {
             "Requantizer {{ multiplier: {=i32}, shift: {=i8}, rounding: {} }}",
             self.multiplier, self.shift, self.rounding
         );
-    }
-}
-
-impl Format for RequantError {
-    fn format(&self, f: Formatter<'_>) {
-        match *self {
-            RequantError::NonFiniteScale { scale } => {
-                write!(f, "NonFiniteScale {{ scale: {=f64} }}", scale)
-            }
-            RequantError::NonPositiveScale { scale } => {
-                write!(f, "NonPositiveScale {{ scale: {=f64} }}", scale)
-            }
-            RequantError::ScaleOutOfRange { scale } => {
-                write!(f, "ScaleOutOfRange {{ scale: {=f64} }}", scale)
-            }
-            RequantError::MultiplierNotNormalized { multiplier } => write!(
-                f,
-                "MultiplierNotNormalized {{ multiplier: {=i32} }}",
-                multiplier
-            ),
-            RequantError::ShiftOutOfRange { shift } => {
-                write!(f, "ShiftOutOfRange {{ shift: {=i8} }}", shift)
-            }
-        }
     }
 }
 
@@ -200,34 +117,6 @@ impl Format for PackError {
 impl Format for Dtype {
     fn format(&self, f: Formatter<'_>) {
         write!(f, "{=str}", self.name());
-    }
-}
-
-impl Format for DtypeError {
-    fn format(&self, f: Formatter<'_>) {
-        write!(f, "DtypeError {{ code: {=u8} }}", self.code);
-    }
-}
-
-impl Format for ShapeIssue {
-    fn format(&self, f: Formatter<'_>) {
-        match *self {
-            ShapeIssue::RankTooLarge { rank } => {
-                write!(f, "RankTooLarge {{ rank: {=usize} }}", rank)
-            }
-            ShapeIssue::UnusedDimNonZero { dim } => {
-                write!(f, "UnusedDimNonZero {{ dim: {=u8} }}", dim)
-            }
-            ShapeIssue::PackedRankNotTwo { rank } => {
-                write!(f, "PackedRankNotTwo {{ rank: {=usize} }}", rank)
-            }
-            ShapeIssue::TooLarge => write!(f, "TooLarge"),
-            ShapeIssue::LengthMismatch { expected, actual } => write!(
-                f,
-                "LengthMismatch {{ expected: {=u64}, actual: {=u64} }}",
-                expected, actual
-            ),
-        }
     }
 }
 
@@ -403,19 +292,13 @@ impl Format for SectionSpec<'_> {
     }
 }
 
-impl Format for ContainerWriter {
-    fn format(&self, f: Formatter<'_>) {
-        write!(f, "ContainerWriter");
-    }
-}
-
 impl Format for Crc32 {
     fn format(&self, f: Formatter<'_>) {
         write!(f, "Crc32 {{ value: {=u32:#010x} }}", self.finalize());
     }
 }
 
-// Integer SwinIR-light (`int`): its error and size types.
+// Integer SwinIR-light (`int`).
 
 impl Format for crate::int::OpError {
     fn format(&self, f: Formatter<'_>) {
@@ -457,51 +340,6 @@ impl Format for crate::int::IntModelError {
                 "BadConstant {{ section: {=str}, block: {=usize}, error: {} }}",
                 section, block, error
             ),
-        }
-    }
-}
-
-impl Format for crate::int::ScratchLen {
-    fn format(&self, f: Formatter<'_>) {
-        write!(
-            f,
-            "ScratchLen {{ words: {=usize}, bytes: {=usize} }}",
-            self.words, self.bytes
-        );
-    }
-}
-
-impl Format for crate::int::Tiling {
-    fn format(&self, f: Formatter<'_>) {
-        write!(
-            f,
-            "Tiling {{ tile: {=usize}, halo: {=usize} }}",
-            self.tile, self.halo
-        );
-    }
-}
-
-impl Format for crate::int::RunError {
-    fn format(&self, f: Formatter<'_>) {
-        use crate::int::RunError as E;
-        match *self {
-            E::BadSize => write!(f, "BadSize"),
-            E::InputLength { expected, actual } => write!(
-                f,
-                "InputLength {{ expected: {=usize}, actual: {=usize} }}",
-                expected, actual
-            ),
-            E::OutputLength { expected, actual } => write!(
-                f,
-                "OutputLength {{ expected: {=usize}, actual: {=usize} }}",
-                expected, actual
-            ),
-            E::ScratchTooSmall { needed, given } => write!(
-                f,
-                "ScratchTooSmall {{ needed: {}, given: {} }}",
-                needed, given
-            ),
-            E::Op(e) => write!(f, "Op({})", e),
         }
     }
 }

@@ -51,8 +51,9 @@
 //!   with a specific error enum (each implements `Display` and
 //!   `core::error::Error`); arithmetic is checked or proven not to
 //!   overflow (the crate is tested with overflow checks on in release).
-//! * Optional `defmt` feature: `defmt::Format` for every public type, all in
-//!   one module.
+//! * Optional `defmt` feature: `defmt::Format` for every public type,
+//!   derived where the derived text serves and hand-written in one module
+//!   where it does not.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

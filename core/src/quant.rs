@@ -29,6 +29,7 @@ use core::fmt;
 /// The discriminant is the number of bits, so `BitWidth as u8 == bits()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BitWidth {
     /// 2-bit codes, `0..=3`.
     B2 = 2,
@@ -144,6 +145,7 @@ const _: () = {
 
 /// A bit count that is not one of 2, 3, 4 or 8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BitWidthError {
     /// The rejected bit count.
     pub bits: u8,
@@ -177,6 +179,7 @@ impl From<BitWidth> for u8 {
 
 /// Why a pair of bounds cannot form a quantizer.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum QuantParamsError {
     /// A bound is NaN or infinite.
     NonFiniteBound {
@@ -239,6 +242,7 @@ impl core::error::Error for QuantParamsError {}
 /// and `s` finite and positive; that is what makes [`encode`](Self::encode)
 /// total.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QuantParams {
     pub(crate) lower: f32,
     pub(crate) upper: f32,

@@ -48,6 +48,7 @@ use core::fmt;
 /// Non-tie values always round to the nearest integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RoundingMode {
     /// `floor(x + 1/2)`: ties go towards +∞ (`2.5 → 3`, `−2.5 → −2`).
     ///
@@ -85,6 +86,7 @@ const MULTIPLIER_MIN: i32 = 1 << 30;
 
 /// Why a requantizer cannot be built.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RequantError {
     /// The scale is NaN or infinite.
     NonFiniteScale {

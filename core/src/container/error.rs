@@ -8,6 +8,7 @@ use crate::packed::PackError;
 
 /// An on-disk dtype code that is not defined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DtypeError {
     /// The rejected code.
     pub code: u8,
@@ -23,6 +24,7 @@ impl core::error::Error for DtypeError {}
 
 /// Why a section's shape and payload length disagree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ShapeIssue {
     /// Rank above [`MAX_RANK`].
     RankTooLarge {

@@ -73,6 +73,7 @@ impl<'a> SectionSpec<'a> {
 /// assert_eq!(file.get("fc.bias").unwrap().read_i32(1), Ok(-1));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ContainerWriter;
 
 impl ContainerWriter {

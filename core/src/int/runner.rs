@@ -93,6 +93,7 @@ pub const WORK_BYTES: usize = 4 * TOKENS * EMBED + TOKENS * TOKENS;
 
 /// Scratch sizes for one region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ScratchLen {
     /// `i32` words.
     pub words: usize,
@@ -102,6 +103,7 @@ pub struct ScratchLen {
 
 /// Why a run was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RunError {
     /// Zero or overflowing dimensions, or a zero tile.
     BadSize,

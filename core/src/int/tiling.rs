@@ -7,6 +7,7 @@ use super::runner::{check_input, check_io, run_region, scratch_len, Rect, RunErr
 
 /// Tile-wise processing parameters (see the [runner docs](super::runner)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Tiling {
     /// Core side in LR pixels (≥ 1).
     pub tile: usize,

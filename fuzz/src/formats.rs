@@ -1,68 +1,13 @@
-//! Writers and repairers of the input formats: a stored zip for `.pth`, the `.tdq` CRC, the
-//! DQC checkpoint checksum, PNG chunk CRCs. A mutated input repaired by these gets past the
-//! integrity checks, so the fuzzer reaches the structure checks behind them.
+//! Writers and repairers of the input formats beside [`crate::pth`]'s: the entries of a stored
+//! zip, the `.tdq` CRC, the DQC checkpoint checksum, PNG chunk CRCs. A mutated input repaired
+//! by these gets past the integrity checks, so the fuzzer reaches the structure checks behind
+//! them.
 
-use tdquant_core::crc32::Crc32;
+use tdquant_core::crc32;
 use tdquant_host::calib::checkpoint::{payload_sha256, META_KEY, SHA_KEY};
 
-/// CRC-32/IEEE of `data`.
-pub fn crc32(data: &[u8]) -> u32 {
-    Crc32::new().update(data).finalize()
-}
-
-/// A stored (uncompressed) zip archive of `entries`, CRCs correct.
-pub fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, data) in entries {
-        let off = out.len() as u32;
-        let crc = crc32(data);
-        out.extend(0x0403_4b50u32.to_le_bytes());
-        out.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        out.extend(crc.to_le_bytes());
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend((name.len() as u16).to_le_bytes());
-        out.extend(0u16.to_le_bytes());
-        out.extend(name.as_bytes());
-        out.extend(*data);
-        central.extend(0x0201_4b50u32.to_le_bytes());
-        central.extend([20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        central.extend(crc.to_le_bytes());
-        central.extend((data.len() as u32).to_le_bytes());
-        central.extend((data.len() as u32).to_le_bytes());
-        central.extend((name.len() as u16).to_le_bytes());
-        central.extend([0u8; 12]);
-        central.extend(off.to_le_bytes());
-        central.extend(name.as_bytes());
-    }
-    let cd_off = out.len() as u32;
-    out.extend(&central);
-    out.extend(0x0605_4b50u32.to_le_bytes());
-    out.extend([0u8; 4]);
-    out.extend((entries.len() as u16).to_le_bytes());
-    out.extend((entries.len() as u16).to_le_bytes());
-    out.extend((central.len() as u32).to_le_bytes());
-    out.extend(cd_off.to_le_bytes());
-    out.extend([0u8; 2]);
-    out
-}
-
-/// A `.pth` archive `a/…`: `pickle` as `a/data.pkl`, `storages` as `a/data/<key>`.
-pub fn pth_archive(pickle: &[u8], storages: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let names: Vec<String> = storages
-        .iter()
-        .map(|(k, _)| format!("a/data/{k}"))
-        .collect();
-    let mut entries: Vec<(&str, &[u8])> = vec![("a/data.pkl", pickle), ("a/byteorder", b"little")];
-    for (n, (_, d)) in names.iter().zip(storages) {
-        entries.push((n, d));
-    }
-    stored_zip(&entries)
-}
-
-/// The stored entries of a zip written by [`stored_zip`] (a local-header walk; `None` when
-/// the bytes do not parse as such).
+/// The stored entries of a zip written by [`stored_zip`](crate::pth::stored_zip) (a
+/// local-header walk; `None` when the bytes do not parse as such).
 pub fn stored_entries(b: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     let mut at = 0usize;
     let mut out = Vec::new();

@@ -10,6 +10,7 @@
 
 pub mod formats;
 pub mod mutate;
+pub mod pth;
 pub mod seeds;
 
 use std::path::PathBuf;
@@ -68,7 +69,7 @@ impl Target {
         match self {
             Target::Pth => {
                 let _ = tdquant_host::weights::load_bytes(data, "fuzz.pth");
-                let wrapped = formats::pth_archive(data, &seeds::pth_storages());
+                let wrapped = pth::archive(data, &seeds::pth_storages());
                 let _ = tdquant_host::weights::load_bytes(&wrapped, "fuzz-pickle.pth");
             }
             Target::Tdq => {

@@ -3,7 +3,8 @@
 //! the format's integrity data repaired where it can be so the edit reaches the parser's
 //! structure checks. Deterministic: the same RNG state gives the same input.
 
-use crate::formats::{pth_archive, stored_entries, tdq_fix_crc};
+use crate::formats::{stored_entries, tdq_fix_crc};
+use crate::pth;
 use crate::Target;
 
 /// Longest input produced.
@@ -230,13 +231,13 @@ pub fn mutate(target: Target, rng: &mut Rng, seed: &[u8], donors: &[Vec<u8>]) ->
             (0 | 1, Some(entries)) if !entries.is_empty() => {
                 // Edit the pickle (or a storage) and re-archive: CRCs stay right.
                 let mut entries = entries;
-                let (pkl, storages): (Vec<_>, Vec<_>) = entries
+                let (pkl, mut stored): (Vec<_>, Vec<_>) = entries
                     .drain(..)
                     .partition(|(n, _)| n.ends_with("data.pkl"));
                 let mut pickle = pkl.into_iter().next().map(|e| e.1).unwrap_or_default();
-                let mut storages: Vec<(String, Vec<u8>)> = storages
-                    .into_iter()
-                    .filter_map(|(n, d)| n.strip_prefix("a/data/").map(|k| (k.to_string(), d)))
+                let mut storages: Vec<(&str, Vec<u8>)> = stored
+                    .iter_mut()
+                    .filter_map(|(n, d)| n.strip_prefix("a/data/").map(|k| (k, std::mem::take(d))))
                     .collect();
                 if rng.one_in(5) && !storages.is_empty() {
                     let i = rng.below(storages.len());
@@ -246,7 +247,7 @@ pub fn mutate(target: Target, rng: &mut Rng, seed: &[u8], donors: &[Vec<u8>]) ->
                 } else {
                     bytes(rng, &mut pickle, donors);
                 }
-                data = pth_archive(&pickle, &storages);
+                data = pth::archive(&pickle, &storages);
             }
             _ => {
                 if rng.one_in(2) {

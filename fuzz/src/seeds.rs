@@ -8,82 +8,13 @@ use tdquant_host::calib::data::SplitMix64;
 use tdquant_host::calib::dqc::{DqcConfig, DqcState, LossRecord};
 use tdquant_host::model::hook::SiteId;
 
-use crate::formats::{pth_archive, Safetensors};
+use crate::formats::Safetensors;
+use crate::pth::{self, Pickler};
 use crate::{Target, FINGERPRINT, ITERS};
-
-/// A protocol-2 pickle writer for the shapes `torch.save` produces.
-#[derive(Default)]
-pub struct Pickler(pub Vec<u8>);
-
-impl Pickler {
-    /// Raw opcodes.
-    pub fn op(&mut self, b: &[u8]) -> &mut Self {
-        self.0.extend_from_slice(b);
-        self
-    }
-    /// BINUNICODE.
-    pub fn str(&mut self, s: &str) -> &mut Self {
-        self.0.push(b'X');
-        self.0.extend((s.len() as u32).to_le_bytes());
-        self.0.extend(s.as_bytes());
-        self
-    }
-    /// A small int as torch writes it (BININT1/2, BININT).
-    pub fn int(&mut self, v: i64) -> &mut Self {
-        if (0..256).contains(&v) {
-            self.op(&[b'K', v as u8])
-        } else if (0..65536).contains(&v) {
-            self.0.push(b'M');
-            self.0.extend((v as u16).to_le_bytes());
-            self
-        } else {
-            self.0.push(b'J');
-            self.0.extend((v as i32).to_le_bytes());
-            self
-        }
-    }
-    /// GLOBAL.
-    pub fn global(&mut self, m: &str, n: &str) -> &mut Self {
-        self.0.push(b'c');
-        self.0.extend(format!("{m}\n{n}\n").as_bytes());
-        self
-    }
-    /// A tuple of ints.
-    pub fn ints(&mut self, v: &[i64]) -> &mut Self {
-        self.op(b"(");
-        for &x in v {
-            self.int(x);
-        }
-        self.op(b"t")
-    }
-    /// `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`.
-    pub fn tensor(
-        &mut self,
-        class: &str,
-        key: &str,
-        numel: i64,
-        offset: i64,
-        size: &[i64],
-        stride: &[i64],
-    ) -> &mut Self {
-        self.global("torch._utils", "_rebuild_tensor_v2").op(b"((");
-        self.str("storage")
-            .global("torch", class)
-            .str(key)
-            .str("cpu")
-            .int(numel);
-        self.op(b"tQ")
-            .int(offset)
-            .ints(size)
-            .ints(stride)
-            .op(b"\x89");
-        self.global("collections", "OrderedDict").op(b")Rtq\x05R")
-    }
-}
 
 /// The storages every fuzzed pickle is archived with: `0` 24 f32, `1` 4 f64, `2` 4 f16,
 /// `3` 6 i64.
-pub fn pth_storages() -> Vec<(String, Vec<u8>)> {
+pub fn pth_storages() -> Vec<(&'static str, Vec<u8>)> {
     let f32s: Vec<u8> = (0..24)
         .flat_map(|i| (i as f32 * 0.25).to_le_bytes())
         .collect();
@@ -95,12 +26,7 @@ pub fn pth_storages() -> Vec<(String, Vec<u8>)> {
         .flat_map(|x| x.to_le_bytes())
         .collect();
     let i64s: Vec<u8> = (0..6i64).flat_map(|i| (i - 2).to_le_bytes()).collect();
-    vec![
-        ("0".into(), f32s),
-        ("1".into(), f64s),
-        ("2".into(), f16s),
-        ("3".into(), i64s),
-    ]
+    vec![("0", f32s), ("1", f64s), ("2", f16s), ("3", i64s)]
 }
 
 /// Pickles of state dicts over [`pth_storages`], covering every tensor form the reader knows.
@@ -324,7 +250,7 @@ pub fn seeds(target: Target) -> Vec<Vec<u8>> {
     match target {
         Target::Pth => {
             let st = pth_storages();
-            let mut v: Vec<Vec<u8>> = pth_pickles().iter().map(|p| pth_archive(p, &st)).collect();
+            let mut v: Vec<Vec<u8>> = pth_pickles().iter().map(|p| pth::archive(p, &st)).collect();
             v.extend(pth_pickles());
             v.push(weights_safetensors());
             v

@@ -11,137 +11,23 @@ use candle_core::{DType, Device, Tensor};
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::weights::{self, WeightsError};
 
-mod pth {
-    //! Builders for stored zip archives and torch-style pickles.
-
-    pub fn crc32(data: &[u8]) -> u32 {
-        tdquant_core::crc32::Crc32::new().update(data).finalize()
-    }
-
-    /// A stored (uncompressed) zip archive of `entries`.
-    pub fn stored_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut central = Vec::new();
-        for (name, data) in entries {
-            let off = out.len() as u32;
-            let crc = crc32(data);
-            let mut h = Vec::new();
-            h.extend(0x0403_4b50u32.to_le_bytes());
-            h.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            h.extend(crc.to_le_bytes());
-            h.extend((data.len() as u32).to_le_bytes());
-            h.extend((data.len() as u32).to_le_bytes());
-            h.extend((name.len() as u16).to_le_bytes());
-            h.extend(0u16.to_le_bytes());
-            out.extend(&h);
-            out.extend(name.as_bytes());
-            out.extend(*data);
-            central.extend(0x0201_4b50u32.to_le_bytes());
-            central.extend([20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            central.extend(crc.to_le_bytes());
-            central.extend((data.len() as u32).to_le_bytes());
-            central.extend((data.len() as u32).to_le_bytes());
-            central.extend((name.len() as u16).to_le_bytes());
-            central.extend([0u8; 12]);
-            central.extend(off.to_le_bytes());
-            central.extend(name.as_bytes());
-        }
-        let cd_off = out.len() as u32;
-        out.extend(&central);
-        out.extend(0x0605_4b50u32.to_le_bytes());
-        out.extend([0u8; 4]);
-        out.extend((entries.len() as u16).to_le_bytes());
-        out.extend((entries.len() as u16).to_le_bytes());
-        out.extend((central.len() as u32).to_le_bytes());
-        out.extend(cd_off.to_le_bytes());
-        out.extend([0u8; 2]);
-        out
-    }
-
-    /// A `.pth` archive `a/…` holding `pkl` as `a/data.pkl` and `storages` as `a/data/<key>`.
-    pub fn archive(pkl: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
-        let names: Vec<String> = storages
-            .iter()
-            .map(|(k, _)| format!("a/data/{k}"))
-            .collect();
-        let mut entries: Vec<(&str, &[u8])> = vec![("a/data.pkl", pkl), ("a/byteorder", b"little")];
-        for (n, (_, d)) in names.iter().zip(storages) {
-            entries.push((n, d));
-        }
-        stored_zip(&entries)
-    }
-
-    /// A protocol-2 pickle writer for the shapes torch uses.
-    #[derive(Default)]
-    pub struct Pickler(pub Vec<u8>);
-
-    impl Pickler {
-        pub fn op(&mut self, b: &[u8]) -> &mut Self {
-            self.0.extend_from_slice(b);
-            self
-        }
-        pub fn str(&mut self, s: &str) -> &mut Self {
-            self.0.push(b'X');
-            self.0.extend((s.len() as u32).to_le_bytes());
-            self.0.extend(s.as_bytes());
-            self
-        }
-        pub fn int(&mut self, v: i64) -> &mut Self {
-            self.0.push(0x8a);
-            self.0.push(8);
-            self.0.extend(v.to_le_bytes());
-            self
-        }
-        pub fn global(&mut self, m: &str, n: &str) -> &mut Self {
-            self.0.push(b'c');
-            self.0.extend(format!("{m}\n{n}\n").as_bytes());
-            self
-        }
-        pub fn ints(&mut self, v: &[i64]) -> &mut Self {
-            self.op(b"(");
-            for &x in v {
-                self.int(x);
-            }
-            self.op(b"t")
-        }
-        /// `_rebuild_tensor_v2(storage(key, numel), offset, size, stride, False, OrderedDict())`.
-        pub fn tensor(
-            &mut self,
-            class: &str,
-            key: &str,
-            numel: i64,
-            offset: i64,
-            size: &[i64],
-            stride: &[i64],
-        ) -> &mut Self {
-            self.global("torch._utils", "_rebuild_tensor_v2").op(b"((");
-            self.str("storage")
-                .global("torch", class)
-                .str(key)
-                .str("cpu")
-                .int(numel);
-            self.op(b"tQ")
-                .int(offset)
-                .ints(size)
-                .ints(stride)
-                .op(b"\x89");
-            self.global("collections", "OrderedDict")
-                .op(b")Rt")
-                .op(b"R")
-        }
-        /// `{"params": OrderedDict(items)}` where `items` writes key/value pairs.
-        pub fn state_dict(f: impl FnOnce(&mut Pickler)) -> Vec<u8> {
-            let mut p = Pickler::default();
-            p.op(b"\x80\x02}").str("params");
-            p.global("collections", "OrderedDict").op(b")R(");
-            f(&mut p);
-            p.op(b"us.");
-            p.0
-        }
-    }
-}
+/// The stored zip and pickle writer the fuzzer builds its `.pth` seeds with.
+#[path = "../../fuzz/src/pth.rs"]
+mod pth;
 
 use pth::Pickler;
+
+impl Pickler {
+    /// `{"params": OrderedDict(items)}` where `items` writes key/value pairs.
+    pub fn state_dict(f: impl FnOnce(&mut Pickler)) -> Vec<u8> {
+        let mut p = Pickler::default();
+        p.op(b"\x80\x02}").str("params");
+        p.global("collections", "OrderedDict").op(b")R(");
+        f(&mut p);
+        p.op(b"us.");
+        p.0
+    }
+}
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()

@@ -28,6 +28,16 @@ pub struct Capabilities {
     pub available: bool,
 }
 
+impl Capabilities {
+    /// One thread on the host CPU with nothing to detect, hence always
+    /// available: the oracle's, and the CUDA kernels' emulated on the CPU.
+    pub const HOST_SERIAL: Self = Self {
+        accelerator: false,
+        parallel: false,
+        available: true,
+    };
+}
+
 /// Why a backend produced no output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -79,6 +89,10 @@ pub trait IntegerBackend {
     /// What it runs on and whether it can run here.
     fn capabilities(&self) -> Capabilities;
 
+    /// [`Self::upscale`] on its arguments gathered in one value: what each
+    /// backend implements (callers use [`Self::upscale`]).
+    fn run(&self, args: UpscaleArgs<'_>) -> Result<(), BackendError>;
+
     /// The whole integer SwinIR-light on an `h × w` RGB image (`img`:
     /// `h·w·3` bytes, interleaved) into `out` (`(s·h)·(s·w)·3` bytes):
     /// [`crate::int::upscale`] exactly. On error `out` is left untouched.
@@ -89,7 +103,37 @@ pub trait IntegerBackend {
         h: usize,
         w: usize,
         out: &mut [u8],
-    ) -> Result<(), BackendError>;
+    ) -> Result<(), BackendError> {
+        self.run(UpscaleArgs {
+            model,
+            img,
+            h,
+            w,
+            out,
+        })
+    }
+}
+
+/// The arguments of one [`IntegerBackend::upscale`] call.
+pub struct UpscaleArgs<'a> {
+    /// The integer model.
+    pub model: &'a IntModel<'a>,
+    /// The `h × w` RGB image, `h·w·3` bytes, interleaved.
+    pub img: &'a [u8],
+    /// The image's height.
+    pub h: usize,
+    /// The image's width.
+    pub w: usize,
+    /// The output, `(s·h)·(s·w)·3` bytes.
+    pub out: &'a mut [u8],
+}
+
+impl UpscaleArgs<'_> {
+    /// The oracle's argument checks ([`crate::int::check_io`]), whose errors
+    /// every backend returns for the same bad arguments.
+    pub fn check_io(&self) -> Result<(), RunError> {
+        crate::int::check_io(self.model, self.img.len(), self.h, self.w, self.out.len())
+    }
 }
 
 /// The scalar oracle ([`crate::int::upscale`]) behind the trait, with its
@@ -112,27 +156,18 @@ impl IntegerBackend for ScalarOracle {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            accelerator: false,
-            parallel: false,
-            available: true,
-        }
+        Capabilities::HOST_SERIAL
     }
 
-    fn upscale(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-    ) -> Result<(), BackendError> {
+    fn run(&self, args: UpscaleArgs<'_>) -> Result<(), BackendError> {
         // Checked before allocating: a bad size must not size the scratch.
-        crate::int::check_io(model, img.len(), h, w, out.len())?;
-        let len = crate::int::scratch_len(h, w).ok_or(RunError::BadSize)?;
+        args.check_io()?;
+        let len = crate::int::scratch_len(args.h, args.w).ok_or(RunError::BadSize)?;
         let mut words = alloc::vec![0i32; len.words];
         let mut bytes = alloc::vec![0u8; len.bytes];
-        crate::int::upscale(model, img, h, w, out, &mut words, &mut bytes)?;
+        crate::int::upscale(
+            args.model, args.img, args.h, args.w, args.out, &mut words, &mut bytes,
+        )?;
         Ok(())
     }
 }

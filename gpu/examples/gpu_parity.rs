@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use tdquant_core::backend::{IntegerBackend, ScalarOracle};
+use tdquant_core::backend::{IntegerBackend, ScalarOracle, UpscaleArgs};
 use tdquant_core::int::IntModel;
 use tdquant_gpu::{parity, CudaBackend, GpuOperators, KernelPath};
 
@@ -154,7 +154,14 @@ fn run(
             let want = want?;
             for path in [KernelPath::Fused, KernelPath::PerOperator] {
                 let mut got = vec![0u8; want.len()];
-                gpu.upscale_path(&model, img, *h, *w, &mut got, path)
+                let args = UpscaleArgs {
+                    model: &model,
+                    img,
+                    h: *h,
+                    w: *w,
+                    out: &mut got,
+                };
+                gpu.upscale_path(args, path)
                     .map_err(|e| format!("W{bits} {name}: {e}"))?;
                 let p = parity::compare(&want, &got, w * s);
                 let verdict = if p.matches() {
@@ -194,13 +201,21 @@ fn run(
     let s = model.scale();
     let mut out = vec![0u8; h * w * 3 * s * s];
     for path in [KernelPath::Fused, KernelPath::PerOperator] {
-        gpu.upscale_path(&model, &img, h, w, &mut out, path)
-            .map_err(|e| e.to_string())?; // warm-up
+        let mut upscale = || {
+            let args = UpscaleArgs {
+                model: &model,
+                img: &img,
+                h,
+                w,
+                out: &mut out,
+            };
+            gpu.upscale_path(args, path).map_err(|e| e.to_string())
+        };
+        upscale()?; // warm-up
         let mut times = Vec::new();
         for _ in 0..bench_iters.max(1) {
             let t0 = Instant::now();
-            gpu.upscale_path(&model, &img, h, w, &mut out, path)
-                .map_err(|e| e.to_string())?;
+            upscale()?;
             times.push(t0.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);

@@ -79,8 +79,8 @@ pub mod ptx {
 
 #[cfg(doc)]
 use tdquant_core::backend::ScalarOracle;
-use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend};
-use tdquant_core::int::{IntModel, RunError};
+use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend, UpscaleArgs};
+use tdquant_core::int::RunError;
 use tdquant_core::packed::WORD_BYTES;
 use tdquant_core::{unpack_codes, PackError, PackedLayout, PackedMatrix, PackedWord, Requantizer};
 
@@ -179,30 +179,53 @@ pub struct DeviceInfo {
 pub trait GpuOperators {
     /// The device this backend runs on, or why it cannot run.
     fn device(&self) -> Result<DeviceInfo, GpuError>;
+    /// Runs one operator.
+    fn run_operator(&self, op: Operator<'_>) -> Result<(), GpuError>;
+}
+
+/// One operator call of [`GpuOperators::run_operator`]: its inputs and its output.
+#[derive(Debug)]
+pub enum Operator<'a> {
     /// Unpacks the b-bit codes of a packed `[rows, cols]` matrix into one
     /// byte per code, row-major ([`tdquant_core::unpack_codes`]).
-    fn unpack_codes(
-        &self,
+    UnpackCodes {
+        /// The packed matrix's shape and bit width.
         layout: PackedLayout,
-        packed: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), GpuError>;
+        /// Its little-endian words.
+        packed: &'a [u8],
+        /// One byte per code, row-major.
+        out: &'a mut [u8],
+    },
     /// `out[i] = rq.apply_i32(acc[i])` ([`Requantizer::apply_i32`]).
-    fn requantize_i32(&self, rq: Requantizer, acc: &[i32], out: &mut [i64])
-        -> Result<(), GpuError>;
+    RequantizeI32 {
+        /// The requantizer.
+        rq: Requantizer,
+        /// The accumulators.
+        acc: &'a [i32],
+        /// One value per accumulator.
+        out: &'a mut [i64],
+    },
     /// `out[i] = rq.apply_i32_saturating_to(acc[i], min, max)`
     /// ([`Requantizer::apply_i32_saturating_to`]).
-    fn requantize_i32_clamped(
-        &self,
+    RequantizeI32Clamped {
+        /// The requantizer.
         rq: Requantizer,
-        acc: &[i32],
-        min: i32,
-        max: i32,
-        out: &mut [i32],
-    ) -> Result<(), GpuError>;
+        /// The accumulators.
+        acc: &'a [i32],
+        /// `(min, max)`: the range the results saturate to.
+        clamp: (i32, i32),
+        /// One value per accumulator.
+        out: &'a mut [i32],
+    },
     /// `out[i] = rq.apply_i64(acc[i])` ([`Requantizer::apply_i64`]).
-    fn requantize_i64(&self, rq: Requantizer, acc: &[i64], out: &mut [i64])
-        -> Result<(), GpuError>;
+    RequantizeI64 {
+        /// The requantizer.
+        rq: Requantizer,
+        /// The accumulators.
+        acc: &'a [i64],
+        /// One value per accumulator.
+        out: &'a mut [i64],
+    },
 }
 
 /// [`Requantizer`] as the kernels receive it: `tdq_requantizer` in
@@ -246,45 +269,31 @@ pub struct CpuReference;
 
 impl GpuOperators for CpuReference {
     fn device(&self) -> Result<DeviceInfo, GpuError> {
-        Ok(DeviceInfo {
-            name: "host CPU (scalar oracle)".into(),
-            accelerator: false,
-        })
+        Ok(host_cpu("scalar oracle"))
     }
-    fn unpack_codes(
-        &self,
-        layout: PackedLayout,
-        packed: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), GpuError> {
-        unpack_codes(layout, packed, out)?;
-        Ok(())
+    fn run_operator(&self, op: Operator<'_>) -> Result<(), GpuError> {
+        op.reference()
     }
-    fn requantize_i32(
-        &self,
-        rq: Requantizer,
-        acc: &[i32],
-        out: &mut [i64],
-    ) -> Result<(), GpuError> {
-        map_same_len(acc, out, |a| rq.apply_i32(a))
-    }
-    fn requantize_i32_clamped(
-        &self,
-        rq: Requantizer,
-        acc: &[i32],
-        min: i32,
-        max: i32,
-        out: &mut [i32],
-    ) -> Result<(), GpuError> {
-        map_same_len(acc, out, |a| rq.apply_i32_saturating_to(a, min, max))
-    }
-    fn requantize_i64(
-        &self,
-        rq: Requantizer,
-        acc: &[i64],
-        out: &mut [i64],
-    ) -> Result<(), GpuError> {
-        map_same_len(acc, out, |a| rq.apply_i64(a))
+}
+
+impl Operator<'_> {
+    /// The operator on the `tdquant-core` oracle.
+    fn reference(self) -> Result<(), GpuError> {
+        match self {
+            Self::UnpackCodes {
+                layout,
+                packed,
+                out,
+            } => Ok(unpack_codes(layout, packed, out)?),
+            Self::RequantizeI32 { rq, acc, out } => map_same_len(acc, out, |a| rq.apply_i32(a)),
+            Self::RequantizeI32Clamped {
+                rq,
+                acc,
+                clamp: (min, max),
+                out,
+            } => map_same_len(acc, out, |a| rq.apply_i32_saturating_to(a, min, max)),
+            Self::RequantizeI64 { rq, acc, out } => map_same_len(acc, out, |a| rq.apply_i64(a)),
+        }
     }
 }
 
@@ -312,83 +321,37 @@ impl HostKernelBackend {
 
 impl GpuOperators for HostKernelBackend {
     fn device(&self) -> Result<DeviceInfo, GpuError> {
-        Ok(DeviceInfo {
-            name: "host CPU (CUDA kernel arithmetic, host-compiled)".into(),
-            accelerator: false,
-        })
+        Ok(host_cpu("CUDA kernel arithmetic, host-compiled"))
     }
-    fn unpack_codes(
-        &self,
-        layout: PackedLayout,
-        packed: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), GpuError> {
-        if !check_unpack_args(layout, packed, out.len())? {
-            return Ok(());
+    fn run_operator(&self, op: Operator<'_>) -> Result<(), GpuError> {
+        match op {
+            Operator::UnpackCodes {
+                layout,
+                packed,
+                out,
+            } => unpack_with(layout, packed, out, host_arith::unpack_codes),
+            Operator::RequantizeI32 { rq, acc, out } => host_arith::requantize_i32(rq, acc, out),
+            Operator::RequantizeI32Clamped {
+                rq,
+                acc,
+                clamp: (min, max),
+                out,
+            } => host_arith::requantize_i32_clamped(rq, acc, min, max, out),
+            Operator::RequantizeI64 { rq, acc, out } => host_arith::requantize_i64(rq, acc, out),
         }
-        // The loop writes words before it knows whether a later one is bad;
-        // decode into scratch so `out` stays untouched on error, as in core.
-        let mut scratch = vec![0u8; out.len()];
-        match host_arith::unpack_codes(layout, packed, &mut scratch)? {
-            Some(bad_word) => Err(padding_error(layout, packed, bad_word)),
-            None => {
-                out.copy_from_slice(&scratch);
-                Ok(())
-            }
-        }
-    }
-    fn requantize_i32(
-        &self,
-        rq: Requantizer,
-        acc: &[i32],
-        out: &mut [i64],
-    ) -> Result<(), GpuError> {
-        host_arith::requantize_i32(rq, acc, out)
-    }
-    fn requantize_i32_clamped(
-        &self,
-        rq: Requantizer,
-        acc: &[i32],
-        min: i32,
-        max: i32,
-        out: &mut [i32],
-    ) -> Result<(), GpuError> {
-        host_arith::requantize_i32_clamped(rq, acc, min, max, out)
-    }
-    fn requantize_i64(
-        &self,
-        rq: Requantizer,
-        acc: &[i64],
-        out: &mut [i64],
-    ) -> Result<(), GpuError> {
-        host_arith::requantize_i64(rq, acc, out)
     }
 }
 
 impl IntegerBackend for HostKernelBackend {
     fn name(&self) -> &str {
-        match self.path {
-            KernelPath::Fused => "emulated-fused",
-            KernelPath::PerOperator => "emulated-per-op",
-        }
+        self.path.backend_name(false)
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            accelerator: false,
-            parallel: false,
-            available: true,
-        }
+        Capabilities::HOST_SERIAL
     }
-    fn upscale(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-    ) -> Result<(), BackendError> {
+    fn run(&self, args: UpscaleArgs<'_>) -> Result<(), BackendError> {
         let mut runner = ffi::host::EmulatedRunner::default();
-        Ok(swinir::run(&mut runner, model, img, h, w, out, self.path)?)
+        Ok(swinir::run(&mut runner, args, self.path)?)
     }
 }
 
@@ -402,23 +365,7 @@ impl GpuOperators for StubBackend {
     fn device(&self) -> Result<DeviceInfo, GpuError> {
         Err(GpuError::BuiltWithoutCuda)
     }
-    fn unpack_codes(&self, _: PackedLayout, _: &[u8], _: &mut [u8]) -> Result<(), GpuError> {
-        Err(GpuError::BuiltWithoutCuda)
-    }
-    fn requantize_i32(&self, _: Requantizer, _: &[i32], _: &mut [i64]) -> Result<(), GpuError> {
-        Err(GpuError::BuiltWithoutCuda)
-    }
-    fn requantize_i32_clamped(
-        &self,
-        _: Requantizer,
-        _: &[i32],
-        _: i32,
-        _: i32,
-        _: &mut [i32],
-    ) -> Result<(), GpuError> {
-        Err(GpuError::BuiltWithoutCuda)
-    }
-    fn requantize_i64(&self, _: Requantizer, _: &[i64], _: &mut [i64]) -> Result<(), GpuError> {
+    fn run_operator(&self, _: Operator<'_>) -> Result<(), GpuError> {
         Err(GpuError::BuiltWithoutCuda)
     }
 }
@@ -428,21 +375,28 @@ impl IntegerBackend for StubBackend {
         "cuda-not-built"
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            accelerator: true,
-            parallel: true,
-            available: false,
-        }
+        cuda_capabilities(false)
     }
-    fn upscale(
-        &self,
-        _: &IntModel<'_>,
-        _: &[u8],
-        _: usize,
-        _: usize,
-        _: &mut [u8],
-    ) -> Result<(), BackendError> {
+    fn run(&self, _: UpscaleArgs<'_>) -> Result<(), BackendError> {
         Err(GpuError::BuiltWithoutCuda.into())
+    }
+}
+
+/// What a CUDA backend is: parallel, on an accelerator; `available` where
+/// this build and machine can run it.
+const fn cuda_capabilities(available: bool) -> Capabilities {
+    Capabilities {
+        accelerator: true,
+        parallel: true,
+        available,
+    }
+}
+
+/// The [`DeviceInfo`] of a backend running `what` on the host CPU.
+fn host_cpu(what: &str) -> DeviceInfo {
+    DeviceInfo {
+        name: format!("host CPU ({what})"),
+        accelerator: false,
     }
 }
 
@@ -470,6 +424,19 @@ const BLOCK: u32 = 256;
 /// kernels are grid-stride loops).
 fn grid_for(n: u64, max_blocks: u64) -> u32 {
     u32::try_from(n.div_ceil(u64::from(BLOCK)).clamp(1, max_blocks)).unwrap_or(1)
+}
+
+impl KernelPath {
+    /// The name of the kernel backend on this path, on CUDA or emulated on
+    /// the CPU, as reports spell it.
+    fn backend_name(self, on_cuda: bool) -> &'static str {
+        match (on_cuda, self) {
+            (false, Self::Fused) => "emulated-fused",
+            (false, Self::PerOperator) => "emulated-per-op",
+            (true, Self::Fused) => "cuda-fused",
+            (true, Self::PerOperator) => "cuda-per-op",
+        }
+    }
 }
 
 /// `out[i] = f(acc[i])`, after checking the lengths agree.
@@ -520,6 +487,31 @@ fn check_unpack_args(
     Ok(expected != 0)
 }
 
+/// [`GpuOperators::unpack_codes`] through a kernel that decodes every word
+/// into the codes it is given and reports the first word (row-major) whose
+/// padding bits are not zero: core's checks and errors, `out` untouched on
+/// error.
+fn unpack_with(
+    layout: PackedLayout,
+    packed: &[u8],
+    out: &mut [u8],
+    kernel: impl FnOnce(PackedLayout, &[u8], &mut [u8]) -> Result<Option<u64>, GpuError>,
+) -> Result<(), GpuError> {
+    if !check_unpack_args(layout, packed, out.len())? {
+        return Ok(());
+    }
+    // The kernel writes words before it knows whether a later one is bad;
+    // decode into scratch so `out` stays untouched on error, as in core.
+    let mut scratch = vec![0u8; out.len()];
+    match kernel(layout, packed, &mut scratch)? {
+        Some(bad_word) => Err(padding_error(layout, packed, bad_word)),
+        None => {
+            out.copy_from_slice(&scratch);
+            Ok(())
+        }
+    }
+}
+
 /// Core's `NonZeroPadding` error for the word with row-major index
 /// `bad_word` (as the kernels report it).
 fn padding_error(layout: PackedLayout, packed: &[u8], bad_word: u64) -> GpuError {
@@ -550,12 +542,17 @@ mod tests {
         let layout = PackedLayout::new(BitWidth::B4, 1, 2);
         let mut out = [0u8; 2];
         assert_eq!(
-            StubBackend.unpack_codes(layout, &[0x21, 0, 0, 0], &mut out),
+            StubBackend.run_operator(unpack(layout, &[0x21, 0, 0, 0], &mut out)),
             Err(GpuError::BuiltWithoutCuda)
         );
         let rq = Requantizer::from_scale(0.5).unwrap();
+        let op = Operator::RequantizeI32 {
+            rq,
+            acc: &[1],
+            out: &mut [0],
+        };
         assert_eq!(
-            StubBackend.requantize_i32(rq, &[1], &mut [0]),
+            StubBackend.run_operator(op),
             Err(GpuError::BuiltWithoutCuda)
         );
         assert!(matches!(
@@ -571,7 +568,7 @@ mod tests {
         let layout = PackedLayout::new(BitWidth::B4, 1, 2);
         let mut out = [0u8; 2];
         CpuReference
-            .unpack_codes(layout, &[0x21, 0, 0, 0], &mut out)
+            .run_operator(unpack(layout, &[0x21, 0, 0, 0], &mut out))
             .unwrap();
         assert_eq!(out, [1, 2]);
     }
@@ -583,12 +580,12 @@ mod tests {
         tdquant_core::pack_codes(layout, &[7; 22], &mut packed).unwrap();
         let mut out = [0u8; 22];
         HostKernelBackend::default()
-            .unpack_codes(layout, &packed, &mut out)
+            .run_operator(unpack(layout, &packed, &mut out))
             .unwrap();
         assert_eq!(out, [7; 22]);
         packed[15] |= 0x80; // row 1, word 1: slot 1 unused
         let mut out = [0u8; 22];
-        let want = CpuReference.unpack_codes(layout, &packed, &mut out);
+        let want = CpuReference.run_operator(unpack(layout, &packed, &mut out));
         assert!(matches!(
             want,
             Err(GpuError::Packed(PackError::NonZeroPadding {
@@ -598,7 +595,7 @@ mod tests {
             }))
         ));
         assert_eq!(
-            HostKernelBackend::default().unpack_codes(layout, &packed, &mut out),
+            HostKernelBackend::default().run_operator(unpack(layout, &packed, &mut out)),
             want
         );
         assert_eq!(out, [0; 22], "output untouched on error");
@@ -639,18 +636,37 @@ mod tests {
             expected: 2,
             actual: 1,
         });
-        assert_eq!(CpuReference.requantize_i32(rq, &[1, 2], &mut [0]), want);
-        assert_eq!(
-            HostKernelBackend::default().requantize_i32(rq, &[1, 2], &mut [0]),
-            want
-        );
-        assert_eq!(
-            HostKernelBackend::default().requantize_i64(rq, &[1, 2], &mut [0]),
-            want
-        );
-        assert_eq!(
-            HostKernelBackend::default().requantize_i32_clamped(rq, &[1, 2], 0, 1, &mut [0]),
-            want
-        );
+        let backends: [&dyn GpuOperators; 2] = [&CpuReference, &HostKernelBackend::default()];
+        for backend in backends {
+            let ops = [
+                Operator::RequantizeI32 {
+                    rq,
+                    acc: &[1, 2],
+                    out: &mut [0],
+                },
+                Operator::RequantizeI64 {
+                    rq,
+                    acc: &[1, 2],
+                    out: &mut [0],
+                },
+                Operator::RequantizeI32Clamped {
+                    rq,
+                    acc: &[1, 2],
+                    clamp: (0, 1),
+                    out: &mut [0],
+                },
+            ];
+            for op in ops {
+                assert_eq!(backend.run_operator(op), want);
+            }
+        }
+    }
+
+    fn unpack<'a>(layout: PackedLayout, packed: &'a [u8], out: &'a mut [u8]) -> Operator<'a> {
+        Operator::UnpackCodes {
+            layout,
+            packed,
+            out,
+        }
     }
 }

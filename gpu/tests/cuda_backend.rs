@@ -14,10 +14,12 @@ mod common;
 
 use std::sync::OnceLock;
 
-use tdquant_core::backend::{BackendError, IntegerBackend, ScalarOracle};
+use tdquant_core::backend::{BackendError, IntegerBackend, ScalarOracle, UpscaleArgs};
 use tdquant_core::int::IntModel;
 use tdquant_core::{pack_codes, BitWidth, PackedLayout, Requantizer, RoundingMode};
-use tdquant_gpu::{cuda_backend, parity, CudaBackend, GpuError, GpuOperators, KernelPath};
+use tdquant_gpu::{
+    cuda_backend, parity, CudaBackend, GpuError, GpuOperators, KernelPath, Operator,
+};
 
 fn env_is_1(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1")
@@ -84,17 +86,51 @@ fn no_cuda_device_error_path() {
     let mut packed = [0u8; 4];
     pack_codes(layout, &[1, 2], &mut packed).unwrap();
     let mut out = [0u8; 2];
-    assert_eq!(cuda.unpack_codes(layout, &packed, &mut out), want);
-    assert_eq!(out, [0, 0], "output untouched");
-    assert_eq!(cuda.unpack_codes(layout, &[], &mut []), want, "bad lengths");
     let empty = PackedLayout::new(BitWidth::B2, 0, 0);
-    assert_eq!(cuda.unpack_codes(empty, &[], &mut []), want, "empty matrix");
-
     let rq = Requantizer::from_scale_with_rounding(0.25, RoundingMode::HalfEven).unwrap();
-    assert_eq!(cuda.requantize_i32(rq, &[1, 2], &mut [0, 0]), want);
-    assert_eq!(cuda.requantize_i32(rq, &[], &mut []), want);
-    assert_eq!(cuda.requantize_i32_clamped(rq, &[1], -1, 1, &mut [0]), want);
-    assert_eq!(cuda.requantize_i64(rq, &[1], &mut [0, 0]), want);
+    let ops = [
+        Operator::UnpackCodes {
+            layout,
+            packed: &packed,
+            out: &mut out,
+        },
+        Operator::UnpackCodes {
+            layout,
+            packed: &[],
+            out: &mut [],
+        },
+        Operator::UnpackCodes {
+            layout: empty,
+            packed: &[],
+            out: &mut [],
+        },
+        Operator::RequantizeI32 {
+            rq,
+            acc: &[1, 2],
+            out: &mut [0, 0],
+        },
+        Operator::RequantizeI32 {
+            rq,
+            acc: &[],
+            out: &mut [],
+        },
+        Operator::RequantizeI32Clamped {
+            rq,
+            acc: &[1],
+            clamp: (-1, 1),
+            out: &mut [0],
+        },
+        Operator::RequantizeI64 {
+            rq,
+            acc: &[1],
+            out: &mut [0, 0],
+        },
+    ];
+    for op in ops {
+        let what = format!("{op:?}");
+        assert_eq!(cuda.run_operator(op), want, "{what}");
+    }
+    assert_eq!(out, [0, 0], "output untouched");
     assert_eq!(
         BackendError::from(err.clone()),
         BackendError::Device {
@@ -163,16 +199,22 @@ fn models_or_skip(test: &str) -> Option<Vec<(String, Vec<u8>)>> {
     Some(out)
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
+/// The xorshift64 sequence after `seed` (deterministic pseudo-random
+/// numbers; `seed` must not be 0).
+fn xorshift(seed: u64) -> impl Iterator<Item = u64> {
+    std::iter::successors(Some(seed), |&s| {
+        let s = s ^ (s << 13);
+        let s = s ^ (s >> 7);
+        Some(s ^ (s << 17))
+    })
+    .skip(1)
+}
+
+/// Deterministic pseudo-random bytes.
 fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 24) as u8
-        })
+    xorshift(seed | 1)
+        .take(n)
+        .map(|s| (s >> 24) as u8)
         .collect()
 }
 
@@ -192,10 +234,14 @@ fn no_cuda_device_error_path_upscale() {
     let img = [9u8; 2 * 3 * 3];
     let mut out = vec![0u8; 2 * 3 * 3 * 16];
     for path in [KernelPath::Fused, KernelPath::PerOperator] {
-        assert_eq!(
-            cuda.upscale_path(&model, &img, 2, 3, &mut out, path),
-            Err(err.clone())
-        );
+        let args = UpscaleArgs {
+            model: &model,
+            img: &img,
+            h: 2,
+            w: 3,
+            out: &mut out,
+        };
+        assert_eq!(cuda.upscale_path(args, path), Err(err.clone()));
         assert_eq!(
             cuda_backend(path).upscale(&model, &img, 2, 3, &mut out),
             Err(BackendError::from(err.clone()))
@@ -217,13 +263,11 @@ fn gpu_swinir_parity() {
         return;
     };
     let mut sizes: Vec<(usize, usize)> = vec![(1, 1), (1, 9), (8, 8), (9, 7), (17, 33), (40, 24)];
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..26 {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        sizes.push((1 + (s % 48) as usize, 1 + ((s >> 16) % 48) as usize));
-    }
+    sizes.extend(
+        xorshift(0x2545_f491_4f6c_dd1d)
+            .take(26)
+            .map(|s| (1 + (s % 48) as usize, 1 + ((s >> 16) % 48) as usize)),
+    );
     for (name, bytes) in &models {
         let model = IntModel::parse(bytes).expect("valid model");
         let scale = model.scale();
@@ -233,7 +277,14 @@ fn gpu_swinir_parity() {
             ScalarOracle.upscale(&model, &img, h, w, &mut want).unwrap();
             for path in [KernelPath::Fused, KernelPath::PerOperator] {
                 let mut got = vec![0u8; want.len()];
-                gpu.upscale_path(&model, &img, h, w, &mut got, path)
+                let args = UpscaleArgs {
+                    model: &model,
+                    img: &img,
+                    h,
+                    w,
+                    out: &mut got,
+                };
+                gpu.upscale_path(args, path)
                     .unwrap_or_else(|e| panic!("{name} {h}x{w} {path:?}: {e}"));
                 let p = parity::compare(&want, &got, w * scale);
                 assert!(

@@ -18,12 +18,12 @@ use std::time::Instant;
 
 use tdquant_core::int::IntModel;
 
-use crate::swinir::{self, Kernel, KernelPath, KernelRunner, BLOCK_THREADS};
+use crate::swinir::{self, KernelPath, KernelRunner, Launch, BLOCK_THREADS};
 use crate::{
-    check_same_len, check_unpack_args, padding_error, DeviceInfo, DriverFailure, GpuError,
-    GpuOperators, KernelRequantizer, BLOCK,
+    check_same_len, cuda_capabilities, unpack_with, DeviceInfo, DriverFailure, GpuError,
+    GpuOperators, KernelRequantizer, Operator, BLOCK,
 };
-use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend};
+use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend, UpscaleArgs};
 
 // SAFETY: plain-old-data `#[repr(C)]` struct of integers (no pointers, no
 // padding), mirrored by `tdq_requantizer` in tdq_arith.cuh.
@@ -149,6 +149,59 @@ impl Loaded {
         })
     }
 
+    /// The `tdq_unpack_codes` kernel on arguments [`unpack_with`] checked:
+    /// the codes into `codes`, or the first word with nonzero padding.
+    fn unpack_codes(
+        &self,
+        layout: PackedLayout,
+        packed: &[u8],
+        codes: &mut [u8],
+    ) -> Result<Option<u64>, GpuError> {
+        let words = u64::from(layout.rows) * u64::from(layout.words_per_row());
+        // cuMemAlloc pointers are 256-byte aligned: the kernel's 32-bit word
+        // loads are aligned.
+        let d_packed =
+            DeviceBuffer::from_slice(packed).map_err(cuda_error("cuMemAlloc/HtoD packed"))?;
+        let d_out = DeviceBuffer::from_slice(&vec![0u8; codes.len()])
+            .map_err(cuda_error("cuMemAlloc out"))?;
+        let d_bad =
+            DeviceBuffer::from_slice(&[u64::MAX]).map_err(cuda_error("cuMemAlloc first_bad"))?;
+        let function = self
+            .unpack
+            .get_function("tdq_unpack_codes")
+            .map_err(cuda_error("cuModuleGetFunction"))?;
+        let stream = &self.stream;
+        let (grid, block) = (grid_for(words), BLOCK);
+        let (rows, cols, bits) = (layout.rows, layout.cols, u32::from(layout.bits.bits()));
+        let (packed_ptr, out_ptr, bad_ptr) = (
+            d_packed.as_device_ptr(),
+            d_out.as_device_ptr(),
+            d_bad.as_device_ptr(),
+        );
+        // SAFETY: matches tdq_unpack_codes(const uint8_t*, uint8_t*, uint32_t,
+        // uint32_t, uint32_t, unsigned long long*); the buffers hold
+        // rows·words_per_row·4 bytes, rows·cols bytes and one u64 (lengths
+        // checked by check_unpack_args).
+        let launched = unsafe {
+            launch!(function<<<grid, block, 0, stream>>>(
+                packed_ptr, out_ptr, rows, cols, bits, bad_ptr
+            ))
+        };
+        launched.map_err(cuda_error("tdq_unpack_codes"))?;
+        stream
+            .synchronize()
+            .map_err(cuda_error("cuStreamSynchronize"))?;
+        let mut bad = [0u64];
+        d_bad
+            .copy_to(&mut bad)
+            .map_err(cuda_error("DtoH first_bad"))?;
+        if bad[0] != u64::MAX {
+            return Ok(Some(bad[0]));
+        }
+        d_out.copy_to(codes).map_err(cuda_error("DtoH out"))?;
+        Ok(None)
+    }
+
     /// Elementwise requantization kernels share this shape.
     fn requantize<A: DeviceCopy, O: DeviceCopy + Default + Clone>(
         &self,
@@ -204,141 +257,49 @@ impl GpuOperators for CudaBackend {
         })
     }
 
-    fn unpack_codes(
-        &self,
-        layout: PackedLayout,
-        packed: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), GpuError> {
+    fn run_operator(&self, op: Operator<'_>) -> Result<(), GpuError> {
         let loaded = self.ready()?;
-        if !check_unpack_args(layout, packed, out.len())? {
-            return Ok(());
+        match op {
+            Operator::UnpackCodes {
+                layout,
+                packed,
+                out,
+            } => unpack_with(layout, packed, out, |layout, packed, codes| {
+                loaded.unpack_codes(layout, packed, codes)
+            }),
+            Operator::RequantizeI32 { rq, acc, out } => {
+                loaded.requantize("tdq_requantize_i32", acc, out, rq, None)
+            }
+            Operator::RequantizeI32Clamped {
+                rq,
+                acc,
+                clamp,
+                out,
+            } => loaded.requantize("tdq_requantize_i32_clamp", acc, out, rq, Some(clamp)),
+            Operator::RequantizeI64 { rq, acc, out } => {
+                loaded.requantize("tdq_requantize_i64", acc, out, rq, None)
+            }
         }
-        let words = u64::from(layout.rows) * u64::from(layout.words_per_row());
-        // cuMemAlloc pointers are 256-byte aligned: the kernel's 32-bit word
-        // loads are aligned.
-        let d_packed =
-            DeviceBuffer::from_slice(packed).map_err(cuda_error("cuMemAlloc/HtoD packed"))?;
-        let d_out = DeviceBuffer::from_slice(&vec![0u8; out.len()])
-            .map_err(cuda_error("cuMemAlloc out"))?;
-        let d_bad =
-            DeviceBuffer::from_slice(&[u64::MAX]).map_err(cuda_error("cuMemAlloc first_bad"))?;
-        let function = loaded
-            .unpack
-            .get_function("tdq_unpack_codes")
-            .map_err(cuda_error("cuModuleGetFunction"))?;
-        let stream = &loaded.stream;
-        let (grid, block) = (grid_for(words), BLOCK);
-        let (rows, cols, bits) = (layout.rows, layout.cols, u32::from(layout.bits.bits()));
-        let (packed_ptr, out_ptr, bad_ptr) = (
-            d_packed.as_device_ptr(),
-            d_out.as_device_ptr(),
-            d_bad.as_device_ptr(),
-        );
-        // SAFETY: matches tdq_unpack_codes(const uint8_t*, uint8_t*, uint32_t,
-        // uint32_t, uint32_t, unsigned long long*); the buffers hold
-        // rows·words_per_row·4 bytes, rows·cols bytes and one u64 (lengths
-        // checked by check_unpack_args).
-        let launched = unsafe {
-            launch!(function<<<grid, block, 0, stream>>>(
-                packed_ptr, out_ptr, rows, cols, bits, bad_ptr
-            ))
-        };
-        launched.map_err(cuda_error("tdq_unpack_codes"))?;
-        stream
-            .synchronize()
-            .map_err(cuda_error("cuStreamSynchronize"))?;
-        let mut bad = [0u64];
-        d_bad
-            .copy_to(&mut bad)
-            .map_err(cuda_error("DtoH first_bad"))?;
-        if bad[0] != u64::MAX {
-            return Err(padding_error(layout, packed, bad[0]));
-        }
-        d_out.copy_to(out).map_err(cuda_error("DtoH out"))?;
-        Ok(())
-    }
-
-    fn requantize_i32(
-        &self,
-        rq: Requantizer,
-        acc: &[i32],
-        out: &mut [i64],
-    ) -> Result<(), GpuError> {
-        self.ready()?
-            .requantize("tdq_requantize_i32", acc, out, rq, None)
-    }
-
-    fn requantize_i32_clamped(
-        &self,
-        rq: Requantizer,
-        acc: &[i32],
-        min: i32,
-        max: i32,
-        out: &mut [i32],
-    ) -> Result<(), GpuError> {
-        self.ready()?
-            .requantize("tdq_requantize_i32_clamp", acc, out, rq, Some((min, max)))
-    }
-
-    fn requantize_i64(
-        &self,
-        rq: Requantizer,
-        acc: &[i64],
-        out: &mut [i64],
-    ) -> Result<(), GpuError> {
-        self.ready()?
-            .requantize("tdq_requantize_i64", acc, out, rq, None)
     }
 }
 
 impl IntegerBackend for CudaBackend {
     fn name(&self) -> &str {
-        match self.path {
-            KernelPath::Fused => "cuda-fused",
-            KernelPath::PerOperator => "cuda-per-op",
-        }
+        self.path.backend_name(true)
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            accelerator: true,
-            parallel: true,
-            available: self.state.is_ok(),
-        }
+        cuda_capabilities(self.state.is_ok())
     }
-    fn upscale(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-    ) -> Result<(), BackendError> {
-        Ok(self.upscale_path(model, img, h, w, out, self.path)?)
+    fn run(&self, args: UpscaleArgs<'_>) -> Result<(), BackendError> {
+        Ok(self.upscale_path(args, self.path)?)
     }
 }
 
 impl CudaBackend {
     /// [`IntegerBackend::upscale`] on `path`, with the GPU crate's error.
-    pub fn upscale_path(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-        path: KernelPath,
-    ) -> Result<(), GpuError> {
+    pub fn upscale_path(&self, args: UpscaleArgs<'_>, path: KernelPath) -> Result<(), GpuError> {
         let loaded = self.ready()?;
-        swinir::run(
-            &mut CudaRunner::new(loaded, false),
-            model,
-            img,
-            h,
-            w,
-            out,
-            path,
-        )
+        swinir::run(&mut CudaRunner::new(loaded, false), args, path)
     }
 }
 
@@ -374,7 +335,14 @@ impl CudaBackend {
             h.saturating_mul(w)
                 .saturating_mul(3 * model.scale() * model.scale())
         ];
-        swinir::run(&mut runner, model, img, h, w, &mut out, path)?;
+        let args = UpscaleArgs {
+            model,
+            img,
+            h,
+            w,
+            out: &mut out,
+        };
+        swinir::run(&mut runner, args, path)?;
         let mut rows: Vec<KernelProfile> = runner.profile.into_values().collect();
         rows.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
         Ok((out, rows))
@@ -434,13 +402,13 @@ impl KernelRunner for CudaRunner<'_> {
         let slice = self.buffers[i].index(off..off + dst.len());
         slice.copy_to(dst).map_err(cuda_error("DtoH"))
     }
-    fn launch(
-        &mut self,
-        kernel: Kernel,
-        items: u64,
-        args: &[u8],
-        bytes: u64,
-    ) -> Result<(), GpuError> {
+    fn launch(&mut self, launch: Launch<'_>) -> Result<(), GpuError> {
+        let Launch {
+            kernel,
+            items,
+            args,
+            bytes,
+        } = launch;
         let function = self
             .loaded
             .swinir

@@ -119,7 +119,7 @@ extern "C" {
 }
 
 use crate::swinir::{
-    AvParamsC, CodeAffineC, FixedQuantC, Kernel, KernelRunner, LnParamsC, PackedMatrixC, QkParamsC,
+    AvParamsC, CodeAffineC, FixedQuantC, KernelRunner, Launch, LnParamsC, PackedMatrixC, QkParamsC,
     BLOCK_THREADS,
 };
 use tdquant_core::int::{HEAD_DIM, RPB_ROWS, TOKENS};
@@ -602,21 +602,16 @@ impl KernelRunner for EmulatedRunner {
         unsafe { core::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
-    fn launch(
-        &mut self,
-        kernel: Kernel,
-        items: u64,
-        args: &[u8],
-        _bytes: u64,
-    ) -> Result<(), GpuError> {
+    fn launch(&mut self, launch: Launch<'_>) -> Result<(), GpuError> {
+        let kernel = launch.kernel;
         let (grid, block) = (
-            crate::grid_for(items, host_arith::EMU_MAX_BLOCKS),
+            crate::grid_for(launch.items, host_arith::EMU_MAX_BLOCKS),
             BLOCK_THREADS,
         );
         // SAFETY: `args` is the kernel's argument struct (crate::swinir::run
         // builds it) whose device addresses point into this runner's
         // allocations, each sized by `run` for the launch's work items.
-        let status = unsafe { tdq_emu_swinir(kernel as u32, grid, block, args.as_ptr()) };
+        let status = unsafe { tdq_emu_swinir(kernel as u32, grid, block, launch.args.as_ptr()) };
         if status == 0 {
             Ok(())
         } else {

@@ -32,6 +32,7 @@ use tdquant_core::PackedMatrix;
 
 use crate::ffi::{pod_bytes, Pod};
 use crate::GpuError;
+use tdquant_core::backend::UpscaleArgs;
 
 /// What a forward pass needs from a device: memory and launches.
 ///
@@ -45,18 +46,24 @@ pub(crate) trait KernelRunner {
     fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), GpuError>;
     /// Copies from device address `src` (inside one allocation) to `dst`.
     fn download(&mut self, src: u64, dst: &mut [u8]) -> Result<(), GpuError>;
-    /// Launches `kernel` over `items` work items with the argument struct
-    /// `args` (its bytes); `bytes` is the least memory traffic the launch
-    /// needs (read once + written once), for bandwidth figures.
-    fn launch(
-        &mut self,
-        kernel: Kernel,
-        items: u64,
-        args: &[u8],
-        bytes: u64,
-    ) -> Result<(), GpuError>;
+    /// Launches a kernel.
+    fn launch(&mut self, launch: Launch<'_>) -> Result<(), GpuError>;
     /// Waits for every launch to finish.
     fn synchronize(&mut self) -> Result<(), GpuError>;
+}
+
+/// One kernel launch, as [`run`] hands it to a [`KernelRunner`].
+pub(crate) struct Launch<'a> {
+    /// The entry point.
+    pub kernel: Kernel,
+    /// Work items, one thread each (the kernels are grid-stride loops).
+    pub items: u64,
+    /// The kernel's argument struct, as bytes.
+    pub args: &'a [u8],
+    /// The least memory traffic the launch needs (read once + written
+    /// once), for the CUDA runner's bandwidth figures.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub bytes: u64,
 }
 
 /// Allocates and uploads `data`.
@@ -168,18 +175,12 @@ impl DeviceModel {
     }
 }
 
-/// The input checks of `core::int::upscale` ([`tdquant_core::int::check_io`],
-/// same errors), plus the size limit of the kernels' index arithmetic.
-pub(crate) fn check_io(
-    model: &IntModel<'_>,
-    img_len: usize,
-    h: usize,
-    w: usize,
-    out_len: usize,
-) -> Result<(), GpuError> {
-    tdquant_core::int::check_io(model, img_len, h, w, out_len)?;
+/// The input checks of `core::int::upscale` ([`UpscaleArgs::check_io`], same
+/// errors), plus the size limit of the kernels' index arithmetic.
+fn check_io(args: &UpscaleArgs<'_>) -> Result<(), GpuError> {
+    args.check_io()?;
     // The kernels index with u32 pixel coordinates and u64 offsets.
-    if h > 1 << 20 || w > 1 << 20 {
+    if args.h > 1 << 20 || args.w > 1 << 20 {
         return Err(RunError::BadSize.into());
     }
     Ok(())
@@ -192,7 +193,12 @@ fn launch<R: KernelRunner, A: Pod>(
     args: &A,
     bytes: u64,
 ) -> Result<(), GpuError> {
-    r.launch(kernel, items, pod_bytes(core::slice::from_ref(args)), bytes)
+    r.launch(Launch {
+        kernel,
+        items,
+        args: pod_bytes(core::slice::from_ref(args)),
+        bytes,
+    })
 }
 
 /// Bytes of a packed `rows × cols` b-bit matrix slice.
@@ -205,14 +211,17 @@ fn packed_bytes(m: &PackedMatrixC, rows: u64) -> u64 {
 /// left untouched.
 pub(crate) fn run<R: KernelRunner>(
     r: &mut R,
-    model: &IntModel<'_>,
-    img: &[u8],
-    h: usize,
-    w: usize,
-    out: &mut [u8],
+    args: UpscaleArgs<'_>,
     path: KernelPath,
 ) -> Result<(), GpuError> {
-    check_io(model, img.len(), h, w, out.len())?;
+    check_io(&args)?;
+    let UpscaleArgs {
+        model,
+        img,
+        h,
+        w,
+        out,
+    } = args;
     let dm = DeviceModel::upload(r, model)?;
     let hp = h.div_ceil(8) * 8;
     let wp = w.div_ceil(8) * 8;
@@ -301,17 +310,12 @@ pub(crate) fn run<R: KernelRunner>(
         },
         n_map * 8,
     )?;
-    launch(
-        r,
-        Kernel::LnStream,
-        pixels,
-        &LnStreamArgs {
-            r: rr,
-            ln: dm.pe_norm,
-            pixels,
-        },
-        n_map * 8,
-    )?;
+    // LayerNorm of the stream in place.
+    let ln_stream = |r: &mut R, ln: u64| {
+        let args = LnStreamArgs { r: rr, ln, pixels };
+        launch(r, Kernel::LnStream, pixels, &args, n_map * 8)
+    };
+    ln_stream(r, dm.pe_norm)?;
     let to_i16 = |k: u32| ToI16Args {
         r: rr,
         a,
@@ -349,17 +353,7 @@ pub(crate) fn run<R: KernelRunner>(
             n_map * 12 + conv_weight_bytes(&dm.rstb[l]),
         )?;
     }
-    launch(
-        r,
-        Kernel::LnStream,
-        pixels,
-        &LnStreamArgs {
-            r: rr,
-            ln: dm.norm,
-            pixels,
-        },
-        n_map * 8,
-    )?;
+    ln_stream(r, dm.norm)?;
     launch(
         r,
         Kernel::ToI16,
@@ -412,16 +406,8 @@ fn swin_block<R: KernelRunner>(
     let stream = pixels * e * 4;
     let codes = pixels * e;
     launch(r, Kernel::AttnIn, pixels, ba, stream + 3 * codes)?;
-    ba.w = dm.w_attn;
     for layer in [LinearLayer::Q, LinearLayer::K, LinearLayer::V] {
-        ba.layer = layer as u32;
-        launch(
-            r,
-            Kernel::Linear,
-            pixels * e,
-            ba,
-            2 * codes + packed_bytes(&ba.w, e),
-        )?;
+        linear(r, ba, dm.w_attn, layer, e, 2 * codes)?;
     }
     let rows = pixels * HEADS as u64;
     let probs = rows * 64;
@@ -432,34 +418,18 @@ fn swin_block<R: KernelRunner>(
         }
         KernelPath::Fused => launch(r, Kernel::AttnFused, rows, ba, 4 * codes)?,
     }
-    ba.layer = LinearLayer::Proj as u32;
-    launch(
-        r,
-        Kernel::Linear,
-        pixels * e,
-        ba,
-        codes + 2 * stream + packed_bytes(&ba.w, e),
-    )?;
+    linear(r, ba, dm.w_attn, LinearLayer::Proj, e, codes + 2 * stream)?;
     match path {
         KernelPath::PerOperator => {
             launch(r, Kernel::MlpIn, pixels, ba, stream + codes)?;
-            ba.w = dm.w_fc1;
-            ba.layer = LinearLayer::Fc1 as u32;
-            launch(
+            linear(r, ba, dm.w_fc1, LinearLayer::Fc1, m, codes + pixels * m)?;
+            linear(
                 r,
-                Kernel::Linear,
-                pixels * m,
                 ba,
-                codes + pixels * m + packed_bytes(&ba.w, m),
-            )?;
-            ba.w = dm.w_fc2;
-            ba.layer = LinearLayer::Fc2 as u32;
-            launch(
-                r,
-                Kernel::Linear,
-                pixels * e,
-                ba,
-                pixels * m + 2 * stream + packed_bytes(&ba.w, e),
+                dm.w_fc2,
+                LinearLayer::Fc2,
+                e,
+                pixels * m + 2 * stream,
             )?;
         }
         KernelPath::Fused => launch(
@@ -479,4 +449,21 @@ fn swin_block<R: KernelRunner>(
         )?,
     }
     Ok(())
+}
+
+/// The linear kernel of `layer` with weights `w` (`outputs` rows) over every
+/// pixel; `io_bytes` is its activation traffic, the weights' is added.
+fn linear<R: KernelRunner>(
+    r: &mut R,
+    ba: &mut BlockArgs,
+    w: PackedMatrixC,
+    layer: LinearLayer,
+    outputs: u64,
+    io_bytes: u64,
+) -> Result<(), GpuError> {
+    ba.w = w;
+    ba.layer = layer as u32;
+    let pixels = u64::from(ba.hp) * u64::from(ba.wp);
+    let bytes = io_bytes + packed_bytes(&w, outputs);
+    launch(r, Kernel::Linear, pixels * outputs, ba, bytes)
 }

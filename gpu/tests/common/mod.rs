@@ -3,13 +3,13 @@
 //! diffs. Each `check_*` returns `Err(report)` on the first difference.
 #![allow(dead_code)] // each test crate uses a subset
 
-use std::fmt::Debug;
+use std::fmt::{Debug, Display, LowerHex};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tdquant_core::requant::{MAX_SHIFT, MIN_SHIFT};
 use tdquant_core::{pack_codes, BitWidth, PackedLayout, PackedWord, Requantizer, RoundingMode};
-use tdquant_gpu::{CpuReference, GpuError, GpuOperators};
+use tdquant_gpu::{CpuReference, GpuError, GpuOperators, Operator};
 
 /// Accumulators that stress rounding and saturation.
 pub const I32_EXTREMES: [i32; 17] = [
@@ -262,8 +262,13 @@ pub fn check_unpack(
 ) -> Result<(), String> {
     let mut got = vec![0xA5u8; out_len];
     let mut want = vec![0xA5u8; out_len];
-    let r_got = backend.unpack_codes(case.layout, &case.packed, &mut got);
-    let r_want = CpuReference.unpack_codes(case.layout, &case.packed, &mut want);
+    let unpack = |out| Operator::UnpackCodes {
+        layout: case.layout,
+        packed: &case.packed,
+        out,
+    };
+    let r_got = backend.run_operator(unpack(&mut got));
+    let r_want = CpuReference.run_operator(unpack(&mut want));
     let what = format!(
         "unpack {}-bit [{}, {}] (corrupted padding bit: {:?})",
         case.layout.bits.bits(),
@@ -283,19 +288,12 @@ pub fn check_requant_i32(
     rq: Requantizer,
     acc: &[i32],
 ) -> Result<(), String> {
-    let mut got = vec![0x5A5Ai64; acc.len()];
-    let mut want = vec![0x5A5Ai64; acc.len()];
     let what = format!(
         "requantize_i32 with {rq:?} (total shift {})",
         rq.total_shift()
     );
-    compare_results(
-        &what,
-        &backend.requantize_i32(rq, acc, &mut got),
-        &CpuReference.requantize_i32(rq, acc, &mut want),
-    )?;
-    diff_slices(&what, &got, &want, |i| {
-        format!("acc = {} = {:#x}", acc[i], acc[i])
+    check_requant(backend, &what, acc, 0x5A5Ai64, |acc, out| {
+        Operator::RequantizeI32 { rq, acc, out }
     })
 }
 
@@ -305,19 +303,17 @@ pub fn check_requant_i32_clamped(
     acc: &[i32],
     (min, max): (i32, i32),
 ) -> Result<(), String> {
-    let mut got = vec![0x5A5Ai32; acc.len()];
-    let mut want = vec![0x5A5Ai32; acc.len()];
     let what = format!(
         "requantize_i32_clamped to [{min}, {max}] with {rq:?} (total shift {})",
         rq.total_shift()
     );
-    compare_results(
-        &what,
-        &backend.requantize_i32_clamped(rq, acc, min, max, &mut got),
-        &CpuReference.requantize_i32_clamped(rq, acc, min, max, &mut want),
-    )?;
-    diff_slices(&what, &got, &want, |i| {
-        format!("acc = {} = {:#x}", acc[i], acc[i])
+    check_requant(backend, &what, acc, 0x5A5Ai32, |acc, out| {
+        Operator::RequantizeI32Clamped {
+            rq,
+            acc,
+            clamp: (min, max),
+            out,
+        }
     })
 }
 
@@ -326,18 +322,32 @@ pub fn check_requant_i64(
     rq: Requantizer,
     acc: &[i64],
 ) -> Result<(), String> {
-    let mut got = vec![0x5A5Ai64; acc.len()];
-    let mut want = vec![0x5A5Ai64; acc.len()];
     let what = format!(
         "requantize_i64 with {rq:?} (total shift {})",
         rq.total_shift()
     );
+    check_requant(backend, &what, acc, 0x5A5Ai64, |acc, out| {
+        Operator::RequantizeI64 { rq, acc, out }
+    })
+}
+
+/// One requantization on `backend` and on the oracle, into outputs filled
+/// with `sentinel`: same result, same values (on error: both untouched).
+fn check_requant<A: Copy + Display + LowerHex, T: Copy + Debug + PartialEq>(
+    backend: &dyn GpuOperators,
+    what: &str,
+    acc: &[A],
+    sentinel: T,
+    op: impl for<'o> Fn(&'o [A], &'o mut [T]) -> Operator<'o>,
+) -> Result<(), String> {
+    let mut got = vec![sentinel; acc.len()];
+    let mut want = vec![sentinel; acc.len()];
     compare_results(
-        &what,
-        &backend.requantize_i64(rq, acc, &mut got),
-        &CpuReference.requantize_i64(rq, acc, &mut want),
+        what,
+        &backend.run_operator(op(acc, &mut got)),
+        &CpuReference.run_operator(op(acc, &mut want)),
     )?;
-    diff_slices(&what, &got, &want, |i| {
+    diff_slices(what, &got, &want, |i| {
         format!("acc = {} = {:#x}", acc[i], acc[i])
     })
 }
@@ -436,32 +446,25 @@ pub mod suite {
     /// Random requantizers over random vectors (random lengths, so block
     /// edges move), for all three requantization entry points.
     pub fn requant(backend: &dyn GpuOperators, cases: u32, max_len: usize) {
+        let name = |op: &str| format!("{} {op}", label(backend));
+        let acc32 = || proptest::collection::vec(acc_i32(), 0..max_len);
+        let acc64 = proptest::collection::vec(acc_i64(), 0..max_len);
         run_prop(
-            &format!("{} requantize_i32", label(backend)),
+            &name("requantize_i32"),
             cases,
-            (
-                requantizer(),
-                proptest::collection::vec(acc_i32(), 0..max_len),
-            ),
+            (requantizer(), acc32()),
             |(rq, acc)| check_requant_i32(backend, rq, &acc),
         );
         run_prop(
-            &format!("{} requantize_i32_clamped", label(backend)),
+            &name("requantize_i32_clamped"),
             cases,
-            (
-                requantizer(),
-                proptest::collection::vec(acc_i32(), 0..max_len),
-                clamp_bounds(),
-            ),
+            (requantizer(), acc32(), clamp_bounds()),
             |(rq, acc, bounds)| check_requant_i32_clamped(backend, rq, &acc, bounds),
         );
         run_prop(
-            &format!("{} requantize_i64", label(backend)),
+            &name("requantize_i64"),
             cases,
-            (
-                requantizer(),
-                proptest::collection::vec(acc_i64(), 0..max_len),
-            ),
+            (requantizer(), acc64),
             |(rq, acc)| check_requant_i64(backend, rq, &acc),
         );
     }

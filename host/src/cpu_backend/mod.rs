@@ -62,8 +62,7 @@ pub(crate) mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 
-use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend};
-use tdquant_core::int::IntModel;
+use tdquant_core::backend::{BackendError, Capabilities, IntegerBackend, UpscaleArgs};
 
 pub use model::FastIntModel;
 
@@ -106,27 +105,20 @@ impl IntegerBackend for CpuFastBackend {
         }
     }
 
-    fn upscale(
-        &self,
-        model: &IntModel<'_>,
-        img: &[u8],
-        h: usize,
-        w: usize,
-        out: &mut [u8],
-    ) -> Result<(), BackendError> {
+    fn run(&self, args: UpscaleArgs<'_>) -> Result<(), BackendError> {
         if !self.isa.available() {
             return Err(BackendError::Unavailable(
                 "this CPU lacks the instruction set of the backend",
             ));
         }
         // The oracle's argument errors, before any work.
-        tdquant_core::int::check_io(model, img.len(), h, w, out.len())?;
-        let fast = FastIntModel::with_isa(model, self.isa).map_err(|_| {
+        args.check_io()?;
+        let fast = FastIntModel::with_isa(args.model, self.isa).map_err(|_| {
             BackendError::Unsupported("model constants outside the fast kernels' ranges")
         })?;
         // The sizes were checked above, and a decoded model's stages refuse
         // nothing core accepts: the remaining errors are internal.
-        fast.upscale_into(img, h, w, out)
+        fast.upscale_into(args.img, args.h, args.w, args.out)
             .map_err(|_| BackendError::Unsupported("a stage of the fast forward pass"))
     }
 }

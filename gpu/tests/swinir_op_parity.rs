@@ -618,18 +618,9 @@ fn ln_output_edges() {
 /// `|y| < 2^60` (FixedQuant::code docs).
 const Y_MAX: i64 = (1 << 60) - 1;
 
-fn fq_c(fq: &FixedQuant) -> FixedQuantC {
-    FixedQuantC {
-        offset: fq.offset,
-        mult: fq.mult,
-        shift: fq.shift,
-        levels: u32::from(fq.levels),
-    }
-}
-
 fn check_fixed_quant(fq: &FixedQuant, y: i64) -> Result<(), TestCaseError> {
     prop_assert!(fq.validate().is_ok(), "invalid {:?}", fq);
-    let got = sa::fixed_quant_code(&fq_c(fq), y);
+    let got = sa::fixed_quant_code(&FixedQuantC::from(fq), y);
     let want = fq.code(y);
     prop_assert_eq!(
         got,
@@ -798,15 +789,6 @@ struct LinearCase {
     aff: CodeAffine,
 }
 
-fn aff_c(a: &CodeAffine) -> CodeAffineC {
-    CodeAffineC {
-        a: a.a,
-        b: a.b,
-        c_shift: a.c_shift,
-        frac: a.frac,
-    }
-}
-
 fn code_affine() -> impl Strategy<Value = CodeAffine> {
     let coef = || prop_oneof![3 => bounded(38), 2 => magnitude(10, 30)];
     (coef(), coef(), 0u32..=29, 0u32..=62).prop_map(|(a, b, c_shift, frac)| CodeAffine {
@@ -890,7 +872,7 @@ fn check_linear(case: &LinearCase) -> Result<(), TestCaseError> {
     prop_assert!(res.is_ok(), "core linear refused {:?}: {:?}", case, res);
     let tokens = x.len() / k;
     prop_assert_eq!(emitted.len(), tokens * (rows - row0));
-    let ac = aff_c(&aff);
+    let ac = CodeAffineC::from(&aff);
     for &(t, j, want) in &emitted {
         let xt = &x[t * k..(t + 1) * k];
         let row = row0 + j;
@@ -1106,15 +1088,6 @@ impl fmt::Debug for SoftmaxCase {
     }
 }
 
-fn qk_c(p: &QkParams) -> QkParamsC {
-    QkParamsC {
-        a: p.a,
-        b: p.b,
-        rpb_shift: p.rpb_shift,
-        reserved: 0,
-    }
-}
-
 fn qk_params() -> impl Strategy<Value = QkParams> {
     prop_oneof![
         2 => (magnitude(20, 30), magnitude(16, 28), 14u32..=24),
@@ -1201,7 +1174,7 @@ fn core_softmax(c: &SoftmaxCase) -> Result<Vec<u8>, TestCaseError> {
 
 fn check_softmax(c: &SoftmaxCase) -> Result<Vec<u8>, TestCaseError> {
     let want = core_softmax(c)?;
-    let qkc = qk_c(&c.qk);
+    let qkc = QkParamsC::from(&c.qk);
     for i in 0..TOKENS {
         let got = sa::softmax_row(
             &c.q,
@@ -1467,17 +1440,6 @@ struct AvCase {
     out: Vec<u8>,
 }
 
-fn av_c(p: &AvParams) -> AvParamsC {
-    AvParamsC {
-        a: p.a,
-        b: p.b,
-        c: p.c,
-        d: p.d,
-        frac: p.frac,
-        reserved: 0,
-    }
-}
-
 /// `AvParams` within the validate bounds: "realistic" ones (the typical
 /// `acc ≈ 16·N²` maps to about `N/2`, so codes spread over `0..=N`), or
 /// anything up to the bounds.
@@ -1542,7 +1504,7 @@ fn core_av(c: &AvCase) -> Result<Vec<u8>, TestCaseError> {
 
 fn check_av(c: &AvCase) -> Result<Vec<u8>, TestCaseError> {
     let want = core_av(c)?;
-    let avc = av_c(&c.av);
+    let avc = AvParamsC::from(&c.av);
     for i in 0..TOKENS {
         let mut row = c.out[i * c.stride..(i + 1) * c.stride].to_vec();
         let res = sa::av_row(

@@ -3,6 +3,7 @@
 //! enumeration, and the conversion of a parsed `.tdq` block into them.
 
 use tdquant_core::int::{
+    attention::{AvParams, QkParams},
     layernorm::{FixedQuant, LnParams},
     linear::CodeAffine,
     model::IntModel,
@@ -413,21 +414,49 @@ pub(super) fn ln_c(ln: &LnParams<LeI32<'_>>) -> LnParamsC {
     c
 }
 
-fn fq_c(fq: &FixedQuant) -> FixedQuantC {
-    FixedQuantC {
-        offset: fq.offset,
-        mult: fq.mult,
-        shift: fq.shift,
-        levels: u32::from(fq.levels),
+impl From<&FixedQuant> for FixedQuantC {
+    fn from(fq: &FixedQuant) -> Self {
+        Self {
+            offset: fq.offset,
+            mult: fq.mult,
+            shift: fq.shift,
+            levels: u32::from(fq.levels),
+        }
     }
 }
 
-fn aff_c(a: &CodeAffine) -> CodeAffineC {
-    CodeAffineC {
-        a: a.a,
-        b: a.b,
-        c_shift: a.c_shift,
-        frac: a.frac,
+impl From<&CodeAffine> for CodeAffineC {
+    fn from(a: &CodeAffine) -> Self {
+        Self {
+            a: a.a,
+            b: a.b,
+            c_shift: a.c_shift,
+            frac: a.frac,
+        }
+    }
+}
+
+impl From<&QkParams> for QkParamsC {
+    fn from(p: &QkParams) -> Self {
+        Self {
+            a: p.a,
+            b: p.b,
+            rpb_shift: p.rpb_shift,
+            reserved: 0,
+        }
+    }
+}
+
+impl From<&AvParams> for AvParamsC {
+    fn from(p: &AvParams) -> Self {
+        Self {
+            a: p.a,
+            b: p.b,
+            c: p.c,
+            d: p.d,
+            frac: p.frac,
+            reserved: 0,
+        }
     }
 }
 
@@ -458,30 +487,18 @@ pub fn block_params(model: &IntModel<'_>, index: usize) -> BlockParamsC {
     BlockParamsC {
         ln1: ln_c(&bp.ln1),
         ln2: ln_c(&bp.ln2),
-        fq_q: fq_c(&bp.fq_q),
-        fq_k: fq_c(&bp.fq_k),
-        fq_v: fq_c(&bp.fq_v),
-        fq_fc1: fq_c(&bp.fq_fc1),
-        aff_q: aff_c(&bp.aff_q),
-        aff_k: aff_c(&bp.aff_k),
-        aff_v: aff_c(&bp.aff_v),
-        aff_proj: aff_c(&bp.aff_proj),
-        aff_fc1: aff_c(&bp.aff_fc1),
-        aff_fc2: aff_c(&bp.aff_fc2),
-        qk: QkParamsC {
-            a: bp.qk.a,
-            b: bp.qk.b,
-            rpb_shift: bp.qk.rpb_shift,
-            reserved: 0,
-        },
-        av: AvParamsC {
-            a: bp.av.a,
-            b: bp.av.b,
-            c: bp.av.c,
-            d: bp.av.d,
-            frac: bp.av.frac,
-            reserved: 0,
-        },
+        fq_q: FixedQuantC::from(&bp.fq_q),
+        fq_k: FixedQuantC::from(&bp.fq_k),
+        fq_v: FixedQuantC::from(&bp.fq_v),
+        fq_fc1: FixedQuantC::from(&bp.fq_fc1),
+        aff_q: CodeAffineC::from(&bp.aff_q),
+        aff_k: CodeAffineC::from(&bp.aff_k),
+        aff_v: CodeAffineC::from(&bp.aff_v),
+        aff_proj: CodeAffineC::from(&bp.aff_proj),
+        aff_fc1: CodeAffineC::from(&bp.aff_fc1),
+        aff_fc2: CodeAffineC::from(&bp.aff_fc2),
+        qk: QkParamsC::from(&bp.qk),
+        av: AvParamsC::from(&bp.av),
         prob_t,
         gelu_hi,
         gelu_lo,

@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::random_image;
 use tdquant_core::backend::{IntegerBackend, ScalarOracle};
 use tdquant_gpu::{parity, HostKernelBackend, KernelPath};
@@ -18,14 +20,27 @@ use tdquant_host::eval::BenchmarkSet;
 use tdquant_host::export::GoldenExport;
 use tdquant_host::intmodel::IntSr;
 
+/// The data root and the golden export at each bit width of `widths`, or
+/// `None` (the test is skipped) without the test data.
+fn golden_models(widths: &[u8]) -> Option<(PathBuf, Vec<(u8, IntSr)>)> {
+    let root = data_root_for("gpu_kernel_parity", TestData::Bundle)?;
+    let mut golden = GoldenExport::new(&root).unwrap();
+    let models = widths
+        .iter()
+        .map(|&bits| {
+            let sr = IntSr::from_bytes(golden.export(bits).unwrap().bytes).unwrap();
+            (bits, sr)
+        })
+        .collect();
+    Some((root, models))
+}
+
 #[test]
 fn emulated_kernels_match_oracle() {
-    let Some(root) = data_root_for("gpu_kernel_parity", TestData::Bundle) else {
+    let Some((root, models)) = golden_models(&[4, 3, 2]) else {
         return;
     };
-    let mut golden = GoldenExport::new(&root).unwrap();
-    for bits in [4u8, 3, 2] {
-        let sr = IntSr::from_bytes(golden.export(bits).unwrap().bytes).unwrap();
+    for (bits, sr) in models {
         let m = sr.model();
         let s = m.scale();
         let mut cases: Vec<(String, Vec<u8>, usize, usize)> = [(1, 1), (7, 13), (9, 8), (16, 24)]
@@ -74,12 +89,10 @@ fn emulated_kernels_match_oracle() {
 
 #[test]
 fn every_cpu_backend_rejects_bad_sizes_like_the_oracle() {
-    let Some(root) = data_root_for("gpu_kernel_parity", TestData::Bundle) else {
+    let Some((_, models)) = golden_models(&[4]) else {
         return;
     };
-    let mut golden = GoldenExport::new(&root).unwrap();
-    let sr = IntSr::from_bytes(golden.export(4).unwrap().bytes).unwrap();
-    let m = sr.model();
+    let m = models[0].1.model();
     for (img_len, h, w, out_len) in [(0, 0, 4, 0), (12, 2, 2, 12 * 16 - 1), (11, 2, 2, 12 * 16)] {
         let img = vec![7u8; img_len];
         let mut want_out = vec![0u8; out_len];

@@ -358,39 +358,38 @@ pub const fn apply_parts_i32(
         return apply_parts(acc as i64, multiplier, total_shift, rounding);
     }
     let product = acc as i64 * multiplier as i64;
-    let k = total_shift as u32;
-    match rounding {
-        RoundingMode::HalfUp => (product + (1i64 << (k - 1))) >> k,
-        RoundingMode::HalfEven => {
-            let floor = product >> k;
-            let remainder = product - (floor << k);
-            let half = 1i64 << (k - 1);
-            if remainder > half || (remainder == half && floor & 1 == 1) {
-                floor + 1
-            } else {
-                floor
-            }
-        }
-    }
+    round_shift_right_i64(product, total_shift as u32, rounding)
 }
 
-/// Rounds `value / 2^k` for `1 ≤ k ≤ 126` and `|value| ≤ 2^94`.
-#[allow(clippy::arithmetic_side_effects)] // bounds stated above: nothing overflows i128
-const fn round_shift_right_i128(value: i128, k: u32, rounding: RoundingMode) -> i128 {
-    match rounding {
-        RoundingMode::HalfUp => (value + (1i128 << (k - 1))) >> k,
-        RoundingMode::HalfEven => {
-            let floor = value >> k;
-            let remainder = value - (floor << k);
-            let half = 1i128 << (k - 1);
-            if remainder > half || (remainder == half && floor & 1 == 1) {
-                floor + 1
-            } else {
-                floor
+/// Defines `$name(value, k, rounding)`: `value / 2^k` rounded by `rounding`,
+/// for `k ≥ 1` and a `value` small enough that adding `2^(k−1)` cannot
+/// overflow `$t` (each caller states its bound).
+macro_rules! round_shift_right_fn {
+    ($name:ident, $t:ty) => {
+        #[allow(clippy::arithmetic_side_effects)] // the caller's bound: nothing overflows
+        #[inline(always)]
+        const fn $name(value: $t, k: u32, rounding: RoundingMode) -> $t {
+            match rounding {
+                RoundingMode::HalfUp => (value + (1 << (k - 1))) >> k,
+                RoundingMode::HalfEven => {
+                    let floor = value >> k;
+                    let remainder = value - (floor << k);
+                    let half = 1 << (k - 1);
+                    if remainder > half || (remainder == half && floor & 1 == 1) {
+                        floor + 1
+                    } else {
+                        floor
+                    }
+                }
             }
         }
-    }
+    };
 }
+
+// i64: `apply_parts_i32`, `|value| ≤ 2^62` and `1 ≤ k ≤ 62`.
+round_shift_right_fn!(round_shift_right_i64, i64);
+// i128: `apply_parts`, `|value| ≤ 2^94` and `1 ≤ k ≤ 126`.
+round_shift_right_fn!(round_shift_right_i128, i128);
 
 /// `value · 2^k` saturated to `i64`.
 #[allow(clippy::arithmetic_side_effects)] // every shift is range-checked first

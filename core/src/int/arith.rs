@@ -9,32 +9,38 @@
 
 use super::STREAM_LIMIT;
 
-/// `⌊v / 2^k + 1/2⌋` (round half up) for `k ≤ 63`; `k = 0` returns `v`.
-/// For `k ≥ 64` the result is 0 (`|v / 2^k| ≤ 1/2`, and the tie `−2^63/2^64`
-/// rounds up to 0).
-#[allow(clippy::arithmetic_side_effects)] // 1 ≤ k ≤ 63 in the shifts
-pub const fn rshift_round(v: i64, k: u32) -> i64 {
-    if k == 0 {
-        v
-    } else if k >= 64 {
-        0
-    } else {
-        // (v >> k) ≥ −2^62 and the added bit is 0 or 1: no overflow.
-        (v >> k).wrapping_add((v >> (k - 1)) & 1)
-    }
+/// Defines `$name(v, k)`, the rounding shift for the signed type `$t`: the
+/// one expression `(v >> k) + ((v >> (k−1)) & 1)` at each width, with the
+/// `k = 0` and `k ≥ BITS` edges.
+macro_rules! rshift_round_fn {
+    ($(#[$doc:meta])* $name:ident, $t:ty) => {
+        $(#[$doc])*
+        #[allow(clippy::arithmetic_side_effects)] // 1 ≤ k < BITS in the shifts
+        pub const fn $name(v: $t, k: u32) -> $t {
+            if k == 0 {
+                v
+            } else if k >= <$t>::BITS {
+                0
+            } else {
+                // (v >> k) ≥ −2^(BITS−1−k) and the added bit is 0 or 1: no overflow.
+                (v >> k).wrapping_add((v >> (k - 1)) & 1)
+            }
+        }
+    };
 }
 
-/// [`rshift_round`] for `i128`, `k ≤ 127`.
-#[allow(clippy::arithmetic_side_effects)] // 1 ≤ k ≤ 127 in the shifts
-pub const fn rshift_round_i128(v: i128, k: u32) -> i128 {
-    if k == 0 {
-        v
-    } else if k >= 128 {
-        0
-    } else {
-        (v >> k).wrapping_add((v >> (k - 1)) & 1)
-    }
-}
+rshift_round_fn!(
+    /// `⌊v / 2^k + 1/2⌋` (round half up) for `k ≤ 63`; `k = 0` returns `v`.
+    /// For `k ≥ 64` the result is 0 (`|v / 2^k| ≤ 1/2`, and the tie `−2^63/2^64`
+    /// rounds up to 0).
+    rshift_round,
+    i64
+);
+rshift_round_fn!(
+    /// [`rshift_round`] for `i128`, `k ≤ 127`.
+    rshift_round_i128,
+    i128
+);
 
 /// `⌊√n⌋`, exactly.
 pub const fn isqrt_u128(n: u128) -> u128 {

@@ -11,6 +11,7 @@
 pub mod formats;
 pub mod mutate;
 pub mod pth;
+pub mod rng;
 pub mod seeds;
 
 use std::path::PathBuf;

@@ -5,34 +5,11 @@
 
 use crate::formats::{stored_entries, tdq_fix_crc};
 use crate::pth;
+use crate::rng::Rng;
 use crate::Target;
 
 /// Longest input produced.
 pub const MAX_LEN: usize = 1 << 20;
-
-/// SplitMix64: small, fast, reproducible.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut g = tdquant_host::calib::data::SplitMix64::new(self.0);
-        let v = g.next_u64();
-        self.0 = g.state;
-        v
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// True with probability `1/n`.
-    pub fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-}
 
 /// Integers that break length and index arithmetic.
 const INTERESTING: [u64; 14] = [
@@ -149,7 +126,7 @@ pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>, donors: &[Vec<u8>]) {
             5 => {
                 let at = rng.below(n + 1);
                 let k = 1 + rng.below(8);
-                let junk: Vec<u8> = (0..k).map(|_| rng.next_u64() as u8).collect();
+                let junk: Vec<u8> = (0..k).map(|_| rng.next() as u8).collect();
                 data.splice(at..at, junk);
             }
             6 if !donors.is_empty() => {
@@ -165,9 +142,9 @@ pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>, donors: &[Vec<u8>]) {
             7 if n > 0 => data.truncate(rng.below(n)),
             _ if n > 0 => {
                 let i = rng.below(n);
-                data[i] = rng.next_u64() as u8;
+                data[i] = rng.next() as u8;
             }
-            _ => data.push(rng.next_u64() as u8),
+            _ => data.push(rng.next() as u8),
         }
     }
     data.truncate(MAX_LEN);
@@ -223,6 +200,20 @@ fn safetensors_header_edit(rng: &mut Rng, data: &mut Vec<u8>) {
     *data = out;
 }
 
+/// Half the time the format-aware `edit`, otherwise a byte-level mutation drawing on `donors`.
+fn edit_or_bytes(
+    rng: &mut Rng,
+    data: &mut Vec<u8>,
+    donors: &[Vec<u8>],
+    edit: fn(&mut Rng, &mut Vec<u8>),
+) {
+    if rng.one_in(2) {
+        edit(rng, data);
+    } else {
+        bytes(rng, data, donors);
+    }
+}
+
 /// One mutated input of `target` from `seed`.
 pub fn mutate(target: Target, rng: &mut Rng, seed: &[u8], donors: &[Vec<u8>]) -> Vec<u8> {
     let mut data = seed.to_vec();
@@ -242,20 +233,12 @@ pub fn mutate(target: Target, rng: &mut Rng, seed: &[u8], donors: &[Vec<u8>]) ->
                 if rng.one_in(5) && !storages.is_empty() {
                     let i = rng.below(storages.len());
                     bytes(rng, &mut storages[i].1, &[]);
-                } else if rng.one_in(2) {
-                    pickle_edit(rng, &mut pickle);
                 } else {
-                    bytes(rng, &mut pickle, donors);
+                    edit_or_bytes(rng, &mut pickle, donors, pickle_edit);
                 }
                 data = pth::archive(&pickle, &storages);
             }
-            _ => {
-                if rng.one_in(2) {
-                    pickle_edit(rng, &mut data);
-                } else {
-                    bytes(rng, &mut data, donors);
-                }
-            }
+            _ => edit_or_bytes(rng, &mut data, donors, pickle_edit),
         },
         Target::Tdq => {
             bytes(rng, &mut data, donors);
@@ -266,11 +249,7 @@ pub fn mutate(target: Target, rng: &mut Rng, seed: &[u8], donors: &[Vec<u8>]) ->
             }
         }
         Target::Bounds | Target::Checkpoint => {
-            if rng.one_in(2) {
-                safetensors_header_edit(rng, &mut data);
-            } else {
-                bytes(rng, &mut data, donors);
-            }
+            edit_or_bytes(rng, &mut data, donors, safetensors_header_edit)
         }
         Target::Image => {
             bytes(rng, &mut data, donors);

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tdquant_fuzz::mutate::{mutate, Rng};
+use tdquant_fuzz::mutate::mutate;
+use tdquant_fuzz::rng::Rng;
 use tdquant_fuzz::seeds::seeds;
 use tdquant_fuzz::Target;
 

@@ -2,35 +2,10 @@
 // Each test binary uses a subset.
 #![allow(dead_code)]
 
-/// Deterministic SplitMix64 generator with the samplers the calibration and
-/// robustness tests draw from.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut g = tdquant_host::calib::data::SplitMix64::new(self.0);
-        let v = g.next_u64();
-        self.0 = g.state;
-        v
-    }
-
-    /// In `0..n` (`0` when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    /// Uniform in `[0, 1)` with 24 random bits (every value exact in `f32`).
-    pub fn uniform(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f32 {
-        let u1 = (self.uniform() as f64).max(1e-12);
-        let u2 = self.uniform() as f64;
-        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-    }
-}
+#[path = "../../../fuzz/src/rng.rs"]
+mod rng;
+#[allow(unused_imports)]
+pub use rng::Rng;
 
 /// Deterministic pseudo-random bytes (xorshift64), e.g. an `h·w·3` RGB image.
 pub fn random_image(n: usize, seed: u64) -> Vec<u8> {
@@ -82,4 +57,39 @@ pub fn bounds_meta(
             })
             .collect(),
     }
+}
+
+/// The stand-in model exported at W4A4 with the released code's DOBI
+/// bounds, or `None` (the skip recorded for `what`) without the test data.
+pub fn golden_w4a4(what: &str) -> Option<tdquant_host::intmodel::IntSr> {
+    use tdquant_host::data_root::{data_root_for, TestData};
+    let root = data_root_for(what, TestData::Bundle)?;
+    let exported = tdquant_host::export::GoldenExport::new(&root)
+        .unwrap()
+        .export(4)
+        .unwrap();
+    Some(tdquant_host::intmodel::IntSr::from_bytes(exported.bytes).unwrap())
+}
+
+/// A fresh, empty scratch folder `name` of this test binary.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{}-{name}-{}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The data root and a fresh scratch folder for the test `what`, or
+/// `None` (the skip recorded) without the data.
+pub fn root_and_scratch(
+    what: &str,
+    name: &str,
+) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let root =
+        tdquant_host::data_root::data_root_for(what, tdquant_host::data_root::TestData::Bundle)?;
+    Some((root, scratch(name)))
 }

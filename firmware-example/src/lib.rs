@@ -7,6 +7,113 @@
 
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 
+/// Implements `IntKernels` for `$ty` (generic parameters in the brackets)
+/// from one line per operator, `op(self, args…) => body;`, all eight in the
+/// trait's order. The signatures are written here once, so each
+/// implementation reads as the table of what its operators run.
+macro_rules! impl_int_kernels {
+    (
+        [$($gen:tt)*] $ty:ty {
+            linear($s0:ident, $call0:ident, $emit0:ident) => $linear:expr;
+            linear_gelu($s1:ident, $call1:ident, $gelu1:ident, $out1:ident) => $linear_gelu:expr;
+            linear_codes(
+                $s2:ident, $call2:ident, $levels2:ident, $out2:ident
+            ) => $linear_codes:expr;
+            linear_stream(
+                $s3:ident, $call3:ident, $pos3:ident, $stride3:ident, $r3:ident
+            ) => $linear_stream:expr;
+            softmax_codes($s4:ident, $call4:ident, $probs4:ident) => $softmax_codes:expr;
+            av_codes($s5:ident, $call5:ident, $out5:ident) => $av_codes:expr;
+            conv(
+                $s6:ident, $conv6:ident, $input6:ident, $h6:ident, $w6:ident, $emit6:ident
+            ) => $conv:expr;
+            normalize($s7:ident, $x7:ident, $eps7:ident, $xhat7:ident) => $normalize:expr;
+        }
+    ) => {
+        impl<$($gen)*> tdquant_core::int::IntKernels for $ty {
+            fn linear<W, F>(
+                &mut $s0,
+                $call0: &tdquant_core::int::linear::LinearCall<'_, W>,
+                $emit0: F,
+            ) -> Result<(), tdquant_core::int::OpError>
+            where
+                W: tdquant_core::int::I32Src + ?Sized,
+                F: FnMut(usize, usize, i64),
+            {
+                $linear
+            }
+
+            fn linear_gelu<W, G>(
+                &mut $s1,
+                $call1: &tdquant_core::int::linear::LinearCall<'_, W>,
+                $gelu1: &G,
+                $out1: &mut [u8],
+            ) -> Result<(), tdquant_core::int::OpError>
+            where
+                W: tdquant_core::int::I32Src + ?Sized,
+                G: tdquant_core::int::I32Src + ?Sized,
+            {
+                $linear_gelu
+            }
+
+            fn linear_codes<W: tdquant_core::int::I32Src + ?Sized>(
+                &mut $s2,
+                $call2: &tdquant_core::int::linear::LinearCall<'_, W>,
+                $levels2: u8,
+                $out2: &mut [u8],
+            ) -> Result<(), tdquant_core::int::OpError> {
+                $linear_codes
+            }
+
+            fn linear_stream<W: tdquant_core::int::I32Src + ?Sized>(
+                &mut $s3,
+                $call3: &tdquant_core::int::linear::LinearCall<'_, W>,
+                $pos3: &[usize],
+                $stride3: usize,
+                $r3: &mut [i32],
+            ) -> Result<(), tdquant_core::int::OpError> {
+                $linear_stream
+            }
+
+            fn softmax_codes<W: tdquant_core::int::I32Src + ?Sized>(
+                &mut $s4,
+                $call4: &tdquant_core::int::attention::SoftmaxCall<'_, W>,
+                $probs4: &mut [u8],
+            ) -> Result<(), tdquant_core::int::OpError> {
+                $softmax_codes
+            }
+
+            fn av_codes(
+                &mut $s5,
+                $call5: &tdquant_core::int::attention::AvCall<'_>,
+                $out5: &mut [u8],
+            ) -> Result<(), tdquant_core::int::OpError> {
+                $av_codes
+            }
+
+            fn conv<W: tdquant_core::int::I32Src, F: FnMut(usize, usize, i64)>(
+                &mut $s6,
+                $conv6: &tdquant_core::int::conv::Conv<'_, W>,
+                $input6: &[i32],
+                $h6: usize,
+                $w6: usize,
+                $emit6: F,
+            ) -> Result<(), tdquant_core::int::OpError> {
+                $conv
+            }
+
+            fn normalize(
+                &mut $s7,
+                $x7: &[i32],
+                $eps7: i64,
+                $xhat7: &mut [i32],
+            ) -> Result<(), tdquant_core::int::OpError> {
+                $normalize
+            }
+        }
+    };
+}
+
 pub mod clock;
 pub mod dsp;
 pub mod kernels;

@@ -6,10 +6,7 @@
 //! Everything not in a kernel call (LN1/LN2 affine and the input quantizers,
 //! the window gather, `i16` shifts, pixel output) is the rest of the run.
 
-use tdquant_core::int::attention::{AvCall, SoftmaxCall};
-use tdquant_core::int::conv::Conv;
-use tdquant_core::int::linear::LinearCall;
-use tdquant_core::int::{I32Src, IntKernels, OpError};
+use tdquant_core::int::IntKernels;
 
 use crate::clock::Clock;
 
@@ -62,67 +59,15 @@ impl<'c, K> Profiled<'c, K> {
     }
 }
 
-impl<K: IntKernels> IntKernels for Profiled<'_, K> {
-    fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        emit: F,
-    ) -> Result<(), OpError> {
-        self.timed(2, |kk| kk.linear(call, emit))
-    }
-
-    fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        gelu: &G,
-        out: &mut [u8],
-    ) -> Result<(), OpError> {
-        self.timed(2, |kk| kk.linear_gelu(call, gelu, out))
-    }
-
-    fn linear_codes<W: I32Src + ?Sized>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        levels: u8,
-        out: &mut [u8],
-    ) -> Result<(), OpError> {
-        self.timed(0, |kk| kk.linear_codes(call, levels, out))
-    }
-
-    fn linear_stream<W: I32Src + ?Sized>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        pos: &[usize],
-        stride: usize,
-        r: &mut [i32],
-    ) -> Result<(), OpError> {
+impl_int_kernels!([K: IntKernels] Profiled<'_, K> {
+    linear(self, call, emit) => self.timed(2, |kk| kk.linear(call, emit));
+    linear_gelu(self, call, gelu, out) => self.timed(2, |kk| kk.linear_gelu(call, gelu, out));
+    linear_codes(self, call, levels, out) => self.timed(0, |kk| kk.linear_codes(call, levels, out));
+    linear_stream(self, call, pos, stride, r) => {
         self.timed(1, |kk| kk.linear_stream(call, pos, stride, r))
-    }
-
-    fn softmax_codes<W: I32Src + ?Sized>(
-        &mut self,
-        call: &SoftmaxCall<'_, W>,
-        probs: &mut [u8],
-    ) -> Result<(), OpError> {
-        self.timed(3, |kk| kk.softmax_codes(call, probs))
-    }
-
-    fn av_codes(&mut self, call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
-        self.timed(4, |kk| kk.av_codes(call, out))
-    }
-
-    fn conv<W: I32Src, F: FnMut(usize, usize, i64)>(
-        &mut self,
-        conv: &Conv<'_, W>,
-        input: &[i32],
-        h: usize,
-        w: usize,
-        emit: F,
-    ) -> Result<(), OpError> {
-        self.timed(5, |kk| kk.conv(conv, input, h, w, emit))
-    }
-
-    fn normalize(&mut self, x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError> {
-        self.timed(6, |kk| kk.normalize(x, eps_t, xhat))
-    }
-}
+    };
+    softmax_codes(self, call, probs) => self.timed(3, |kk| kk.softmax_codes(call, probs));
+    av_codes(self, call, out) => self.timed(4, |kk| kk.av_codes(call, out));
+    conv(self, conv, input, h, w, emit) => self.timed(5, |kk| kk.conv(conv, input, h, w, emit));
+    normalize(self, x, eps_t, xhat) => self.timed(6, |kk| kk.normalize(x, eps_t, xhat));
+});

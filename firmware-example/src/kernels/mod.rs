@@ -19,76 +19,17 @@ pub mod conv;
 pub mod layernorm;
 pub mod linear;
 
-use tdquant_core::int::attention::{AvCall, SoftmaxCall};
-use tdquant_core::int::conv::Conv;
-use tdquant_core::int::linear::LinearCall;
-use tdquant_core::int::{I32Src, IntKernels, OpError};
-
 /// The DSP kernels (stateless: every buffer is on the stack, ≤ 4 KiB).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DspKernels;
 
-impl IntKernels for DspKernels {
-    fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        emit: F,
-    ) -> Result<(), OpError> {
-        linear::linear(call, emit)
-    }
-
-    fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        gelu: &G,
-        out: &mut [u8],
-    ) -> Result<(), OpError> {
-        linear::linear_gelu(call, gelu, out)
-    }
-
-    fn linear_codes<W: I32Src + ?Sized>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        levels: u8,
-        out: &mut [u8],
-    ) -> Result<(), OpError> {
-        linear::linear_codes(call, levels, out)
-    }
-
-    fn linear_stream<W: I32Src + ?Sized>(
-        &mut self,
-        call: &LinearCall<'_, W>,
-        pos: &[usize],
-        stride: usize,
-        r: &mut [i32],
-    ) -> Result<(), OpError> {
-        linear::linear_stream(call, pos, stride, r)
-    }
-
-    fn softmax_codes<W: I32Src + ?Sized>(
-        &mut self,
-        call: &SoftmaxCall<'_, W>,
-        probs: &mut [u8],
-    ) -> Result<(), OpError> {
-        attention::softmax_codes(call, probs)
-    }
-
-    fn av_codes(&mut self, call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
-        attention::av_codes(call, out)
-    }
-
-    fn conv<W: I32Src, F: FnMut(usize, usize, i64)>(
-        &mut self,
-        conv: &Conv<'_, W>,
-        input: &[i32],
-        h: usize,
-        w: usize,
-        emit: F,
-    ) -> Result<(), OpError> {
-        conv::run(conv, input, h, w, emit)
-    }
-
-    fn normalize(&mut self, x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError> {
-        layernorm::normalize(x, eps_t, xhat)
-    }
-}
+impl_int_kernels!([] DspKernels {
+    linear(self, call, emit) => linear::linear(call, emit);
+    linear_gelu(self, call, gelu, out) => linear::linear_gelu(call, gelu, out);
+    linear_codes(self, call, levels, out) => linear::linear_codes(call, levels, out);
+    linear_stream(self, call, pos, stride, r) => linear::linear_stream(call, pos, stride, r);
+    softmax_codes(self, call, probs) => attention::softmax_codes(call, probs);
+    av_codes(self, call, out) => attention::av_codes(call, out);
+    conv(self, conv, input, h, w, emit) => conv::run(conv, input, h, w, emit);
+    normalize(self, x, eps_t, xhat) => layernorm::normalize(x, eps_t, xhat);
+});

@@ -86,12 +86,14 @@ fn same_emits(
     true
 }
 
-/// Compares results and output bytes; reports the first difference.
-fn same_bytes(
+/// Compares results and outputs; reports the first difference, the output
+/// named by `item` and its index (`"byte #"` gives `byte #3`).
+fn same_outputs<T: PartialEq + defmt::Format>(
     kernel: &str,
+    item: &str,
     case: u32,
-    dsp: (&Result<(), OpError>, &[u8]),
-    oracle: (&Result<(), OpError>, &[u8]),
+    dsp: (&Result<(), OpError>, &[T]),
+    oracle: (&Result<(), OpError>, &[T]),
 ) -> bool {
     if dsp.0 != oracle.0 {
         report_err(kernel, case, dsp.0, oracle.0);
@@ -100,9 +102,10 @@ fn same_bytes(
     for (i, (d, o)) in dsp.1.iter().zip(oracle.1).enumerate() {
         if d != o {
             defmt::error!(
-                "MISMATCH kernel={=str} case={=u32} byte #{=usize}: dsp {=u8} oracle {=u8}",
+                "MISMATCH kernel={=str} case={=u32} {=str}{=usize}: dsp {} oracle {}",
                 kernel,
                 case,
+                item,
                 i,
                 d,
                 o
@@ -298,7 +301,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
             let rd = DspKernels.linear_codes(&call, lv, g);
             let ro = ScalarKernels.linear_codes(&call, lv, o);
-            same_bytes("linear_codes", case, (&rd, &got), (&ro, &want))
+            same_outputs("linear_codes", "byte #", case, (&rd, &got), (&ro, &want))
         }
         3 => {
             // fc1 → GELU codes; the thresholds come from the outputs.
@@ -324,7 +327,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
             let rd = DspKernels.linear_gelu(&call, table, g);
             let ro = ScalarKernels.linear_gelu(&call, table, o);
-            same_bytes("linear_gelu", case, (&rd, &got), (&ro, &want))
+            same_outputs("linear_gelu", "byte #", case, (&rd, &got), (&ro, &want))
         }
         _ => {
             // Stream outputs (proj/fc2) at scattered token positions.
@@ -348,23 +351,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             let pos = &pos[..n_pos];
             let rd = DspKernels.linear_stream(&call, pos, stride, &mut got);
             let ro = ScalarKernels.linear_stream(&call, pos, stride, &mut want);
-            if rd != ro {
-                report_err("linear_stream", case, &rd, &ro);
-                return false;
-            }
-            for (i, (d, o)) in got.iter().zip(want.iter()).enumerate() {
-                if d != o {
-                    defmt::error!(
-                        "MISMATCH kernel=linear_stream case={=u32} word #{=usize}: dsp {=i32} oracle {=i32}",
-                        case,
-                        i,
-                        d,
-                        o
-                    );
-                    return false;
-                }
-            }
-            true
+            same_outputs("linear_stream", "word #", case, (&rd, &got), (&ro, &want))
         }
     }
 }
@@ -462,7 +449,7 @@ pub fn softmax(rng: &mut Rng, case: u32) -> bool {
     };
     let rd = DspKernels.softmax_codes(&call, &mut got);
     let ro = ScalarKernels.softmax_codes(&call, &mut want);
-    same_bytes("softmax", case, (&rd, &got), (&ro, &want))
+    same_outputs("softmax", "byte #", case, (&rd, &got), (&ro, &want))
 }
 
 /// `P·v` → ProjInput codes.
@@ -529,7 +516,7 @@ pub fn av(rng: &mut Rng, case: u32) -> bool {
     };
     let rd = DspKernels.av_codes(&call, &mut got[..o_len]);
     let ro = ScalarKernels.av_codes(&call, &mut want[..o_len]);
-    same_bytes("av", case, (&rd, &got), (&ro, &want))
+    same_outputs("av", "byte #", case, (&rd, &got), (&ro, &want))
 }
 
 /// 3×3 convolution, int8 weights, 64-bit accumulation, requantization.
@@ -648,23 +635,7 @@ pub fn normalize(rng: &mut Rng, case: u32) -> bool {
     let mut want = [0x1234_5678i32; 64];
     let rd = DspKernels.normalize(&x[..n_arg], eps, &mut got[..out_len]);
     let ro = ScalarKernels.normalize(&x[..n_arg], eps, &mut want[..out_len]);
-    if rd != ro {
-        report_err("normalize", case, &rd, &ro);
-        return false;
-    }
-    for (i, (d, o)) in got.iter().zip(want.iter()).enumerate() {
-        if d != o {
-            defmt::error!(
-                "MISMATCH kernel=normalize case={=u32} channel {=usize}: dsp {=i32} oracle {=i32}",
-                case,
-                i,
-                d,
-                o
-            );
-            return false;
-        }
-    }
-    true
+    same_outputs("normalize", "channel ", case, (&rd, &got), (&ro, &want))
 }
 
 /// The softmax exponential on 32-bit halves against the oracle's `u64` one.

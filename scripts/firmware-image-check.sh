@@ -13,19 +13,14 @@
 # multiples of the core, so the edge tiles are partial.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 source scripts/firmware-lib.sh
 bits=${1:-4}
 core=${2:-8}
 halo=${3:-4}
 name=${4:-baby}
-data=$(firmware_data_root)
-out=$root/target/firmware-int/w$bits
-mkdir -p "$out"
+firmware_export_model "$bits"
 image=$data/benchmark/Set5/LR_bicubic/X4/${name}x4.png
 
-cargo host --data "$data" export \
-  --bounds "$data/golden/dobi_released_w$bits.safetensors" --bits "$bits" -o "$out/model.tdq"
 cargo run --release --quiet -p tdquant-host --example firmware_image -- \
   "$out/model.tdq" "$image" "$core" "$halo" "$out/image.rgb" >"$out/image-expected.txt"
 read -r h w < <(sed -nE 's/.* h=([0-9]+) w=([0-9]+) .*/\1 \2/p' "$out/image-expected.txt")
@@ -34,14 +29,7 @@ read -r h w < <(sed -nE 's/.* h=([0-9]+) w=([0-9]+) .*/\1 \2/p' "$out/image-expe
     TDQ_IMAGE_H="$h" TDQ_IMAGE_W="$w" TDQ_CORE="$core" TDQ_HALO="$halo" \
     cargo build --release --quiet --bin upscale_image )
 elf=firmware-example/target/thumbv7em-none-eabihf/release/upscale_image
-start=$(date +%s)
-rc=$(firmware_run "$elf" "$out/image.log" 1800 -icount shift=0)
-echo "QEMU wall time: $(( $(date +%s) - start )) s"
-cat "$out/image.log"
-firmware_expect_exit0 firmware-image-check "$rc" "$out/image.log"
-grep -o "TDQ image .*" "$out/image.log" >"$out/image-got.txt" || true
-firmware_expect_same firmware-image-check "$out/image-expected.txt" "$out/image-got.txt" \
-  "firmware output hash differs from the host oracle"
+firmware_run_expect firmware-image-check "$elf" 1800 "$out/image.log" image "$out/image-expected.txt"
 # RAM: scratch + output strip + the painted stack's high-water mark.
 total=$(sed -nE 's/.* total=([0-9]+).*/\1/p' "$out/image.log")
 if [ -z "$total" ] || [ "$total" -gt 262144 ]; then

@@ -10,18 +10,13 @@
 # (the "before" column of the README's per-operator table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 source scripts/firmware-lib.sh
 bits=${1:-4}
 side=${2:-32}
 kernels=${TDQ_KERNELS:-dsp}
-data=$(firmware_data_root)
-out=$root/target/firmware-int/w$bits
-mkdir -p "$out"
+firmware_export_model "$bits"
 image=$data/benchmark/Set5/LR_bicubic/X4/babyx4.png
 
-cargo host --data "$data" export \
-  --bounds "$data/golden/dobi_released_w$bits.safetensors" --bits "$bits" -o "$out/model.tdq"
 cargo run --release --quiet -p tdquant-host --example firmware_tile -- \
   "$out/model.tdq" "$image" "$side" "$out/tile.rgb" >"$out/expected.txt"
 
@@ -30,9 +25,6 @@ build() { # $1 = model file
   ( cd firmware-example && unset CARGO_TARGET_DIR && TDQ_INT_MODEL="$1" TDQ_TILE="$out/tile.rgb" \
       TDQ_TILE_H="$side" TDQ_TILE_W="$side" TDQ_KERNELS="$kernels" \
       cargo build --release --quiet --bin upscale_tile )
-}
-run_qemu() { # $1 = log file; prints QEMU's exit status
-  firmware_run "$elf" "$1" 900 -icount shift=0
 }
 
 # A corrupt model first (one flipped byte in the middle of the file): the
@@ -45,7 +37,7 @@ b[len(b) // 2] ^= 0x55
 open(sys.argv[2], 'wb').write(b)
 PY
 build "$out/corrupt.tdq"
-rc=$(run_qemu "$out/corrupt.log")
+rc=$(firmware_run "$elf" "$out/corrupt.log" 900 -icount shift=0)
 cat "$out/corrupt.log"
 if [ "$rc" -ne 1 ] || ! grep -q "TDQ model rejected" "$out/corrupt.log"; then
   echo "firmware-int-check: FAILED — corrupt model gave exit $rc (want 1 and an error report)" >&2
@@ -72,12 +64,5 @@ fi
 size_line=$("${objdump%objdump}size" "$elf" 2>/dev/null | tail -1 || true)
 [ -n "$size_line" ] && echo "size (text data bss): $size_line"
 
-start=$(date +%s)
-rc=$(run_qemu "$out/firmware.log")
-echo "QEMU wall time: $(( $(date +%s) - start )) s"
-cat "$out/firmware.log"
-firmware_expect_exit0 firmware-int-check "$rc" "$out/firmware.log"
-grep -o "TDQ tile .*" "$out/firmware.log" >"$out/got.txt" || true
-firmware_expect_same firmware-int-check "$out/expected.txt" "$out/got.txt" \
-  "firmware output hash differs from the host oracle"
+firmware_run_expect firmware-int-check "$elf" 900 "$out/firmware.log" tile "$out/expected.txt"
 echo "firmware-int-check: OK — W${bits}A${bits} ${side}x${side} tile hash identical on Cortex-M4 and host"

@@ -37,6 +37,23 @@ firmware_expect_same() {
   fi
 }
 
+# firmware_run_expect CHECK ELF LIMIT LOG LINE EXPECTED: runs ELF as
+# firmware_run does, with -icount, prints QEMU's wall time and LOG, and fails
+# CHECK unless QEMU exited 0 and the log's `TDQ LINE …` lines (kept in the
+# file EXPECTED names with `expected` replaced by `got`) are EXPECTED.
+firmware_run_expect() {
+  local check=$1 elf=$2 limit=$3 log=$4 line=$5 expected=$6
+  local got=${expected%expected.txt}got.txt start rc
+  start=$(date +%s)
+  rc=$(firmware_run "$elf" "$log" "$limit" -icount shift=0)
+  echo "QEMU wall time: $(( $(date +%s) - start )) s"
+  cat "$log"
+  firmware_expect_exit0 "$check" "$rc" "$log"
+  grep -o "TDQ $line .*" "$log" >"$got" || true
+  firmware_expect_same "$check" "$expected" "$got" \
+    "firmware output hash differs from the host oracle"
+}
+
 # firmware_data_root: the data root the CLI picks without --data:
 # $TDQUANT_DATA, else ../shared/data beside the checkout, else the bundle
 # embedded in assets/ (host/src/data_root.rs). The CLI chooses the weights
@@ -49,4 +66,16 @@ firmware_data_root() {
   else
     echo "$PWD/assets"
   fi
+}
+
+# firmware_export_model BITS: the released W{BITS}A{BITS} integer model of
+# the data root (firmware_data_root), exported with the host CLI to
+# target/firmware-int/wBITS/model.tdq. Sets data (the data root) and out
+# (that folder) for the caller.
+firmware_export_model() {
+  data=$(firmware_data_root)
+  out=$PWD/target/firmware-int/w$1
+  mkdir -p "$out"
+  cargo host --data "$data" export \
+    --bounds "$data/golden/dobi_released_w$1.safetensors" --bits "$1" -o "$out/model.tdq"
 }

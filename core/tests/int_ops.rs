@@ -57,6 +57,15 @@ impl Tally {
     fn rate(&self) -> f64 {
         self.equal as f64 / self.total.max(1) as f64
     }
+    /// Prints the tally of `what` and asserts at least `min_rate` exact and
+    /// none more than one code off.
+    fn assert_close(&self, what: &str, min_rate: f64) {
+        println!("{what}: {self:?} ({:.6})", self.rate());
+        assert!(
+            self.rate() >= min_rate && self.max_diff <= 1,
+            "{what}: {self:?}"
+        );
+    }
 }
 
 /// `clamp(round((x − l)/s), 0, N)` in f64 (ties up, as the integer path).
@@ -283,8 +292,7 @@ fn ln_affine_and_fixed_quantizer_match_f64() {
             }
         }
     }
-    println!("LN → quantizer: {tally:?} ({:.5})", tally.rate());
-    assert!(tally.rate() >= 0.999 && tally.max_diff <= 1);
+    tally.assert_close("LN → quantizer", 0.999);
 }
 
 #[test]
@@ -418,11 +426,7 @@ fn linear_with_correction_matches_f64() {
                 }
             }
         }
-        println!("W{bits} linear codes: {tally:?} ({:.6})", tally.rate());
-        assert!(
-            tally.rate() >= 0.9995 && tally.max_diff <= 1,
-            "W{bits}: {tally:?}"
-        );
+        tally.assert_close(&format!("W{bits} linear codes"), 0.9995);
     }
 }
 
@@ -541,14 +545,28 @@ fn qk_constants(c: &AttnCase) -> (QkParams, Vec<u8>, Vec<i32>) {
     (qk, table, words_i64(&levels))
 }
 
-#[test]
-fn softmax_codes_match_f64() {
-    let mut rng = Rng(7);
+/// For activations of 2, 3 and 4 bits (top code `n`): `trials(rng, n,
+/// tally)`, then the tally checked as `A{bits} {what}`.
+fn check_widths(
+    seed: u64,
+    what: &str,
+    min_rate: f64,
+    mut trials: impl FnMut(&mut Rng, u8, &mut Tally),
+) {
+    let mut rng = Rng(seed);
     for bits in [2u8, 3, 4] {
         let n = (1u8 << bits) - 1;
         let mut tally = Tally::default();
+        trials(&mut rng, n, &mut tally);
+        tally.assert_close(&format!("A{bits} {what}"), min_rate);
+    }
+}
+
+#[test]
+fn softmax_codes_match_f64() {
+    check_widths(7, "softmax codes", 0.999, |rng, n, tally| {
         for trial in 0..12 {
-            let case = attn_case(&mut rng, n, trial % 2 == 1);
+            let case = attn_case(rng, n, trial % 2 == 1);
             let (qk, table, thresholds) = qk_constants(&case);
             let mut probs = vec![0u8; TOKENS * TOKENS];
             for head in 0..6 {
@@ -570,22 +588,14 @@ fn softmax_codes_match_f64() {
                 }
             }
         }
-        println!("A{bits} softmax codes: {tally:?} ({:.6})", tally.rate());
-        assert!(
-            tally.rate() >= 0.999 && tally.max_diff <= 1,
-            "A{bits}: {tally:?}"
-        );
-    }
+    });
 }
 
 #[test]
 fn av_codes_match_f64() {
-    let mut rng = Rng(9);
-    for bits in [2u8, 3, 4] {
-        let n = (1u8 << bits) - 1;
-        let mut tally = Tally::default();
+    check_widths(9, "P·v codes", 0.9995, |rng, n, tally| {
         for _ in 0..20 {
-            let case = attn_case(&mut rng, n, false);
+            let case = attn_case(rng, n, false);
             let probs: Vec<u8> = (0..TOKENS * TOKENS)
                 .map(|_| rng.below(u64::from(n) + 1) as u8)
                 .collect();
@@ -622,12 +632,7 @@ fn av_codes_match_f64() {
                 }
             }
         }
-        println!("A{bits} P·v codes: {tally:?} ({:.6})", tally.rate());
-        assert!(
-            tally.rate() >= 0.9995 && tally.max_diff <= 1,
-            "A{bits}: {tally:?}"
-        );
-    }
+    });
 }
 
 #[test]
@@ -771,30 +776,20 @@ fn conv_matches_direct_reference() {
 #[test]
 fn conv_rejects_bad_arguments() {
     let quant = [1 << 30, 0, 0];
-    let w = [0u8; 27];
-    let conv = Conv {
-        cin: 3,
-        cout: 1,
-        weights: ConvWeights::I8(&w),
-        quant: &quant[..],
-    };
-    assert!(conv.run(&[0; 12], 2, 2, |_, _, _| {}).is_ok());
-    assert!(conv.run(&[0; 11], 2, 2, |_, _, _| {}).is_err());
     let bad_q = [1, 0, 0];
-    let conv = Conv {
+    let w = [0u8; 27];
+    // A 3 → 1 channel conv with int8 weights.
+    let conv = |w, quant| Conv {
         cin: 3,
         cout: 1,
-        weights: ConvWeights::I8(&w),
-        quant: &bad_q[..],
+        weights: ConvWeights::I8(w),
+        quant,
     };
-    assert!(conv.run(&[0; 12], 2, 2, |_, _, _| {}).is_err());
-    let conv = Conv {
-        cin: 3,
-        cout: 1,
-        weights: ConvWeights::I8(&w[..26]),
-        quant: &quant[..],
-    };
-    assert!(conv.run(&[0; 12], 2, 2, |_, _, _| {}).is_err());
+    let run = |conv: Conv<'_, &[i32]>, input: &[i32]| conv.run(input, 2, 2, |_, _, _| {});
+    assert!(run(conv(&w, &quant[..]), &[0; 12]).is_ok());
+    assert!(run(conv(&w, &quant[..]), &[0; 11]).is_err());
+    assert!(run(conv(&w, &bad_q[..]), &[0; 12]).is_err());
+    assert!(run(conv(&w[..26], &quant[..]), &[0; 12]).is_err());
 }
 
 // ---------------------------------------------------------------------------

@@ -43,21 +43,12 @@ proptest! {
     #![proptest_config(cfg())]
 
     #[test]
-    fn apply_parts_i32_matches_core(
-        acc in acc_i32(), m in multiplier(), ts in total_shift(), r in rounding()
+    fn apply_parts_match_core(
+        a32 in acc_i32(), a64 in acc_i64(), m in multiplier(), ts in total_shift(), r in rounding()
     ) {
-        let got = host_arith::apply_parts_i32(acc, m, ts, r);
-        let want = apply_parts_i32(acc, m, ts, r);
-        prop_assert_eq!(got, want, "apply_parts_i32(acc={}, multiplier={}, total_shift={}, {:?})", acc, m, ts, r);
-    }
-
-    #[test]
-    fn apply_parts_matches_core(
-        acc in acc_i64(), m in multiplier(), ts in total_shift(), r in rounding()
-    ) {
-        let got = host_arith::apply_parts(acc, m, ts, r);
-        let want = apply_parts(acc, m, ts, r);
-        prop_assert_eq!(got, want, "apply_parts(acc={}, multiplier={}, total_shift={}, {:?})", acc, m, ts, r);
+        let case = format!("multiplier={m}, total_shift={ts}, {r:?}");
+        prop_assert_eq!(host_arith::apply_parts_i32(a32, m, ts, r), apply_parts_i32(a32, m, ts, r), "apply_parts_i32(acc={}, {})", a32, case);
+        prop_assert_eq!(host_arith::apply_parts(a64, m, ts, r), apply_parts(a64, m, ts, r), "apply_parts(acc={}, {})", a64, case);
     }
 
     #[test]

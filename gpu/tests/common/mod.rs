@@ -283,15 +283,17 @@ pub fn check_unpack(
     })
 }
 
+/// `op` and the requantizer, for failure messages.
+fn requant_case(op: &str, rq: Requantizer) -> String {
+    format!("{op} with {rq:?} (total shift {})", rq.total_shift())
+}
+
 pub fn check_requant_i32(
     backend: &dyn GpuOperators,
     rq: Requantizer,
     acc: &[i32],
 ) -> Result<(), String> {
-    let what = format!(
-        "requantize_i32 with {rq:?} (total shift {})",
-        rq.total_shift()
-    );
+    let what = requant_case("requantize_i32", rq);
     check_requant(backend, &what, acc, 0x5A5Ai64, |acc, out| {
         Operator::RequantizeI32 { rq, acc, out }
     })
@@ -303,10 +305,7 @@ pub fn check_requant_i32_clamped(
     acc: &[i32],
     (min, max): (i32, i32),
 ) -> Result<(), String> {
-    let what = format!(
-        "requantize_i32_clamped to [{min}, {max}] with {rq:?} (total shift {})",
-        rq.total_shift()
-    );
+    let what = requant_case(&format!("requantize_i32_clamped to [{min}, {max}]"), rq);
     check_requant(backend, &what, acc, 0x5A5Ai32, |acc, out| {
         Operator::RequantizeI32Clamped {
             rq,
@@ -322,10 +321,7 @@ pub fn check_requant_i64(
     rq: Requantizer,
     acc: &[i64],
 ) -> Result<(), String> {
-    let what = format!(
-        "requantize_i64 with {rq:?} (total shift {})",
-        rq.total_shift()
-    );
+    let what = requant_case("requantize_i64", rq);
     check_requant(backend, &what, acc, 0x5A5Ai64, |acc, out| {
         Operator::RequantizeI64 { rq, acc, out }
     })

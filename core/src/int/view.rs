@@ -53,30 +53,43 @@ impl<T: I32Src + ?Sized> I32Src for &T {
     }
 }
 
-/// Little-endian `i32` elements in a byte slice (a `.tdq` I32 section).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LeI32<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> LeI32<'a> {
-    /// Views `bytes` (its length rounded down to whole elements).
-    pub const fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes }
-    }
-
-    /// The sub-array `[start, start + len)`, clipped to the data.
-    pub fn sub(&self, start: usize, len: usize) -> LeI32<'a> {
-        let from = start.saturating_mul(4).min(self.bytes.len());
-        let to = start
-            .saturating_add(len)
-            .saturating_mul(4)
-            .min(self.bytes.len());
-        LeI32 {
-            bytes: self.bytes.get(from..to).unwrap_or(&[]),
+/// Defines `$name`, a view of the little-endian elements (`$size` bytes
+/// each) of a byte slice, with its constructor and sub-array; each view
+/// reads its elements itself.
+macro_rules! le_view {
+    ($(#[$doc:meta])* $name:ident, $size:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name<'a> {
+            bytes: &'a [u8],
         }
-    }
+
+        impl<'a> $name<'a> {
+            /// Views `bytes` (its length rounded down to whole elements).
+            pub const fn new(bytes: &'a [u8]) -> Self {
+                Self { bytes }
+            }
+
+            /// The sub-array `[start, start + len)`, clipped to the data.
+            pub fn sub(&self, start: usize, len: usize) -> $name<'a> {
+                let from = start.saturating_mul($size).min(self.bytes.len());
+                let to = start
+                    .saturating_add(len)
+                    .saturating_mul($size)
+                    .min(self.bytes.len());
+                $name {
+                    bytes: self.bytes.get(from..to).unwrap_or(&[]),
+                }
+            }
+        }
+    };
 }
+
+le_view!(
+    /// Little-endian `i32` elements in a byte slice (a `.tdq` I32 section).
+    LeI32,
+    4
+);
 
 impl I32Src for LeI32<'_> {
     fn len(&self) -> usize {
@@ -91,18 +104,13 @@ impl I32Src for LeI32<'_> {
     }
 }
 
-/// Little-endian `i16` elements in a byte slice (a `.tdq` I16 section).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LeI16<'a> {
-    bytes: &'a [u8],
-}
+le_view!(
+    /// Little-endian `i16` elements in a byte slice (a `.tdq` I16 section).
+    LeI16,
+    2
+);
 
-impl<'a> LeI16<'a> {
-    /// Views `bytes` (its length rounded down to whole elements).
-    pub const fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes }
-    }
-
+impl LeI16<'_> {
     /// Number of elements.
     pub const fn len(&self) -> usize {
         self.bytes.len() / 2
@@ -119,18 +127,6 @@ impl<'a> LeI16<'a> {
         match self.bytes.get(start..start.saturating_add(2)) {
             Some(&[a, b]) => i16::from_le_bytes([a, b]),
             _ => 0,
-        }
-    }
-
-    /// The sub-array `[start, start + len)`, clipped to the data.
-    pub fn sub(&self, start: usize, len: usize) -> LeI16<'a> {
-        let from = start.saturating_mul(2).min(self.bytes.len());
-        let to = start
-            .saturating_add(len)
-            .saturating_mul(2)
-            .min(self.bytes.len());
-        LeI16 {
-            bytes: self.bytes.get(from..to).unwrap_or(&[]),
         }
     }
 }

@@ -62,7 +62,7 @@ static AVX2: Kernels = Kernels {
     conv_row: super::x86_64::avx2::conv_row,
     window: super::x86_64::avx2::window,
     mlp_chunk: super::x86_64::avx2::mlp_chunk,
-    blocks: Some(super::x86_64::avx2::AVX2_KERNELS),
+    blocks: Some(super::x86_64::avx2::KERNELS),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -73,7 +73,7 @@ static AVX512_VNNI: Kernels = Kernels {
     conv_row: super::x86_64::avx2::conv_row,
     window: super::x86_64::avx2::window,
     mlp_chunk: super::x86_64::avx2::mlp_chunk,
-    blocks: Some(super::x86_64::avx512::VNNI_KERNELS),
+    blocks: Some(super::x86_64::avx512::KERNELS),
 };
 
 impl Kernels {

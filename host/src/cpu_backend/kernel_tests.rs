@@ -20,7 +20,7 @@ use super::dispatch::Kernels;
 use super::model::run_conv;
 use super::prepared::{FastConv, LnFast};
 #[cfg(target_arch = "x86_64")]
-use super::prepared_vnni::{GeluSearch, LinV, SoftmaxV};
+use super::prepared_vnni::{GeluSearch, HeadAv, HeadQk, LinV, SoftmaxV};
 use super::scalar::layernorm::{ln_token, quant_token};
 #[cfg(target_arch = "x86_64")]
 use super::x86_64::{
@@ -276,10 +276,16 @@ isa_kernel_test! {
             tl: core::array::from_fn(|i| t.get(i).map_or(0, |&x| x & 0xF_FFFF)),
         };
         let mut got = vec![0u8; TOKENS * TOKENS];
-        // SAFETY: the macro runs this body only where the level is available.
-        unsafe {
-            on_level!(isa, softmax_head(&q, &k, col, &sm, &bias, masked.then_some(&labels), &mut got))
+        let head = HeadQk {
+            q: &q,
+            k: &k,
+            col,
+            sm: &sm,
+            bias_h: &bias,
+            labels: masked.then_some(&labels),
         };
+        // SAFETY: the macro runs this body only where the level is available.
+        unsafe { on_level!(isa, softmax_head(&head, &mut got)) };
         same(&got, &want)?;
     }
 }
@@ -314,8 +320,14 @@ isa_kernel_test! {
         let mut want = vec![0u8; TOKENS * EMBED];
         av_codes(&probs, &v, EMBED, col, &av, levels, &mut want, EMBED).unwrap();
         let mut got = vec![0u8; TOKENS * EMBED];
+        let head = HeadAv {
+            v: &v,
+            col,
+            av: &av,
+            levels,
+        };
         // SAFETY: the macro runs this body only where the level is available.
-        unsafe { on_level!(isa, av_head(&probs, &v, col, &av, levels, &mut got)) };
+        unsafe { on_level!(isa, av_head(&probs, &head, &mut got)) };
         same(&got, &want)?;
     }
 }

@@ -5,10 +5,11 @@
 //! model allows them (codes of at most 7 bits, small convolution weights);
 //! plain data, so it builds on every target.
 
+use tdquant_core::int::attention::AvParams;
 use tdquant_core::int::layernorm::FixedQuant;
 use tdquant_core::int::linear::CodeAffine;
 use tdquant_core::int::model::BlockParams;
-use tdquant_core::int::{I32Src, LeI32, EMBED, MLP};
+use tdquant_core::int::{I32Src, LeI32, EMBED, HEAD_DIM, MLP, TOKENS};
 use tdquant_core::requant::Requantizer;
 
 use super::prepared::LnFast;
@@ -348,6 +349,33 @@ impl ConvEpi {
     }
 }
 
+impl LinV {
+    /// Core's `t_j = acc_j·A + (Σ x)·B + C_j` of the tokens `x` (`k` codes
+    /// each) from their exact `i32` dot products `acc` (`rows_pad` per
+    /// token), emitted as `emit(t0 + token, t)`; `trow` holds `rows_pad`.
+    #[inline(always)]
+    pub(crate) fn emit_tokens<F: FnMut(usize, &[i64])>(
+        &self,
+        x: &[u8],
+        acc: &[i32],
+        t0: usize,
+        trow: &mut [i64],
+        emit: &mut F,
+    ) {
+        let rp = self.rows_pad;
+        for (t, xs) in x.chunks_exact(self.k).enumerate() {
+            let s = i64::from(xs.iter().map(|&v| u32::from(v)).sum::<u32>());
+            let sb = s * self.b;
+            let ar = &acc[t * rp..(t + 1) * rp];
+            let tr = &mut trow[..rp];
+            for ((d, &a), &c) in tr.iter_mut().zip(ar).zip(&self.cs) {
+                *d = i64::from(a) * self.a + sb + c;
+            }
+            emit(t0 + t, tr);
+        }
+    }
+}
+
 /// The softmax constants of one block.
 pub(crate) struct SoftmaxV<'b> {
     pub(crate) a: i64,
@@ -360,4 +388,76 @@ pub(crate) struct SoftmaxV<'b> {
     /// unused ones are replaced by `i32::MAX` edges).
     pub(crate) th: [i64; 16],
     pub(crate) tl: [i64; 16],
+}
+
+/// One head's softmax operands: the 60-wide `q` and `k` code planes, the
+/// head's first column, the block's constants, `R[h, rpi(i, j)] << rpb_shift`
+/// (64 × 64) and, in a shifted block, the tokens' mask regions.
+#[derive(Clone, Copy)]
+pub(crate) struct HeadQk<'a> {
+    pub(crate) q: &'a [u8],
+    pub(crate) k: &'a [u8],
+    pub(crate) col: usize,
+    pub(crate) sm: &'a SoftmaxV<'a>,
+    pub(crate) bias_h: &'a [i64],
+    pub(crate) labels: Option<&'a [u8; TOKENS]>,
+}
+
+impl HeadQk<'_> {
+    /// Panics unless the planes hold a window and `probs` its 64 × 64 codes:
+    /// the kernels index them unchecked.
+    pub(crate) fn check(&self, probs: &[u8]) {
+        assert!(
+            self.q.len() >= TOKENS * EMBED
+                && self.k.len() >= TOKENS * EMBED
+                && self.col + HEAD_DIM <= EMBED
+                && self.bias_h.len() >= TOKENS * TOKENS
+                && probs.len() >= TOKENS * TOKENS
+        );
+    }
+}
+
+/// One head's `P·v` operands: the 60-wide `v` code plane, the head's first
+/// column, the block's constants and the output code levels.
+#[derive(Clone, Copy)]
+pub(crate) struct HeadAv<'a> {
+    pub(crate) v: &'a [u8],
+    pub(crate) col: usize,
+    pub(crate) av: &'a AvParams,
+    pub(crate) levels: u8,
+}
+
+impl HeadAv<'_> {
+    /// The value codes by groups of four tokens, as the dot products take
+    /// them: `groups[g][d]` holds the codes of tokens `4g..4g + 4` in
+    /// dimension `d` (lane 10 holds ones, so that it accumulates the
+    /// probability sums), and `sums[d] = Σ_j v_jd`. Checks the operands
+    /// first (`check`).
+    #[inline(always)]
+    pub(crate) fn value_groups(&self, probs: &[u8], out: &[u8]) -> ([[i32; 16]; 16], [i64; 16]) {
+        self.check(probs, out);
+        let mut groups = [[0i32; 16]; 16];
+        let mut sums = [0i64; 16];
+        for (g, lanes) in groups.iter_mut().enumerate() {
+            for (d, lane) in lanes.iter_mut().enumerate().take(HEAD_DIM) {
+                let b: [u8; 4] =
+                    core::array::from_fn(|s| self.v[(4 * g + s) * EMBED + self.col + d]);
+                sums[d] += b.iter().map(|&x| i64::from(x)).sum::<i64>();
+                *lane = i32::from_le_bytes(b);
+            }
+            lanes[HEAD_DIM] = 0x0101_0101;
+        }
+        (groups, sums)
+    }
+
+    /// Panics unless `probs` holds a window's 64 × 64 codes and the planes a
+    /// window: the kernels index them unchecked.
+    pub(crate) fn check(&self, probs: &[u8], out: &[u8]) {
+        assert!(
+            probs.len() >= TOKENS * TOKENS
+                && self.v.len() >= TOKENS * EMBED
+                && out.len() >= TOKENS * EMBED
+                && self.col + HEAD_DIM <= EMBED
+        );
+    }
 }

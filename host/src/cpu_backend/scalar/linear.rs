@@ -15,6 +15,55 @@ pub(crate) fn gelu_fast(t: i64, hl: &[(i64, i64)]) -> u8 {
         .fold(0u8, u8::saturating_add)
 }
 
+/// An accumulator lane of the weight × code dot products: `i16` where
+/// `Lin::narrow` proves every partial sum fits, else `i32`. Wrapping
+/// arithmetic, so the exact sum is the result whenever it fits the lane.
+trait Lane: Copy + Default {
+    fn code(x: u8) -> Self;
+    fn weight(w: i16) -> Self;
+    fn mac(self, x: Self, w: Self) -> Self;
+    fn exact(self) -> i32;
+}
+
+macro_rules! lane {
+    ($($t:ty),*) => {$(
+        impl Lane for $t {
+            #[inline(always)]
+            fn code(x: u8) -> Self {
+                <$t>::from(x)
+            }
+            #[inline(always)]
+            fn weight(w: i16) -> Self {
+                <$t>::from(w)
+            }
+            #[inline(always)]
+            fn mac(self, x: Self, w: Self) -> Self {
+                self.wrapping_add(x.wrapping_mul(w))
+            }
+            #[inline(always)]
+            fn exact(self) -> i32 {
+                i32::from(self)
+            }
+        }
+    )*};
+}
+
+lane!(i16, i32);
+
+/// `Σ_i x_i·w_ji` of one token `x` for every row `j` (`acc.len()` rows of
+/// the transposed weights `wt`).
+#[inline(always)]
+fn dot_rows<'a, A: Lane>(x: &[u8], wt: &[i16], acc: &'a mut [A]) -> &'a [A] {
+    acc.fill(A::default());
+    for (&xi, wcol) in x.iter().zip(wt.chunks_exact(acc.len())) {
+        let xi = A::code(xi);
+        for (a, &w) in acc.iter_mut().zip(wcol) {
+            *a = a.mac(xi, A::weight(w));
+        }
+    }
+    acc
+}
+
 /// `t` of every (token, row) as core's `linear` computes it
 /// (`CodeAffine::t` of the exact integer `Σ a_i c_ji` and `Σ a_i`).
 #[inline(always)]
@@ -31,28 +80,14 @@ pub(crate) fn linear<F: FnMut(usize, usize, i64)>(
     for (t, x) in input.chunks_exact(k).enumerate() {
         let s = sum_codes(x);
         if lin.narrow {
-            let acc = &mut acc16[..rows];
-            acc.fill(0);
-            for (&xi, wcol) in x.iter().zip(lin.wt.chunks_exact(rows)) {
-                let xi = i16::from(xi);
-                for (a, &w) in acc.iter_mut().zip(wcol) {
-                    *a = a.wrapping_add(xi.wrapping_mul(w));
-                }
-            }
+            let acc = dot_rows(x, &lin.wt, &mut acc16[..rows]);
             for (j, (&a, &cj)) in acc.iter().zip(c).enumerate() {
-                emit(t, j, affine.t(i32::from(a), s, cj));
+                emit(t, j, affine.t(a.exact(), s, cj));
             }
         } else {
-            let acc = &mut acc32[..rows];
-            acc.fill(0);
-            for (&xi, wcol) in x.iter().zip(lin.wt.chunks_exact(rows)) {
-                let xi = i32::from(xi);
-                for (a, &w) in acc.iter_mut().zip(wcol) {
-                    *a = a.wrapping_add(xi.wrapping_mul(i32::from(w)));
-                }
-            }
+            let acc = dot_rows(x, &lin.wt, &mut acc32[..rows]);
             for (j, (&a, &cj)) in acc.iter().zip(c).enumerate() {
-                emit(t, j, affine.t(a, s, cj));
+                emit(t, j, affine.t(a.exact(), s, cj));
             }
         }
     }

@@ -9,21 +9,27 @@
 
 use rayon::prelude::*;
 use tdquant_core::int::arith::clamp_stream;
-use tdquant_core::int::attention::AvParams;
 use tdquant_core::int::runner::window_tokens;
 use tdquant_core::int::{EMBED, HEADS, HEAD_DIM, MLP, TOKENS, WINDOW};
 
 use crate::cpu_backend::model::FastIntModel;
 use crate::cpu_backend::prepared::FastConv;
-use crate::cpu_backend::prepared_vnni::{ConvV, GeluSearch, LinV, SoftmaxV, VBlock};
+use crate::cpu_backend::prepared_vnni::{
+    ConvV, GeluSearch, HeadAv, HeadQk, LinV, SoftmaxV, VBlock,
+};
 use crate::cpu_backend::scalar::layernorm::{
     code_of, ln_apply, ln_stats, quant_token, rsr, LnStats,
 };
+use crate::cpu_backend::scalar::stream::pad_i16;
 
 /// Every output row of a convolution: `(conv, layout, input, h, w, out,
 /// padded-input scratch)`.
 pub(crate) type ConvRows =
     unsafe fn(&FastConv, &ConvV, &[i32], usize, usize, &mut [i64], &mut Vec<i16>);
+
+/// One output row of a convolution on the zero-bordered `i16` input:
+/// `(conv, layout, padded input, w, y, row)`.
+pub(crate) type ConvRow = unsafe fn(&FastConv, &ConvV, &[i16], usize, usize, &mut [i64]);
 
 /// One attention window updating the stream in place:
 /// `(model, block, layout, stream, hp, wp, window, scratch)`.
@@ -59,28 +65,39 @@ pub(crate) trait CodeOps {
     unsafe fn linear<F: FnMut(usize, &[i64])>(input: &[u8], lin: &LinV, emit: F);
 
     /// Core's `softmax_codes` for one head (`k` codes `≤ 127`).
-    unsafe fn softmax_head(
-        q: &[u8],
-        k: &[u8],
-        col: usize,
-        sm: &SoftmaxV<'_>,
-        bias_h: &[i64],
-        labels: Option<&[u8; TOKENS]>,
-        probs: &mut [u8],
-    );
+    unsafe fn softmax_head(head: &HeadQk<'_>, probs: &mut [u8]);
 
     /// Core's `av_codes` for one head (`v` codes `≤ 127`).
-    unsafe fn av_head(
-        probs: &[u8],
-        v: &[u8],
-        col: usize,
-        av: &AvParams,
-        levels: u8,
-        out: &mut [u8],
-    );
+    unsafe fn av_head(probs: &[u8], head: &HeadAv<'_>, out: &mut [u8]);
 
     /// Core's `gelu_code` of every `t[j]` (`t.len()` a multiple of 8).
     unsafe fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]);
+}
+
+/// Every output row of `conv` (`out[p·cout + o]`, exactly as core's
+/// `Conv::run` emits it) through `row`, rows in parallel, on the
+/// zero-bordered `i16` copy of the input in `padded`.
+///
+/// # Safety
+/// The CPU must be able to run `row`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn conv_rows(
+    conv: &FastConv,
+    cv: &ConvV,
+    input: &[i32],
+    h: usize,
+    w: usize,
+    out: &mut [i64],
+    padded: &mut Vec<i16>,
+    row: ConvRow,
+) {
+    let padded: &[i16] = pad_i16(input, h, w, conv.cin, cv.cin_pad, padded);
+    out.par_chunks_mut(w * conv.cout)
+        .enumerate()
+        .for_each(|(y, orow)| {
+            // SAFETY: the caller's CPU runs `row`.
+            unsafe { row(conv, cv, padded, w, y, orow) };
+        });
 }
 
 /// The attention branch of block `index`, windows in parallel, each
@@ -228,8 +245,22 @@ pub(crate) unsafe fn window<K: CodeOps>(
         // SAFETY: the caller's CPU runs K; q, k, v codes are ≤ levels ≤ 127
         // (`VBlock` exists).
         unsafe {
-            K::softmax_head(&qc[..], &kc[..], col, &sm, bias, mask, &mut probs[..]);
-            K::av_head(&probs[..], &vc[..], col, &vb.av, levels, &mut oc[..]);
+            let qk = HeadQk {
+                q: &qc[..],
+                k: &kc[..],
+                col,
+                sm: &sm,
+                bias_h: bias,
+                labels: mask,
+            };
+            K::softmax_head(&qk, &mut probs[..]);
+            let pv = HeadAv {
+                v: &vc[..],
+                col,
+                av: &vb.av,
+                levels,
+            };
+            K::av_head(&probs[..], &pv, &mut oc[..]);
         }
     }
     let frac = vb.lproj.frac;
@@ -299,3 +330,142 @@ pub(crate) unsafe fn mlp_chunk<K: CodeOps>(
         t0 += m;
     }
 }
+
+/// One level's dispatch-table entries (`KERNELS`) and its [`CodeOps`]
+/// (`$ops`), in a level module with the same kernel names as every other
+/// (`conv::conv_rows`, `linear::linear`, `softmax::softmax_head`,
+/// `av::av_head`, `gelu::gelu_search`): the shared orchestration
+/// instantiated inside `#[target_feature]` functions of the level's
+/// `$features`, so that every primitive inlined into it is compiled for the
+/// level. The table installs `KERNELS` only on a CPU that has the features.
+macro_rules! level_kernels {
+    ($level:literal, $ops:ident, $features:literal) => {
+        #[doc = concat!("The ", $level, " entries of the dispatch table.")]
+        pub(crate) const KERNELS: $crate::cpu_backend::x86_64::blocks::BlockKernels =
+            $crate::cpu_backend::x86_64::blocks::BlockKernels {
+                conv_rows: conv_rows_level,
+                attention: attention_level,
+                mlp_chunk: mlp_chunk_level,
+            };
+
+        #[doc = concat!("The ", $level, " primitives of the shared block orchestration.")]
+        pub(crate) struct $ops;
+
+        // SAFETY (of every method): the caller's CPU has the level's features.
+        impl $crate::cpu_backend::x86_64::blocks::CodeOps for $ops {
+            #[inline(always)]
+            unsafe fn linear<F: FnMut(usize, &[i64])>(
+                input: &[u8],
+                lin: &$crate::cpu_backend::prepared_vnni::LinV,
+                emit: F,
+            ) {
+                unsafe { linear::linear(input, lin, emit) }
+            }
+
+            #[inline(always)]
+            unsafe fn softmax_head(
+                head: &$crate::cpu_backend::prepared_vnni::HeadQk<'_>,
+                probs: &mut [u8],
+            ) {
+                unsafe { softmax::softmax_head(head, probs) }
+            }
+
+            #[inline(always)]
+            unsafe fn av_head(
+                probs: &[u8],
+                head: &$crate::cpu_backend::prepared_vnni::HeadAv<'_>,
+                out: &mut [u8],
+            ) {
+                unsafe { av::av_head(probs, head, out) }
+            }
+
+            #[inline(always)]
+            unsafe fn gelu_search(
+                t: &[i64],
+                gs: &$crate::cpu_backend::prepared_vnni::GeluSearch,
+                out: &mut [u8],
+            ) {
+                unsafe { gelu::gelu_search(t, gs, out) }
+            }
+        }
+
+        /// Every output row of `conv` (see `blocks::conv_rows`).
+        ///
+        /// # Safety
+        /// The CPU must have the level's features.
+        unsafe fn conv_rows_level(
+            conv: &$crate::cpu_backend::prepared::FastConv,
+            cv: &$crate::cpu_backend::prepared_vnni::ConvV,
+            input: &[i32],
+            h: usize,
+            w: usize,
+            out: &mut [i64],
+            padded: &mut Vec<i16>,
+        ) {
+            use $crate::cpu_backend::x86_64::blocks;
+            // SAFETY: the caller's CPU has the features `conv::conv_row` needs.
+            unsafe { blocks::conv_rows(conv, cv, input, h, w, out, padded, conv::conv_row) }
+        }
+
+        /// The attention branch of block `index` (see `blocks::attention`).
+        ///
+        /// # Safety
+        /// The CPU must have the level's features.
+        unsafe fn attention_level(
+            m: &$crate::cpu_backend::model::FastIntModel<'_>,
+            index: usize,
+            vb: &$crate::cpu_backend::prepared_vnni::VBlock,
+            r: &mut [i32],
+            hp: usize,
+            wp: usize,
+        ) {
+            use $crate::cpu_backend::x86_64::blocks;
+            // SAFETY: the caller's CPU has the features `window_level` needs.
+            unsafe { blocks::attention(m, index, vb, r, hp, wp, window_level) }
+        }
+
+        /// One attention window, compiled for the level.
+        ///
+        /// # Safety
+        /// The CPU must have the level's features; `stream` as in
+        /// `blocks::attention`.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn window_level(
+            m: &$crate::cpu_backend::model::FastIntModel<'_>,
+            index: usize,
+            vb: &$crate::cpu_backend::prepared_vnni::VBlock,
+            stream: &$crate::cpu_backend::x86_64::blocks::SharedStream,
+            hp: usize,
+            wp: usize,
+            win: usize,
+            scratch: &mut $crate::cpu_backend::x86_64::blocks::WinScratch,
+        ) {
+            // SAFETY: the features are enabled on this function.
+            unsafe {
+                $crate::cpu_backend::x86_64::blocks::window::<$ops>(
+                    m, index, vb, stream, hp, wp, win, scratch,
+                )
+            }
+        }
+
+        /// The MLP on a chunk of tokens, compiled for the level.
+        ///
+        /// # Safety
+        /// The CPU must have the level's features.
+        #[target_feature(enable = $features)]
+        unsafe fn mlp_chunk_level(
+            vb: &$crate::cpu_backend::prepared_vnni::VBlock,
+            chunk: &mut [i32],
+            fc1in: &mut [u8; tdquant_core::int::TOKENS * tdquant_core::int::EMBED],
+            hidden: &mut [u8; tdquant_core::int::TOKENS * tdquant_core::int::MLP],
+        ) {
+            // SAFETY: the features are enabled on this function.
+            unsafe {
+                $crate::cpu_backend::x86_64::blocks::mlp_chunk::<$ops>(vb, chunk, fc1in, hidden)
+            }
+        }
+    };
+}
+
+pub(crate) use level_kernels;

@@ -4,8 +4,9 @@
 use std::arch::x86_64::*;
 
 use tdquant_core::int::arith::{clamp_code, rshift_round};
-use tdquant_core::int::attention::AvParams;
 use tdquant_core::int::{EMBED, HEAD_DIM, TOKENS};
+
+use crate::cpu_backend::prepared_vnni::HeadAv;
 
 /// Core's `av_codes` for one head (60-wide `v` and `out`). Requires `v`
 /// codes `≤ 127`; `probs` may be any `u8`.
@@ -16,32 +17,10 @@ use tdquant_core::int::{EMBED, HEAD_DIM, TOKENS};
 /// value groups holds ones, so that it accumulates `cs_i = Σ_j p_ij`. The
 /// epilogue is core's expression.
 #[target_feature(enable = "avx2")]
-pub(crate) fn av_head_avx2(
-    probs: &[u8],
-    v: &[u8],
-    col: usize,
-    av: &AvParams,
-    levels: u8,
-    out: &mut [u8],
-) {
-    assert!(
-        probs.len() >= TOKENS * TOKENS
-            && v.len() >= TOKENS * EMBED
-            && out.len() >= TOKENS * EMBED
-            && col + HEAD_DIM <= EMBED
-    );
-    // vb[g][d]: the codes of tokens 4g..4g + 4 in dimension d.
-    let mut vb = [[0i32; 16]; 16];
-    let mut vs = [0i64; HEAD_DIM];
+pub(crate) fn av_head(probs: &[u8], head: &HeadAv<'_>, out: &mut [u8]) {
+    let (vb, vs) = head.value_groups(probs, out);
+    let (col, av, levels) = (head.col, head.av, head.levels);
     let mut back = [0i32; 16];
-    for (g, lanes) in vb.iter_mut().enumerate() {
-        for (d, lane) in lanes.iter_mut().enumerate().take(HEAD_DIM) {
-            let b: [u8; 4] = core::array::from_fn(|s| v[(4 * g + s) * EMBED + col + d]);
-            vs[d] += b.iter().map(|&x| i64::from(x)).sum::<i64>();
-            *lane = i32::from_le_bytes(b);
-        }
-        lanes[HEAD_DIM] = 0x0101_0101;
-    }
     for (d, b) in back.iter_mut().enumerate().take(HEAD_DIM) {
         *b = 128 * vs[d] as i32;
     }

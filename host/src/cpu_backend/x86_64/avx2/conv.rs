@@ -5,35 +5,8 @@
 
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
-
 use crate::cpu_backend::prepared::FastConv;
 use crate::cpu_backend::prepared_vnni::ConvV;
-use crate::cpu_backend::scalar::stream::pad_i16;
-
-/// Every output row of `conv` (`out[p·cout + o]`, exactly as core's
-/// `Conv::run` emits it), rows in parallel, through the zero-bordered `i16`
-/// copy of the input in `padded`.
-///
-/// # Safety
-/// The CPU must have AVX2.
-pub(crate) unsafe fn conv_rows(
-    conv: &FastConv,
-    cv: &ConvV,
-    input: &[i32],
-    h: usize,
-    w: usize,
-    out: &mut [i64],
-    padded: &mut Vec<i16>,
-) {
-    let padded: &[i16] = pad_i16(input, h, w, conv.cin, cv.cin_pad, padded);
-    out.par_chunks_mut(w * conv.cout)
-        .enumerate()
-        .for_each(|(y, orow)| {
-            // SAFETY: the caller's CPU has AVX2.
-            unsafe { conv_row_avx2(conv, cv, padded, w, y, orow) };
-        });
-}
 
 /// `PX` output pixels from `x0` of row `y`, outputs `o0..o0 + 8·NV`:
 /// `acc[p·cout_pad + o]`.
@@ -118,7 +91,7 @@ unsafe fn conv_pixels<const PX: usize>(
 
 /// Output row `y` of `conv` on the zero-bordered `i16` input (AVX2).
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn conv_row_avx2(
+pub(crate) unsafe fn conv_row(
     conv: &FastConv,
     cv: &ConvV,
     padded: &[i16],

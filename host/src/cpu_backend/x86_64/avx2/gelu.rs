@@ -13,7 +13,7 @@ use crate::cpu_backend::prepared_vnni::GeluSearch;
 /// Padding entries (`H = i64::MAX`, `L = i64::MIN`) are skipped: no such
 /// `t` reaches them.
 #[target_feature(enable = "avx2")]
-pub(crate) fn gelu_search_avx2(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
+pub(crate) fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
     assert!(t.len().is_multiple_of(8) && out.len() >= t.len());
     if let Some(nw) = &gs.narrow {
         // Entry c of the unshifted tables (`GeluNarrow`'s step 1).

@@ -86,7 +86,7 @@ unsafe fn lin_rows<const T: usize>(x: &[u8], lin: &LinV, acc: &mut [i32]) {
 /// `rows_pad` rows (the padding rows are zeros·A + Σa·B).
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) unsafe fn linear_avx2<F: FnMut(usize, &[i64])>(input: &[u8], lin: &LinV, mut emit: F) {
+pub(crate) unsafe fn linear<F: FnMut(usize, &[i64])>(input: &[u8], lin: &LinV, mut emit: F) {
     const T: usize = 2;
     let k = lin.k;
     let n = input.len() / k;
@@ -106,17 +106,7 @@ pub(crate) unsafe fn linear_avx2<F: FnMut(usize, &[i64])>(input: &[u8], lin: &Li
                 lin_rows::<1>(x, lin, &mut acc);
             }
         }
-        for t in 0..m {
-            let xs = &x[t * k..(t + 1) * k];
-            let s = i64::from(xs.iter().map(|&v| u32::from(v)).sum::<u32>());
-            let sb = s * lin.b;
-            let ar = &acc[t * rp..(t + 1) * rp];
-            let tr = &mut trow[..rp];
-            for ((d, &a), &c) in tr.iter_mut().zip(ar).zip(&lin.cs) {
-                *d = i64::from(a) * lin.a + sb + c;
-            }
-            emit(t0 + t, tr);
-        }
+        lin.emit_tokens(x, &acc, t0, &mut trow, &mut emit);
         t0 += m;
     }
 }

@@ -10,48 +10,26 @@ use crate::cpu_backend::model::FastIntModel;
 use crate::cpu_backend::prepared::FastConv;
 use crate::cpu_backend::scalar;
 
-/// [`scalar::conv::conv_row`] for AVX2.
+/// `$name`, a copy of the portable kernel `$kernel` (an `#[inline(always)]`
+/// function with the same parameters) compiled for AVX2.
 ///
-/// # Safety
+/// # Safety (of each)
 /// The CPU must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn conv_row(
-    conv: &FastConv,
-    input: &[i32],
-    h: usize,
-    w: usize,
-    y: usize,
-    orow: &mut [i64],
-) {
-    scalar::conv::conv_row(conv, input, h, w, y, orow);
+macro_rules! compiled_for_avx2 {
+    ($($name:ident = $kernel:path, ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?;)*) => {$(
+        #[doc = concat!("[`", stringify!($kernel), "`] compiled for AVX2.")]
+        ///
+        /// # Safety
+        /// The CPU must have AVX2.
+        #[target_feature(enable = "avx2")]
+        pub(crate) unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+            $kernel($($arg),*)
+        }
+    )*};
 }
 
-/// [`scalar::attention::window`] for AVX2.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn window(
-    m: &FastIntModel<'_>,
-    index: usize,
-    r: &[i32],
-    hp: usize,
-    wp: usize,
-    win: usize,
-    delta: &mut [i64],
-) -> Result<()> {
-    scalar::attention::window(m, index, r, hp, wp, win, delta)
-}
-
-/// [`scalar::mlp::mlp_chunk`] for AVX2.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn mlp_chunk(
-    m: &FastIntModel<'_>,
-    index: usize,
-    chunk: &mut [i32],
-) -> Result<()> {
-    scalar::mlp::mlp_chunk(m, index, chunk)
+compiled_for_avx2! {
+    conv_row = scalar::conv::conv_row, (conv: &FastConv, input: &[i32], h: usize, w: usize, y: usize, orow: &mut [i64]);
+    window = scalar::attention::window, (m: &FastIntModel<'_>, index: usize, r: &[i32], hp: usize, wp: usize, win: usize, delta: &mut [i64]) -> Result<()>;
+    mlp_chunk = scalar::mlp::mlp_chunk, (m: &FastIntModel<'_>, index: usize, chunk: &mut [i32]) -> Result<()>;
 }

@@ -8,7 +8,7 @@ use tdquant_core::int::arith::ceil_shift_i128;
 use tdquant_core::int::attention::{MASK_Z, PROB_FRAC};
 use tdquant_core::int::{EMBED, HEAD_DIM, TOKENS};
 
-use crate::cpu_backend::prepared_vnni::SoftmaxV;
+use crate::cpu_backend::prepared_vnni::HeadQk;
 
 /// `2^31·2^(−d/2^32)` in four `u64` lanes, exactly core's `exp2_neg_q31`
 /// for every `d`: the same steps as the AVX-512 `exp2_v` (each
@@ -58,22 +58,16 @@ pub(crate) fn exp2_avx2(d: __m256i) -> __m256i {
 /// `128·Σk`. Everything after the `i32` dot products is core's `i64`
 /// expression (`acc·A + kb·B + bias + mask`), in 64-bit lanes.
 #[target_feature(enable = "avx2")]
-pub(crate) fn softmax_head_avx2(
-    q: &[u8],
-    k: &[u8],
-    col: usize,
-    sm: &SoftmaxV<'_>,
-    bias_h: &[i64],
-    labels: Option<&[u8; TOKENS]>,
-    probs: &mut [u8],
-) {
-    assert!(
-        q.len() >= TOKENS * EMBED
-            && k.len() >= TOKENS * EMBED
-            && col + HEAD_DIM <= EMBED
-            && bias_h.len() >= TOKENS * TOKENS
-            && probs.len() >= TOKENS * TOKENS
-    );
+pub(crate) fn softmax_head(head: &HeadQk<'_>, probs: &mut [u8]) {
+    head.check(probs);
+    let HeadQk {
+        q,
+        k,
+        col,
+        sm,
+        bias_h,
+        labels,
+    } = *head;
     // Keys by groups of four dimensions (10 padded with zeros to 12):
     // kw[g][j] holds the four codes of group g of key j.
     let mut kw = [[0i32; TOKENS]; 3];

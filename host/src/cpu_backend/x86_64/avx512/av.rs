@@ -6,35 +6,15 @@ use std::arch::x86_64::*;
 use tdquant_core::int::{EMBED, HEAD_DIM, TOKENS};
 
 use super::softmax::rsr_v;
+use crate::cpu_backend::prepared_vnni::HeadAv;
 
 /// Core's `av_codes` for one head (60-wide `v` and `out`). Requires `v`
 /// codes `≤ 127`. Lane 10 of the value groups holds ones, so that it
 /// accumulates `cs_i = Σ_j c_ij`.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-pub(crate) fn av_head_v(
-    probs: &[u8],
-    v: &[u8],
-    col: usize,
-    av: &tdquant_core::int::attention::AvParams,
-    levels: u8,
-    out: &mut [u8],
-) {
-    assert!(
-        probs.len() >= TOKENS * TOKENS
-            && v.len() >= TOKENS * EMBED
-            && out.len() >= TOKENS * EMBED
-            && col + HEAD_DIM <= EMBED
-    );
-    let mut vb = [[0i32; 16]; 16];
-    let mut vs = [0i64; 16];
-    for (g, lanes) in vb.iter_mut().enumerate() {
-        for (d, lane) in lanes.iter_mut().enumerate().take(HEAD_DIM) {
-            let b: [u8; 4] = core::array::from_fn(|s| v[(4 * g + s) * EMBED + col + d]);
-            vs[d] += b.iter().map(|&x| i64::from(x)).sum::<i64>();
-            *lane = i32::from_le_bytes(b);
-        }
-        lanes[HEAD_DIM] = 0x0101_0101;
-    }
+pub(crate) fn av_head(probs: &[u8], head: &HeadAv<'_>, out: &mut [u8]) {
+    let (vb, vs) = head.value_groups(probs, out);
+    let (col, av, levels) = (head.col, head.av, head.levels);
     let vsc: [i64; 16] = core::array::from_fn(|d| vs[d] * av.c + av.d);
     // SAFETY: 64 bytes inside vb[g].
     let vbv: [__m512i; 16] =

@@ -3,35 +3,8 @@
 
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
-
 use crate::cpu_backend::prepared::FastConv;
 use crate::cpu_backend::prepared_vnni::{ConvEpi, ConvV};
-use crate::cpu_backend::scalar::stream::pad_i16;
-
-/// Every output row of `conv` (`out[p·cout + o]`, exactly as core's
-/// `Conv::run` emits it), rows in parallel, through the zero-bordered `i16`
-/// copy of the input in `padded`.
-///
-/// # Safety
-/// The CPU must have AVX-512 F, BW, DQ, VL and VNNI.
-pub(crate) unsafe fn conv_rows(
-    conv: &FastConv,
-    cv: &ConvV,
-    input: &[i32],
-    h: usize,
-    w: usize,
-    out: &mut [i64],
-    padded: &mut Vec<i16>,
-) {
-    let padded: &[i16] = pad_i16(input, h, w, conv.cin, cv.cin_pad, padded);
-    out.par_chunks_mut(w * conv.cout)
-        .enumerate()
-        .for_each(|(y, orow)| {
-            // SAFETY: the caller's CPU has the features.
-            unsafe { conv_row_v(conv, cv, padded, w, y, orow) };
-        });
-}
 
 /// `out[o] = requant_o.apply_i64(acc[o]) + bias_o` for `o < out.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
@@ -119,7 +92,7 @@ unsafe fn conv_px<const NV: usize, const PX: usize>(
 
 /// Output row `y` of `conv` on the zero-bordered `i16` input (AVX-512).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-pub(crate) unsafe fn conv_row_v(
+pub(crate) unsafe fn conv_row(
     conv: &FastConv,
     cv: &ConvV,
     padded: &[i16],

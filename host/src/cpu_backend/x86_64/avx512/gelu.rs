@@ -8,7 +8,7 @@ use crate::cpu_backend::prepared_vnni::GeluSearch;
 /// `out[j]` = core's `gelu_code(t[j])` for `t.len()` a multiple of 8.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
 #[inline]
-pub(crate) fn gelu_search_v(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
+pub(crate) fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
     assert!(t.len().is_multiple_of(8) && out.len() >= t.len());
     if let Some(nw) = &gs.narrow {
         // SAFETY: a 64-byte load of a 16-entry i32 table.

@@ -45,7 +45,7 @@ pub(crate) unsafe fn lin_dot<const NV: usize, const T: usize>(
 /// `rows_pad` rows (the padding rows are garbage-free zeros·A + Σa·B).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
 #[inline]
-pub(crate) unsafe fn linear_v<F: FnMut(usize, &[i64])>(input: &[u8], lin: &LinV, mut emit: F) {
+pub(crate) unsafe fn linear<F: FnMut(usize, &[i64])>(input: &[u8], lin: &LinV, mut emit: F) {
     let k = lin.k;
     let n = input.len() / k;
     let mut acc = [0i32; 4 * 128];
@@ -66,17 +66,7 @@ pub(crate) unsafe fn linear_v<F: FnMut(usize, &[i64])>(input: &[u8], lin: &LinV,
                 _ => unreachable!("rows_pad is 64 or 128"),
             }
         }
-        for t in 0..m {
-            let xs = &x[t * k..(t + 1) * k];
-            let s = i64::from(xs.iter().map(|&v| u32::from(v)).sum::<u32>());
-            let sb = s * lin.b;
-            let ar = &acc[t * rp..(t + 1) * rp];
-            let tr = &mut trow[..rp];
-            for ((d, &a), &c) in tr.iter_mut().zip(ar).zip(&lin.cs) {
-                *d = i64::from(a) * lin.a + sb + c;
-            }
-            emit(t0 + t, tr);
-        }
+        lin.emit_tokens(x, &acc, t0, &mut trow, &mut emit);
         t0 += m;
     }
 }

@@ -8,7 +8,7 @@ use tdquant_core::int::arith::ceil_shift_i128;
 use tdquant_core::int::attention::{MASK_Z, PROB_FRAC};
 use tdquant_core::int::{EMBED, HEAD_DIM, TOKENS};
 
-use crate::cpu_backend::prepared_vnni::SoftmaxV;
+use crate::cpu_backend::prepared_vnni::HeadQk;
 
 /// `2^31·2^(−d/2^32)` in eight `u64` lanes, exactly [`exp2_neg_q31`]
 /// (see its docs; each `_mm512_mul_epu32` operand is `< 2^32`: `r < 2^24`,
@@ -62,41 +62,32 @@ pub(crate) fn rsr_v(v: __m512i, k: u32) -> __m512i {
 /// 60-wide `q`, `k`): `bias_h` is `R[h, rpi(i, j)] << rpb_shift` (64 × 64).
 /// Requires `k` codes `≤ 127`.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-pub(crate) fn softmax_head_v(
-    q: &[u8],
-    k: &[u8],
-    col: usize,
-    sm: &SoftmaxV<'_>,
-    bias_h: &[i64],
-    labels: Option<&[u8; TOKENS]>,
-    probs: &mut [u8],
-) {
-    match labels {
-        Some(l) => softmax_head_impl::<true>(q, k, col, sm, bias_h, l, probs),
-        None => softmax_head_impl::<false>(q, k, col, sm, bias_h, &[0; TOKENS], probs),
+pub(crate) fn softmax_head(head: &HeadQk<'_>, probs: &mut [u8]) {
+    head.check(probs);
+    match head.labels {
+        Some(l) => softmax_head_impl::<true>(head, l, probs),
+        None => softmax_head_impl::<false>(head, &[0; TOKENS], probs),
     }
 }
 
-/// [`softmax_head_v`], compiled with and without the shift mask.
+/// [`softmax_head`], compiled with and without the shift mask.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
 #[inline]
 #[allow(clippy::needless_range_loop)] // ktv[g][v] and z[2v + h] pair index spaces
 pub(crate) fn softmax_head_impl<const MASKED: bool>(
-    q: &[u8],
-    k: &[u8],
-    col: usize,
-    sm: &SoftmaxV<'_>,
-    bias_h: &[i64],
+    head: &HeadQk<'_>,
     labels: &[u8; TOKENS],
     probs: &mut [u8],
 ) {
-    assert!(
-        q.len() >= TOKENS * EMBED
-            && k.len() >= TOKENS * EMBED
-            && col + HEAD_DIM <= EMBED
-            && bias_h.len() >= TOKENS * TOKENS
-            && probs.len() >= TOKENS * TOKENS
-    );
+    head.check(probs);
+    let HeadQk {
+        q,
+        k,
+        col,
+        sm,
+        bias_h,
+        ..
+    } = *head;
     // Keys by groups of four dimensions (10 padded to 12): ktv[g][v] holds
     // the four codes of group g of keys 16v..16v + 16 (gathered: bytes
     // j·60 + col + 4g.., the last group read at +6 and shifted down so that

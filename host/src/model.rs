@@ -267,9 +267,14 @@ impl SwinBlock {
         let wv = hook.weight(self.sid(Site::VWeight), &self.wv)?;
         let v = heads(kernels::linear(&xv, &wv, &self.bv)?)?;
 
-        let mask = self.shifted.then_some(&geo.mask);
         // softmax(q·kᵀ + bias + mask), [bw,6,64,64]
-        let attn = kernels::attention_probs(&q, &k, &self.rpb, mask, NUM_HEADS, geo.n_windows)?;
+        let terms = kernels::WindowTerms {
+            bias: self.rpb.clone(),
+            mask: self.shifted.then(|| geo.mask.clone()),
+            heads: NUM_HEADS,
+            n_windows: geo.n_windows,
+        };
+        let attn = kernels::attention_probs(&q, &k, &terms)?;
         let attn = hook.act(self.sid(Site::AttnProb), &attn)?;
         let v = hook.act(self.sid(Site::AttnV), &v)?;
         let o = kernels::bmm(&attn, &v)?

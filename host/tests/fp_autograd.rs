@@ -65,8 +65,15 @@ fn randn(shape: &[usize]) -> Tensor {
 }
 
 /// A random relative-position bias and the shift mask of a 16×16 map (`nw` = 4 windows), as
-/// the kernels take them and as the candle tensors of the reference.
-fn bias_and_mask(heads: usize, nw: usize) -> (Arc<Vec<f32>>, Arc<ShiftMask>, Tensor, Tensor) {
+/// the kernels take them (without and with the mask) and as the candle tensors of the reference.
+struct Terms {
+    plain: kernels::WindowTerms,
+    masked: kernels::WindowTerms,
+    bias_t: Tensor,
+    mask_t: Tensor,
+}
+
+fn bias_and_mask(heads: usize, nw: usize) -> Terms {
     let bias: Vec<f32> = randn(&[heads * 4096])
         .flatten_all()
         .unwrap()
@@ -74,23 +81,39 @@ fn bias_and_mask(heads: usize, nw: usize) -> (Arc<Vec<f32>>, Arc<ShiftMask>, Ten
         .unwrap();
     let mask = shift_mask(16, 16);
     let bias_t = Tensor::from_vec(bias.clone(), (heads, 64, 64), &Device::Cpu).unwrap();
-    let mask_t = Tensor::from_vec(mask.clone(), (nw, 1, 64, 64), &Device::Cpu).unwrap();
-    let (bias, mask) = (Arc::new(bias), Arc::new(ShiftMask::new(16, 16)));
-    (bias, mask, bias_t, mask_t)
+    let mask_t = Tensor::from_vec(mask, (nw, 1, 64, 64), &Device::Cpu).unwrap();
+    let plain = kernels::WindowTerms {
+        bias: Arc::new(bias),
+        mask: None,
+        heads,
+        n_windows: nw,
+    };
+    let masked = kernels::WindowTerms {
+        mask: Some(Arc::new(ShiftMask::new(16, 16))),
+        ..plain.clone()
+    };
+    Terms {
+        plain,
+        masked,
+        bias_t,
+        mask_t,
+    }
 }
 
 #[test]
 fn softmax_with_bias_and_mask() {
     let (b, nw, heads) = (2, 4, 6);
     let logits = (randn(&[b * nw, heads, 64, 64]) * 3.0).unwrap();
-    let (bias, mask, bias_t, mask_t) = bias_and_mask(heads, nw);
+    let t = bias_and_mask(heads, nw);
     check(
         "softmax+mask",
         std::slice::from_ref(&logits),
-        |x| kernels::attention_softmax(&x[0], &bias, Some(&mask), heads, nw),
+        |x| kernels::attention_softmax(&x[0], &t.masked),
         |x| {
-            let a = x[0].broadcast_add(&bias_t)?;
-            let a = a.reshape((b, nw, heads, 64, 64))?.broadcast_add(&mask_t)?;
+            let a = x[0].broadcast_add(&t.bias_t)?;
+            let a = a
+                .reshape((b, nw, heads, 64, 64))?
+                .broadcast_add(&t.mask_t)?;
             candle_nn::ops::softmax(&a.reshape((b * nw, heads, 64, 64))?, D::Minus1)
         },
         1e-6,
@@ -98,8 +121,8 @@ fn softmax_with_bias_and_mask() {
     check(
         "softmax",
         &[logits],
-        |x| kernels::attention_softmax(&x[0], &bias, None, heads, nw),
-        |x| candle_nn::ops::softmax(&x[0].broadcast_add(&bias_t)?, D::Minus1),
+        |x| kernels::attention_softmax(&x[0], &t.plain),
+        |x| candle_nn::ops::softmax(&x[0].broadcast_add(&t.bias_t)?, D::Minus1),
         1e-6,
     );
 }
@@ -109,20 +132,17 @@ fn fused_attention_probs() {
     let (b, nw, heads) = (2, 4, 6);
     let q = (randn(&[b * nw, heads, 64, 10]) * 2.0).unwrap();
     let k = randn(&[b * nw, heads, 64, 10]);
-    let (bias, mask, bias_t, mask_t) = bias_and_mask(heads, nw);
+    let t = bias_and_mask(heads, nw);
     for masked in [false, true] {
         check(
             "attention_probs",
             &[q.clone(), k.clone()],
+            |x| kernels::attention_probs(&x[0], &x[1], if masked { &t.masked } else { &t.plain }),
             |x| {
-                let m = masked.then_some(&mask);
-                kernels::attention_probs(&x[0], &x[1], &bias, m, heads, nw)
-            },
-            |x| {
-                let a = x[0].matmul(&x[1].t()?)?.broadcast_add(&bias_t)?;
+                let a = x[0].matmul(&x[1].t()?)?.broadcast_add(&t.bias_t)?;
                 let a = if masked {
                     a.reshape((b, nw, heads, 64, 64))?
-                        .broadcast_add(&mask_t)?
+                        .broadcast_add(&t.mask_t)?
                         .reshape((b * nw, heads, 64, 64))?
                 } else {
                     a

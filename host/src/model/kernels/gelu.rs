@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_slice, fast_erf, fast_exp, has_avx2_fma, CHUNK};
+use super::{f32_slice, fast_erf, fast_exp, has_avx2_fma, zip2_par, CHUNK};
 
 struct GeluOp;
 struct GeluGradOp;
@@ -54,15 +54,9 @@ impl CustomOp2 for GeluGradOp {
     }
 
     cpu_fwd!(|op, (x, l1), (g, l2)| {
-        if x.len() != g.len() {
-            candle_core::bail!("gelu grad: size mismatch");
-        }
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-            .for_each(|(o, (xi, gi))| {
-                dispatch!(k, (xi: &[f32], gi: &[f32], o: &mut [f32]), gelu_grad_slice(xi, gi, o));
-            });
+        let out = zip2_par(x, g, "gelu grad", |xi, gi, o| {
+            dispatch!(k, (xi: &[f32], gi: &[f32], o: &mut [f32]), gelu_grad_slice(xi, gi, o));
+        })?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     });
 }

@@ -18,6 +18,7 @@
 //! batched matmul), `residual` (residual adds); this file holds what they share.
 
 use candle_core::{CpuStorage, Layout, Result};
+use rayon::prelude::*;
 
 /// Tokens per window (64) = attention row length.
 const N: usize = 64;
@@ -117,6 +118,24 @@ pub fn fast_erf(x: f32) -> f32 {
 /// Elements per parallel task of the element-wise kernels.
 const CHUNK: usize = 16 * 1024;
 
+/// `f(a_piece, b_piece, out_piece)` over matching `CHUNK`-element pieces of
+/// two same-length inputs and a new output, pieces in parallel.
+fn zip2_par(
+    a: &[f32],
+    b: &[f32],
+    what: &str,
+    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync + Send,
+) -> Result<Vec<f32>> {
+    if a.len() != b.len() {
+        candle_core::bail!("{what}: size mismatch");
+    }
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (x, y))| f(x, y, o));
+    Ok(out)
+}
+
 mod gelu;
 mod im2col;
 mod layer_norm;
@@ -129,4 +148,4 @@ pub use im2col::im2col3x3;
 pub use layer_norm::layer_norm;
 pub use matmul::{bmm, bmm_nt, linear, linear_scaled};
 pub use residual::{add, window_reverse_add};
-pub use softmax::{attention_probs, attention_softmax};
+pub use softmax::{attention_probs, attention_softmax, WindowTerms};

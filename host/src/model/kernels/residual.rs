@@ -5,7 +5,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_slice, CHUNK};
+use super::{f32_slice, zip2_par};
 
 /// `a + b` (same shape).
 struct AddOp;
@@ -16,17 +16,11 @@ impl CustomOp2 for AddOp {
     }
 
     cpu_fwd!(|op, (a, l1), (b, l2)| {
-        if a.len() != b.len() {
-            candle_core::bail!("add: size mismatch");
-        }
-        let mut out = vec![0f32; a.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(o, (x, y))| {
-                for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
-                    *o = x + y;
-                }
-            });
+        let out = zip2_par(a, b, "add", |x, y, o| {
+            for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
+                *o = x + y;
+            }
+        })?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     });
 

@@ -12,14 +12,45 @@ use super::layer_norm::sum8;
 use super::matmul::{bmm, sgemm};
 use super::{f32_slice, fast_exp, has_avx2_fma, N};
 
-/// Softmax over the last dim of `logits + bias (+ mask)`, one window-head block at a time.
+/// The position terms of window attention, added to the logits before the
+/// softmax: the relative-position bias (`heads·64·64` values) and, in a
+/// shifted block, the mask of the `n_windows` windows of one image.
 #[derive(Clone)]
-struct AttnSoftmax {
-    bias: Arc<Vec<f32>>,
-    mask: Option<Arc<ShiftMask>>,
-    heads: usize,
-    n_windows: usize,
+pub struct WindowTerms {
+    /// `heads` 64 × 64 blocks.
+    pub bias: Arc<Vec<f32>>,
+    /// The mask of the windows of one image, in a shifted block.
+    pub mask: Option<Arc<ShiftMask>>,
+    /// Attention heads.
+    pub heads: usize,
+    /// Windows per image.
+    pub n_windows: usize,
 }
+
+impl WindowTerms {
+    /// Errors (naming `what`) unless `bw` windows of `heads` heads fit the
+    /// bias and the mask.
+    fn check(&self, what: &str, bw: usize, heads: usize) -> Result<()> {
+        if heads != self.heads
+            || !bw.is_multiple_of(self.n_windows)
+            || self.bias.len() != heads * N * N
+        {
+            candle_core::bail!(
+                "{what}: {bw} windows of {heads} heads, terms for {}",
+                self.heads
+            );
+        }
+        if let Some(m) = &self.mask {
+            if m.n_windows() != self.n_windows {
+                candle_core::bail!("{what}: mask for {} windows", m.n_windows());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Softmax over the last dim of `logits + bias (+ mask)`, one window-head block at a time.
+struct AttnSoftmax(WindowTerms);
 
 /// `v[j] ← e^(v[j] − max v)`, the max over 8 lanes (a row of either softmax
 /// kernel, `N` values).
@@ -39,25 +70,32 @@ fn exp_minus_max(v: &mut [f32]) {
     }
 }
 
+/// Row `r` of a block's logits `v` plus row `r` of the bias and of the
+/// mask, in PyTorch's order (`(x + bias) + mask`).
+#[inline(always)]
+fn add_bias_row(r: usize, bias: &[f32], mask: Option<&[f32]>, v: &mut [f32]) {
+    let br = &bias[r * N..(r + 1) * N];
+    match mask {
+        Some(m) => {
+            let mr = &m[r * N..(r + 1) * N];
+            for j in 0..N {
+                v[j] = (v[j] + br[j]) + mr[j];
+            }
+        }
+        None => {
+            for j in 0..N {
+                v[j] += br[j];
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn softmax_block(x: &[f32], bias: &[f32], mask: Option<&[f32]>, out: &mut [f32]) {
     for r in 0..N {
-        let xr = &x[r * N..(r + 1) * N];
-        let br = &bias[r * N..(r + 1) * N];
         let mut v = [0f32; N];
-        match mask {
-            Some(m) => {
-                let mr = &m[r * N..(r + 1) * N];
-                for j in 0..N {
-                    v[j] = (xr[j] + br[j]) + mr[j];
-                }
-            }
-            None => {
-                for j in 0..N {
-                    v[j] = xr[j] + br[j];
-                }
-            }
-        }
+        v.copy_from_slice(&x[r * N..(r + 1) * N]);
+        add_bias_row(r, bias, mask, &mut v);
         exp_minus_max(&mut v[..]);
         let mut acc = [0f32; 8];
         for c in v.chunks_exact(8) {
@@ -81,9 +119,9 @@ impl CustomOp1 for AttnSoftmax {
     cpu_fwd!(|op, (x, l)| {
         let blk = N * N;
         let mut out = vec![0f32; x.len()];
-        let (heads, nw) = (op.heads, op.n_windows);
-        let bias = &op.bias[..];
-        let mask = op.mask.as_deref();
+        let (heads, nw) = (op.0.heads, op.0.n_windows);
+        let bias = &op.0.bias[..];
+        let mask = op.0.mask.as_deref();
         out.par_chunks_mut(blk)
             .zip(x.par_chunks(blk))
             .enumerate()
@@ -109,40 +147,19 @@ impl CustomOp1 for AttnSoftmax {
 }
 
 /// `softmax(logits + bias + mask)` over the last dim. `logits`: `[B·nW, heads, 64, 64]`
-/// (window-major inside each image); `bias`: `heads·64·64` values; `mask`: the shifted-window
-/// mask of the `nW` windows of one image, or `None`. Differentiable in `logits`.
-pub fn attention_softmax(
-    logits: &Tensor,
-    bias: &Arc<Vec<f32>>,
-    mask: Option<&Arc<ShiftMask>>,
-    heads: usize,
-    n_windows: usize,
-) -> Result<Tensor> {
+/// (window-major inside each image). Differentiable in `logits`.
+pub fn attention_softmax(logits: &Tensor, terms: &WindowTerms) -> Result<Tensor> {
     let (bw, h, n1, n2) = logits.dims4()?;
-    if h != heads || n1 != N || n2 != N || bw % n_windows != 0 || bias.len() != heads * N * N {
+    if n1 != N || n2 != N {
         candle_core::bail!("attention_softmax: bad shape {:?}", logits.dims());
     }
-    if let Some(m) = mask {
-        if m.n_windows() != n_windows {
-            candle_core::bail!("attention_softmax: mask for {} windows", m.n_windows());
-        }
-    }
-    logits.contiguous()?.apply_op1(AttnSoftmax {
-        bias: bias.clone(),
-        mask: mask.cloned(),
-        heads,
-        n_windows,
-    })
+    terms.check("attention_softmax", bw, h)?;
+    logits.contiguous()?.apply_op1(AttnSoftmax(terms.clone()))
 }
 
 /// `softmax(q·kᵀ + bias (+ mask))`, one window-head block per task, without materializing the
 /// logits.
-struct AttnProbs {
-    bias: Arc<Vec<f32>>,
-    mask: Option<Arc<ShiftMask>>,
-    heads: usize,
-    n_windows: usize,
-}
+struct AttnProbs(WindowTerms);
 
 impl CustomOp2 for AttnProbs {
     fn name(&self) -> &'static str {
@@ -151,12 +168,12 @@ impl CustomOp2 for AttnProbs {
 
     cpu_fwd!(|op, (q, l1), (k, l2)| {
         let (bw, heads, n, d) = l1.shape().dims4()?;
-        if l2.dims() != l1.dims() || n != N || heads != op.heads {
+        if l2.dims() != l1.dims() || n != N || heads != op.0.heads {
             candle_core::bail!("attention_probs: q {:?}, k {:?}", l1.dims(), l2.dims());
         }
         let blk = N * N;
-        let (nw, bias) = (op.n_windows, &op.bias[..]);
-        let mask = op.mask.as_deref();
+        let (nw, bias) = (op.0.n_windows, &op.0.bias[..]);
+        let mask = op.0.mask.as_deref();
         let mut out = vec![0f32; bw * heads * blk];
         out.par_chunks_mut(blk).enumerate().for_each(|(i, o)| {
             let qi = &q[i * N * d..(i + 1) * N * d];
@@ -195,20 +212,7 @@ impl CustomOp2 for AttnProbs {
 fn softmax_block_inplace(bias: &[f32], mask: Option<&[f32]>, x: &mut [f32]) {
     for r in 0..N {
         let v = &mut x[r * N..(r + 1) * N];
-        let br = &bias[r * N..(r + 1) * N];
-        match mask {
-            Some(m) => {
-                let mr = &m[r * N..(r + 1) * N];
-                for j in 0..N {
-                    v[j] = (v[j] + br[j]) + mr[j];
-                }
-            }
-            None => {
-                for j in 0..N {
-                    v[j] += br[j];
-                }
-            }
-        }
+        add_bias_row(r, bias, mask, v);
         exp_minus_max(v);
         let s = sum8(v);
         for e in v.iter_mut() {
@@ -218,33 +222,14 @@ fn softmax_block_inplace(bias: &[f32], mask: Option<&[f32]>, x: &mut [f32]) {
 }
 
 /// `softmax(q·kᵀ + bias (+ mask))` over the last dim, for `q`, `k`: `[B·nW, heads, 64, d]`
-/// (window-major inside each image); `bias`: `heads·64·64` values; `mask`: the shifted-window
-/// mask of the `nW` windows of one image, or `None`. Equals [`attention_softmax`]`(bmm_nt(q, k), …)` without materializing the logits.
-/// Differentiable in `q` and `k`.
-pub fn attention_probs(
-    q: &Tensor,
-    k: &Tensor,
-    bias: &Arc<Vec<f32>>,
-    mask: Option<&Arc<ShiftMask>>,
-    heads: usize,
-    n_windows: usize,
-) -> Result<Tensor> {
+/// (window-major inside each image). Equals [`attention_softmax`]`(bmm_nt(q, k), …)` without
+/// materializing the logits. Differentiable in `q` and `k`.
+pub fn attention_probs(q: &Tensor, k: &Tensor, terms: &WindowTerms) -> Result<Tensor> {
     let (bw, h, n, _) = q.dims4()?;
-    if h != heads || n != N || bw % n_windows != 0 || bias.len() != heads * N * N {
+    if n != N {
         candle_core::bail!("attention_probs: bad shape {:?}", q.dims());
     }
-    if let Some(m) = mask {
-        if m.n_windows() != n_windows {
-            candle_core::bail!("attention_probs: mask for {} windows", m.n_windows());
-        }
-    }
-    q.contiguous()?.apply_op2(
-        &k.contiguous()?,
-        AttnProbs {
-            bias: bias.clone(),
-            mask: mask.cloned(),
-            heads,
-            n_windows,
-        },
-    )
+    terms.check("attention_probs", bw, h)?;
+    q.contiguous()?
+        .apply_op2(&k.contiguous()?, AttnProbs(terms.clone()))
 }

@@ -28,7 +28,7 @@
 //! differ from a given numpy build in the last bit, which does not change any
 //! pixel of the Set5/Set14/B100 LR files (tested byte for byte).
 
-use image::{GrayImage, RgbImage};
+use image::{ImageBuffer, Pixel};
 
 /// numpy's pairwise summation (`pairwise_sum_DOUBLE`), which `np.sum`,
 /// `np.mean` and `ndarray.sum(axis)` use along a contiguous reduction axis:
@@ -235,23 +235,12 @@ pub fn imresize_u8(
     (out, oh, ow)
 }
 
-/// Crops an RGB image to the largest multiple of `s` in each dimension,
-/// keeping the top-left corner (`hr[:h - h % s, :w - w % s]`).
+/// Crops an 8-bit image (RGB, gray, …) to the largest multiple of `s` in
+/// each dimension, keeping the top-left corner (`hr[:h - h % s, :w - w % s]`).
 ///
 /// # Panics
 /// If `s == 0`.
-pub fn mod_crop(img: &RgbImage, s: usize) -> RgbImage {
-    assert!(s > 0, "mod_crop by 0");
-    let s = s as u32;
-    let (w, h) = (img.width(), img.height());
-    image::imageops::crop_imm(img, 0, 0, w - w % s, h - h % s).to_image()
-}
-
-/// Crops a gray image to the largest multiple of `s` in each dimension.
-///
-/// # Panics
-/// If `s == 0`.
-pub fn mod_crop_gray(img: &GrayImage, s: usize) -> GrayImage {
+pub fn mod_crop<P: Pixel<Subpixel = u8> + 'static>(img: &Image8<P>, s: usize) -> Image8<P> {
     assert!(s > 0, "mod_crop by 0");
     let s = s as u32;
     let (w, h) = (img.width(), img.height());
@@ -267,34 +256,27 @@ fn check_factor(w: u32, h: u32, s: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The benchmark LR image of an HR RGB image: mod-crop to a multiple of `s`,
-/// then MATLAB bicubic `imresize` by `1/s` (scale computed as `1.0 / s`).
-pub fn downscale_rgb(hr: &RgbImage, s: usize) -> anyhow::Result<RgbImage> {
+/// The benchmark LR image of an 8-bit HR image (RGB, gray, …): mod-crop to
+/// a multiple of `s`, then MATLAB bicubic `imresize` by `1/s` (scale
+/// computed as `1.0 / s`).
+pub fn downscale<P: Pixel<Subpixel = u8> + 'static>(
+    hr: &Image8<P>,
+    s: usize,
+) -> anyhow::Result<Image8<P>> {
     check_factor(hr.width(), hr.height(), s)?;
     let hr = mod_crop(hr, s);
     let (data, oh, ow) = imresize_u8(
         hr.as_raw(),
         hr.height() as usize,
         hr.width() as usize,
-        3,
+        usize::from(P::CHANNEL_COUNT),
         1.0 / s as f64,
     );
-    Ok(RgbImage::from_raw(ow as u32, oh as u32, data).expect("buffer sized for the image"))
+    Ok(Image8::from_raw(ow as u32, oh as u32, data).expect("buffer sized for the image"))
 }
 
-/// [`downscale_rgb`] for a single-channel image.
-pub fn downscale_gray(hr: &GrayImage, s: usize) -> anyhow::Result<GrayImage> {
-    check_factor(hr.width(), hr.height(), s)?;
-    let hr = mod_crop_gray(hr, s);
-    let (data, oh, ow) = imresize_u8(
-        hr.as_raw(),
-        hr.height() as usize,
-        hr.width() as usize,
-        1,
-        1.0 / s as f64,
-    );
-    Ok(GrayImage::from_raw(ow as u32, oh as u32, data).expect("buffer sized for the image"))
-}
+/// An 8-bit image with pixels `P`.
+pub type Image8<P> = ImageBuffer<P, Vec<u8>>;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use image::{DynamicImage, RgbImage};
-use tdquant_host::bicubic::{downscale_gray, downscale_rgb, mod_crop};
+use tdquant_host::bicubic::{downscale, mod_crop};
 use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::eval::dataset::{find_lr_file, list_images, lr_dir};
 use tdquant_host::image_io::read_rgb8;
@@ -56,12 +56,12 @@ fn check_set(root: &Path, set: &str, failures: &mut Vec<String>) -> usize {
             let lr_path = find_lr_file(&lr_dir(root, set, s), name, s)
                 .unwrap_or_else(|| panic!("{set}: no x{s} LR file for {name}"));
             let want = read_rgb8(&lr_path).expect("read LR");
-            let got = downscale_rgb(&hr_img, s).expect("downscale");
+            let got = downscale(&hr_img, s).expect("downscale");
             if let Err(e) = compare(&got, &want) {
                 failures.push(format!("{set}/{name} x{s}: {e}"));
             }
             if let Some(g) = &gray {
-                let gl = downscale_gray(g, s).expect("downscale gray");
+                let gl = downscale(g, s).expect("downscale gray");
                 let rgb = RgbImage::from_fn(gl.width(), gl.height(), |x, y| {
                     let v = gl.get_pixel(x, y)[0];
                     image::Rgb([v, v, v])

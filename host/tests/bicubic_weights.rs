@@ -19,7 +19,7 @@
 //! ```
 
 use image::GrayImage;
-use tdquant_host::bicubic::{cubic, downscale_gray, imresize_u8, ResizeWeights};
+use tdquant_host::bicubic::{cubic, downscale, imresize_u8, ResizeWeights};
 
 fn check(rw: &ResizeWeights, taps: usize, w_row: &[f64], idx: &[&[usize]], exact: bool) {
     assert_eq!(rw.taps, taps);
@@ -160,7 +160,7 @@ fn tiny_resize_matches_oracle() {
     ];
     let img = test_image();
     for (s, dims, data) in want {
-        let got = downscale_gray(&img, s).unwrap();
+        let got = downscale(&img, s).unwrap();
         assert_eq!(got.dimensions(), dims, "x{s}");
         assert_eq!(got.as_raw().as_slice(), data, "x{s}");
         // The same through the interleaved 3-channel path.
@@ -179,6 +179,6 @@ fn tiny_resize_matches_oracle() {
 #[test]
 fn too_small_is_an_error() {
     let img = GrayImage::new(3, 5);
-    assert!(downscale_gray(&img, 4).is_err());
-    assert!(downscale_gray(&img, 0).is_err());
+    assert!(downscale(&img, 4).is_err());
+    assert!(downscale(&img, 0).is_err());
 }

@@ -8,7 +8,7 @@
 //!    folder (recursively, sorted by path, so the order never depends on the
 //!    file system), reads it as RGB8 and makes its LR with the MATLAB-exact
 //!    bicubic `imresize(·, 1/s)` of the mod-cropped HR
-//!    ([`crate::bicubic::downscale_rgb`]), exactly as the released data
+//!    ([`crate::bicubic::downscale`]), exactly as the released data
 //!    (`DF2K/LR_bicubic/X{s}`) was made. It fails — before any long work —
 //!    on a missing or empty folder and on an image whose LR is smaller than
 //!    the patch, naming the file.
@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
-use crate::bicubic::downscale_rgb;
+use crate::bicubic::downscale;
 use crate::image_io::read_rgb8;
 
 /// Sub-folder of the data root holding the calibration images.
@@ -204,7 +204,7 @@ impl CalibPool {
                         source,
                     };
                     let hr = read_rgb8(path).map_err(|e| img_err(e.into()))?;
-                    let lr = downscale_rgb(&hr, scale).map_err(img_err)?;
+                    let lr = downscale(&hr, scale).map_err(img_err)?;
                     let (w, h) = (lr.width() as usize, lr.height() as usize);
                     if w < min_patch || h < min_patch {
                         return Err(DataError::TooSmall {

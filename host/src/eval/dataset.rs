@@ -7,7 +7,7 @@
 //! sorted by name. The GT is the HR image cropped to LR size × s (BasicSR's
 //! `img_gt[0:h_lq * s, 0:w_lq * s]`). If the set has no `LR_bicubic/X<s>`
 //! folder at all, the LR images are made from the HR images with the
-//! MATLAB-exact bicubic downscaler ([`crate::bicubic::downscale_rgb`]),
+//! MATLAB-exact bicubic downscaler ([`crate::bicubic::downscale`]),
 //! which reproduces the stored LR files byte for byte; a present folder with
 //! a missing file is an error.
 
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use image::RgbImage;
 
-use crate::bicubic::downscale_rgb;
+use crate::bicubic::downscale;
 use crate::image_io::read_rgb8;
 
 /// One image of a benchmark set.
@@ -170,7 +170,7 @@ impl BenchmarkSet {
         let hr = read_rgb8(&entry.hr_path)?;
         let lr = match &entry.lr_path {
             Some(p) => read_rgb8(p)?,
-            None => downscale_rgb(&hr, self.scale)
+            None => downscale(&hr, self.scale)
                 .with_context(|| format!("downscaling {}", entry.hr_path.display()))?,
         };
         let gt = crop_gt(&hr, &lr, self.scale)

@@ -161,76 +161,30 @@ pub fn f32_to_u8_basicsr(v: f32) -> u8 {
 /// layout.
 pub fn dynamic_to_rgb8(img: DynamicImage) -> Result<RgbImage, String> {
     let (w, h) = (img.width(), img.height());
-    let rgb_from = |n: usize, f: &dyn Fn(usize) -> [u8; 3]| {
-        let mut out = Vec::with_capacity(3 * n);
-        for i in 0..n {
-            out.extend_from_slice(&f(i));
-        }
+    // Interleaved samples with `channels` per pixel (gray, gray + alpha,
+    // RGB, RGBA) → RGB8: gray is replicated, alpha dropped.
+    fn rgb<T: Copy>(w: u32, h: u32, s: &[T], channels: usize, to8: fn(T) -> u8) -> RgbImage {
+        let out = s
+            .chunks_exact(channels)
+            .flat_map(|px| match channels {
+                1 | 2 => [to8(px[0]); 3],
+                _ => [to8(px[0]), to8(px[1]), to8(px[2])],
+            })
+            .collect();
         RgbImage::from_raw(w, h, out).expect("buffer sized for the image")
-    };
-    let n = w as usize * h as usize;
+    }
+    let same = |v: u8| v;
     Ok(match img {
         DynamicImage::ImageRgb8(i) => i,
-        DynamicImage::ImageLuma8(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| [s[k]; 3])
-        }
-        DynamicImage::ImageLumaA8(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| [s[2 * k]; 3])
-        }
-        DynamicImage::ImageRgba8(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| [s[4 * k], s[4 * k + 1], s[4 * k + 2]])
-        }
-        DynamicImage::ImageLuma16(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| [u16_to_u8(s[k]); 3])
-        }
-        DynamicImage::ImageLumaA16(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| [u16_to_u8(s[2 * k]); 3])
-        }
-        DynamicImage::ImageRgb16(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| {
-                [
-                    u16_to_u8(s[3 * k]),
-                    u16_to_u8(s[3 * k + 1]),
-                    u16_to_u8(s[3 * k + 2]),
-                ]
-            })
-        }
-        DynamicImage::ImageRgba16(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| {
-                [
-                    u16_to_u8(s[4 * k]),
-                    u16_to_u8(s[4 * k + 1]),
-                    u16_to_u8(s[4 * k + 2]),
-                ]
-            })
-        }
-        DynamicImage::ImageRgb32F(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| {
-                [
-                    f32_to_u8_basicsr(s[3 * k]),
-                    f32_to_u8_basicsr(s[3 * k + 1]),
-                    f32_to_u8_basicsr(s[3 * k + 2]),
-                ]
-            })
-        }
-        DynamicImage::ImageRgba32F(i) => {
-            let s = i.as_raw();
-            rgb_from(n, &|k| {
-                [
-                    f32_to_u8_basicsr(s[4 * k]),
-                    f32_to_u8_basicsr(s[4 * k + 1]),
-                    f32_to_u8_basicsr(s[4 * k + 2]),
-                ]
-            })
-        }
+        DynamicImage::ImageLuma8(i) => rgb(w, h, i.as_raw(), 1, same),
+        DynamicImage::ImageLumaA8(i) => rgb(w, h, i.as_raw(), 2, same),
+        DynamicImage::ImageRgba8(i) => rgb(w, h, i.as_raw(), 4, same),
+        DynamicImage::ImageLuma16(i) => rgb(w, h, i.as_raw(), 1, u16_to_u8),
+        DynamicImage::ImageLumaA16(i) => rgb(w, h, i.as_raw(), 2, u16_to_u8),
+        DynamicImage::ImageRgb16(i) => rgb(w, h, i.as_raw(), 3, u16_to_u8),
+        DynamicImage::ImageRgba16(i) => rgb(w, h, i.as_raw(), 4, u16_to_u8),
+        DynamicImage::ImageRgb32F(i) => rgb(w, h, i.as_raw(), 3, f32_to_u8_basicsr),
+        DynamicImage::ImageRgba32F(i) => rgb(w, h, i.as_raw(), 4, f32_to_u8_basicsr),
         other => return Err(format!("pixel layout {:?}", other.color())),
     })
 }

@@ -24,14 +24,17 @@ use crate::tiling::{
 pub const FP_HALO: usize = 32;
 
 /// Upscales an RGB8 image with `run` (a whole-image upscaler), tiled by
-/// `plan`, streaming rows into the PNG at `output`.
+/// `plan`, streaming rows into the PNG at `output`; reports the time under
+/// `label` (the model).
 fn upscale_to_png(
     img: &image::RgbImage,
     scale: usize,
     plan: Option<TilePlan>,
     output: &Path,
+    label: &str,
     run: &mut crate::tiling::Upscaler<'_>,
 ) -> Result<()> {
+    let t0 = Instant::now();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let out_w = u32::try_from(w * scale).context("output width exceeds a PNG's")?;
     let out_h = u32::try_from(h * scale).context("output height exceeds a PNG's")?;
@@ -53,7 +56,15 @@ fn upscale_to_png(
             bar.finish();
         }
     }
-    png.finish()
+    png.finish()?;
+    eprintln!(
+        "{label}: {w}x{h} -> {}x{} in {:.2} s, wrote {}",
+        w * scale,
+        h * scale,
+        t0.elapsed().as_secs_f64(),
+        output.display()
+    );
+    Ok(())
 }
 
 /// `tdquant upscale --int model.tdq`: the fast integer path; tiled output is
@@ -71,19 +82,10 @@ pub fn upscale_int(
     let plan = tiles.plan(h, w, EXACT_HALO, INT_BYTES_PER_LR_PIXEL)?;
     let model = sr.model();
     let fast = FastIntModel::new(&model)?;
-    let t0 = Instant::now();
-    upscale_to_png(&img, sr.scale(), plan, output, &mut |x, ch, cw| {
+    let label = format!("integer W{b}A{b}", b = model.bits().bits());
+    upscale_to_png(&img, sr.scale(), plan, output, &label, &mut |x, ch, cw| {
         fast.upscale(x, ch, cw)
-    })?;
-    eprintln!(
-        "integer W{b}A{b}: {w}x{h} -> {}x{} in {:.2} s, wrote {}",
-        w * sr.scale(),
-        h * sr.scale(),
-        t0.elapsed().as_secs_f64(),
-        output.display(),
-        b = model.bits().bits()
-    );
-    Ok(())
+    })
 }
 
 /// `tdquant upscale`: the FP model (candle), with the evaluation padding.
@@ -93,18 +95,9 @@ pub fn upscale_fp(model_path: &Path, input: &Path, output: &Path, tiles: TileCho
     let model = SwinIR::load(model_path).path_context("loading model", model_path)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let plan = tiles.plan(h, w, FP_HALO, FP_BYTES_PER_LR_PIXEL)?;
-    let t0 = Instant::now();
-    upscale_to_png(&img, model.scale(), plan, output, &mut |x, ch, cw| {
+    upscale_to_png(&img, model.scale(), plan, output, "fp", &mut |x, ch, cw| {
         fp_upscale_raw(&model, x, ch, cw)
-    })?;
-    eprintln!(
-        "fp: {w}x{h} -> {}x{} in {:.2} s, wrote {}",
-        w * model.scale(),
-        h * model.scale(),
-        t0.elapsed().as_secs_f64(),
-        output.display()
-    );
-    Ok(())
+    })
 }
 
 /// The FP model on an interleaved RGB8 buffer, BasicSR's `tensor2img` on the

@@ -107,34 +107,24 @@ pub struct CalibrateArgs {
 
 impl CalibrateArgs {
     pub fn run(self, root: &Path) -> anyhow::Result<()> {
+        // Options named after the configuration field they replace.
+        macro_rules! any_given {
+            ($($f:ident),*) => { false $(|| self.$f.is_some())* };
+        }
+        macro_rules! set_given {
+            ($dst:expr; $($f:ident),*) => { $(if let Some(v) = self.$f { $dst.$f = v; })* };
+        }
         let opts = RunOptions {
             stop_after: self.stop_after,
             progress: !self.quiet,
             skip_eval: self.no_eval,
         };
         if let Some(dir) = &self.resume {
-            let given = self.method.is_some()
-                || self.bits.is_some()
-                || self.model.is_some()
-                || self.dobi_mode.is_some()
-                || !self.dobi_site.is_empty()
-                || self.obs_batch.is_some()
-                || self.obs_patch.is_some()
-                || self.seed.is_some()
-                || self.iters.is_some()
-                || self.batch.is_some()
-                || self.patch.is_some()
-                || self.micro_batch.is_some()
-                || self.lr.is_some()
-                || self.beta1.is_some()
-                || self.beta2.is_some()
-                || self.schedule.is_some()
-                || self.feature_weight.is_some()
-                || self.loss_norm.is_some()
-                || self.checkpoint_every.is_some()
-                || self.calib_dir.is_some()
-                || self.sets.is_some()
-                || self.out.is_some();
+            let given = any_given! {
+                method, bits, model, dobi_mode, obs_batch, obs_patch, seed, calib_dir, iters,
+                batch, patch, micro_batch, lr, beta1, beta2, schedule, feature_weight, loss_norm,
+                checkpoint_every, sets, out
+            } || !self.dobi_site.is_empty();
             if given {
                 anyhow::bail!(
                     "--resume takes the configuration from {}/config.json; give no other configuration option",
@@ -146,71 +136,17 @@ impl CalibrateArgs {
         }
         let preset = self.preset;
         let mut cfg = CalibConfig::preset(preset, root);
-        if let Some(m) = self.method {
-            cfg.method = m;
-        }
-        if let Some(b) = self.bits {
-            cfg.bits = b;
-        }
-        if let Some(m) = self.model {
-            cfg.model = m;
-        }
-        if let Some(m) = self.dobi_mode {
-            cfg.dobi_mode = m;
+        set_given!(cfg; method, bits, model, dobi_mode, obs_batch, obs_patch, seed, calib_dir);
+        set_given!(cfg.dqc; iters, batch, patch, micro_batch, lr, beta1, beta2, schedule);
+        set_given!(cfg.dqc; feature_weight, loss_norm, checkpoint_every);
+        if let Some(v) = self.sets {
+            cfg.eval_sets = v;
         }
         for o in &self.dobi_site {
             let (k, v) = o.split_once('=').ok_or_else(|| {
                 anyhow::anyhow!("--dobi-site {o:?}: expected KIND=one-sided|two-sided")
             })?;
             cfg.dobi_overrides.insert(k.to_string(), v.to_string());
-        }
-        if let Some(v) = self.obs_batch {
-            cfg.obs_batch = v;
-        }
-        if let Some(v) = self.obs_patch {
-            cfg.obs_patch = v;
-        }
-        if let Some(v) = self.seed {
-            cfg.seed = v;
-        }
-        if let Some(v) = self.iters {
-            cfg.dqc.iters = v;
-        }
-        if let Some(v) = self.batch {
-            cfg.dqc.batch = v;
-        }
-        if let Some(v) = self.patch {
-            cfg.dqc.patch = v;
-        }
-        if let Some(v) = self.micro_batch {
-            cfg.dqc.micro_batch = v;
-        }
-        if let Some(v) = self.lr {
-            cfg.dqc.lr = v;
-        }
-        if let Some(v) = self.beta1 {
-            cfg.dqc.beta1 = v;
-        }
-        if let Some(v) = self.beta2 {
-            cfg.dqc.beta2 = v;
-        }
-        if let Some(v) = self.schedule {
-            cfg.dqc.schedule = v;
-        }
-        if let Some(v) = self.feature_weight {
-            cfg.dqc.feature_weight = v;
-        }
-        if let Some(v) = self.loss_norm {
-            cfg.dqc.loss_norm = v;
-        }
-        if let Some(v) = self.checkpoint_every {
-            cfg.dqc.checkpoint_every = v;
-        }
-        if let Some(v) = self.calib_dir {
-            cfg.calib_dir = v;
-        }
-        if let Some(v) = self.sets {
-            cfg.eval_sets = v;
         }
         if self.no_eval {
             // Recorded in config.json, so `--resume` of this run skips it too.

@@ -175,31 +175,25 @@ pub fn export(
     let mut rc_w = Vec::new();
     let mut rc_q = Vec::new();
     let mut rc_dtype = Dtype::I8;
+    // A 60 → 60 convolution on the stream: weights scaled by `2^k`, bias
+    // in the stream's format.
+    let stream_conv = |name: &str, k: i32, bits: ConvBits| {
+        let b = vec_f32(w, &format!("{name}.bias"))?;
+        let weight = vec_f32(w, &format!("{name}.weight"))?;
+        let scale = |delta: f64| delta * 2f64.powi(k);
+        conv_section(&weight, EMBED, EMBED, bits, scale, |o| {
+            f64::from(b[o]) * two_f
+        })
+    };
     for l in 0..LAYERS {
         let k = meta_words[meta::RSTB_SHIFT + l];
-        let b = vec_f32(w, &format!("layers.{l}.conv.bias"))?;
-        let (dt, data, q) = conv_section(
-            &vec_f32(w, &format!("layers.{l}.conv.weight"))?,
-            EMBED,
-            EMBED,
-            opts.rstb_conv,
-            |delta| delta * 2f64.powi(k),
-            |o| f64::from(b[o]) * two_f,
-        )?;
+        let (dt, data, q) = stream_conv(&format!("layers.{l}.conv"), k, opts.rstb_conv)?;
         rc_dtype = dt;
         rc_w.extend(data);
         rc_q.extend(q);
     }
     let cab_k = meta_words[meta::CAB_SHIFT];
-    let cab_b = vec_f32(w, "conv_after_body.bias")?;
-    let (cab_dtype, cab_w, cab_q) = conv_section(
-        &vec_f32(w, "conv_after_body.weight")?,
-        EMBED,
-        EMBED,
-        opts.conv_after_body,
-        |delta| delta * 2f64.powi(cab_k),
-        |o| f64::from(cab_b[o]) * two_f,
-    )?;
+    let (cab_dtype, cab_w, cab_q) = stream_conv("conv_after_body", cab_k, opts.conv_after_body)?;
     let up_k = meta_words[meta::UP_SHIFT];
     let up_out = 3 * scale * scale;
     let up_b = vec_f32(w, "upsample.0.bias")?;
@@ -214,18 +208,12 @@ pub fn export(
     )?;
 
     // ---- norms ----
-    let pe = ln_words(
-        &vec_f32(w, "patch_embed.norm.weight")?,
-        &vec_f32(w, "patch_embed.norm.bias")?,
-        fi,
-        eps_t,
-    )?;
-    let norm = ln_words(
-        &vec_f32(w, "norm.weight")?,
-        &vec_f32(w, "norm.bias")?,
-        fi,
-        eps_t,
-    )?;
+    let model_ln = |name: &str| {
+        let gamma = vec_f32(w, &format!("{name}.weight"))?;
+        ln_words(&gamma, &vec_f32(w, &format!("{name}.bias"))?, fi, eps_t)
+    };
+    let pe = model_ln("patch_embed.norm")?;
+    let norm = model_ln("norm")?;
 
     // ---- blocks ----
     let e = EMBED;

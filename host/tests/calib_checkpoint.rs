@@ -4,6 +4,8 @@
 //!
 //! `cargo test --release -p tdquant-host --test calib_checkpoint -- --nocapture`
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use tdquant_host::calib::bounds_file::{load_bounds, BoundsError, BoundsExpect};
@@ -15,13 +17,6 @@ use tdquant_host::data_root::data_root_for_test;
 use tdquant_host::model::hook::NUM_SITES;
 
 const FP: &str = "fingerprint-of-this-run";
-
-fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ckpt_{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn cfg(iters: usize) -> DqcConfig {
     DqcConfig {
@@ -61,9 +56,17 @@ fn load_err(p: &Path, c: &DqcConfig) -> CheckpointError {
     e
 }
 
+/// The state at iteration `it` of run `c`, saved in `d` under fingerprint
+/// `fp`; its path.
+fn saved(d: &Path, it: usize, c: &DqcConfig, fp: &str) -> PathBuf {
+    let p = d.join("c.safetensors");
+    state(it, c).save(&p, fp).unwrap();
+    p
+}
+
 #[test]
 fn valid_checkpoint_round_trips_exactly() {
-    let d = scratch("roundtrip");
+    let d = common::scratch("roundtrip");
     let c = cfg(120);
     for it in [0, 60, 120] {
         let s = state(it, &c);
@@ -75,10 +78,8 @@ fn valid_checkpoint_round_trips_exactly() {
 
 #[test]
 fn flipped_payload_byte_is_refused() {
-    let d = scratch("flip");
-    let c = cfg(120);
-    let p = d.join("c.safetensors");
-    state(60, &c).save(&p, FP).unwrap();
+    let (d, c) = (common::scratch("flip"), cfg(120));
+    let p = saved(&d, 60, &c, FP);
     let orig = std::fs::read(&p).unwrap();
     let header_len = u64::from_le_bytes(orig[..8].try_into().unwrap()) as usize;
     let data = 8 + header_len;
@@ -132,10 +133,8 @@ fn flipped_payload_byte_is_refused() {
 
 #[test]
 fn iteration_outside_the_run_is_refused() {
-    let d = scratch("iter");
-    let c = cfg(120);
-    let p = d.join("c.safetensors");
-    state(100_000, &c).save(&p, FP).unwrap();
+    let (d, c) = (common::scratch("iter"), cfg(120));
+    let p = saved(&d, 100_000, &c, FP);
     let e = load_err(&p, &c);
     assert!(
         matches!(
@@ -171,10 +170,8 @@ fn iteration_outside_the_run_is_refused() {
 
 #[test]
 fn other_configuration_and_bad_values_are_refused() {
-    let d = scratch("config");
-    let c = cfg(120);
-    let p = d.join("c.safetensors");
-    state(10, &c).save(&p, "another-fingerprint").unwrap();
+    let (d, c) = (common::scratch("config"), cfg(120));
+    let p = saved(&d, 10, &c, "another-fingerprint");
     let e = load_err(&p, &c);
     match &e {
         CheckpointError::Fingerprint {
@@ -208,7 +205,7 @@ fn special_files_and_truncations_are_refused() {
             .contains("a character device, not a regular file"),
         "{e}"
     );
-    let d = scratch("trunc");
+    let d = common::scratch("trunc");
     let p = d.join("c.safetensors");
     state(3, &c).save(&p, FP).unwrap();
     let orig = std::fs::read(&p).unwrap();
@@ -257,7 +254,7 @@ fn resume_refuses_a_flipped_checkpoint() {
     c.dqc.patch = 16;
     c.dqc.checkpoint_every = 2;
     c.eval_sets.clear();
-    let out = scratch("e2e");
+    let out = common::scratch("e2e");
     let opts = RunOptions {
         stop_after: Some(3),
         progress: false,

@@ -5,6 +5,8 @@
 //!
 //! `cargo test --release -p tdquant-host --test calib_dqc -- --nocapture`
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -121,32 +123,59 @@ fn setup(what: &str) -> Option<(PathBuf, SwinIR)> {
     Some((root, model))
 }
 
-#[test]
-fn dqc_steps_move_bounds_and_reduce_loss() {
-    let Some((root, model)) = setup("calib_dqc steps") else {
-        return;
-    };
+/// The stand-in model, a batch of `n` 16×16 calibration crops drawn with
+/// `seed`, and the paper's DOBI bounds at `bits` observed on it.
+struct Observed {
+    model: SwinIR,
+    x: Tensor,
+    hook: QuantHook,
+    init: Vec<(f32, f32)>,
+    /// The generator after drawing the batch.
+    rng: SplitMix64,
+}
+
+fn observed(what: &str, seed: u64, n: usize, bits: u8) -> Option<Observed> {
+    let (root, model) = setup(what)?;
     let pool = CalibPool::open(&root.join("calib"), 4, 16).unwrap();
-    let mut rng = SplitMix64::new(3);
-    let x = pool.sample_batch(&mut rng, 2, 16, &Device::Cpu).unwrap();
-    let hook = QuantHook::new(InitPlan::dobi(2, DobiMode::Paper).unwrap()).unwrap();
+    let mut rng = SplitMix64::new(seed);
+    let x = pool.sample_batch(&mut rng, n, 16, &Device::Cpu).unwrap();
+    let hook = QuantHook::new(InitPlan::dobi(bits, DobiMode::Paper).unwrap()).unwrap();
     model.forward_with(&x, &hook).unwrap();
     let init = hook.bounds().unwrap();
+    Some(Observed {
+        model,
+        x,
+        hook,
+        init,
+        rng,
+    })
+}
+
+#[test]
+fn dqc_steps_move_bounds_and_reduce_loss() {
+    let Some(o) = observed("calib_dqc steps", 3, 2, 2) else {
+        return;
+    };
     let cfg = DqcConfig {
         iters: 8,
         batch: 2,
         patch: 16,
         ..DqcConfig::paper()
     };
-    let mut st = DqcState::new(init.clone(), &cfg, rng);
+    let mut st = DqcState::new(o.init.clone(), &cfg, o.rng);
     let mut losses = Vec::new();
     for _ in 0..8 {
         // Same batch every step: the loss must go down.
-        let r = dqc_step(&model, &hook, &mut st, &x, &cfg).unwrap();
+        let r = dqc_step(&o.model, &o.hook, &mut st, &o.x, &cfg).unwrap();
         losses.push(r.loss);
     }
     println!("W2A2 DQC on one batch: losses {losses:?}");
-    let moved = init.iter().zip(&st.bounds).filter(|(a, b)| a != b).count();
+    let moved = o
+        .init
+        .iter()
+        .zip(&st.bounds)
+        .filter(|(a, b)| a != b)
+        .count();
     assert_eq!(moved, 384, "every quantizer's bounds must move");
     assert!(losses[7] < losses[0], "loss did not decrease: {losses:?}");
 }
@@ -242,25 +271,13 @@ fn cli_threads_and_resume_are_deterministic() {
     let Some(root) = data_root_for("calib_dqc cli", TestData::Bundle) else {
         return;
     };
-    let exe = env!("CARGO_BIN_EXE_tdquant");
     let run = |threads: &str, args: &[&str]| {
-        let out = std::process::Command::new(exe)
-            .env("RAYON_NUM_THREADS", threads)
-            .arg("--data")
-            .arg(&root)
-            .arg("calibrate")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tdquant calibrate {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let argv = [&["calibrate"][..], args].concat();
+        common::tdquant_ok(&root, Some(threads), &argv, &format!("tdquant {argv:?}"));
     };
     let a = fresh_dir("cli_t1");
     let b = fresh_dir("cli_t2");
-    let common = [
+    let shared_args = [
         "--obs-batch",
         "1",
         "--obs-patch",
@@ -278,7 +295,7 @@ fn cli_threads_and_resume_are_deterministic() {
         "--out",
     ];
     let with = |dir: &Path, extra: &[&str]| -> Vec<String> {
-        common
+        shared_args
             .iter()
             .map(|s| s.to_string())
             .chain([dir.to_string_lossy().into_owned()])
@@ -298,7 +315,7 @@ fn cli_threads_and_resume_are_deterministic() {
     );
     assert_eq!(read(a.join("loss.csv")), read(b.join("loss.csv")));
     // --resume refuses other configuration options.
-    let out = std::process::Command::new(exe)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tdquant"))
         .arg("--data")
         .arg(&root)
         .args(["calibrate", "--bits", "4", "--resume"])
@@ -317,15 +334,9 @@ fn argv(v: &[String]) -> Vec<&str> {
 /// the whole batch, up to f32 summation order, for both normalisations.
 #[test]
 fn micro_batches_match_whole_batch() {
-    let Some((root, model)) = setup("calib_dqc micro-batch") else {
+    let Some(o) = observed("calib_dqc micro-batch", 11, 3, 3) else {
         return;
     };
-    let pool = CalibPool::open(&root.join("calib"), 4, 16).unwrap();
-    let mut rng = SplitMix64::new(11);
-    let x = pool.sample_batch(&mut rng, 3, 16, &Device::Cpu).unwrap();
-    let hook = QuantHook::new(InitPlan::dobi(3, DobiMode::Paper).unwrap()).unwrap();
-    model.forward_with(&x, &hook).unwrap();
-    let init = hook.bounds().unwrap();
     for norm in [LossNorm::Paper, LossNorm::Released] {
         let mut results = Vec::new();
         for micro in [0usize, 1, 2] {
@@ -338,8 +349,8 @@ fn micro_batches_match_whole_batch() {
                 feature_weight: 5.0,
                 ..DqcConfig::paper()
             };
-            let mut st = DqcState::new(init.clone(), &cfg, rng);
-            let r = dqc_step(&model, &hook, &mut st, &x, &cfg).unwrap();
+            let mut st = DqcState::new(o.init.clone(), &cfg, o.rng);
+            let r = dqc_step(&o.model, &o.hook, &mut st, &o.x, &cfg).unwrap();
             results.push((r, st.adam.m.clone()));
         }
         let (r0, m0) = &results[0];

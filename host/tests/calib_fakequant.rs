@@ -4,6 +4,7 @@
 
 mod common;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use common::Rng;
 use tdquant_host::calib::fakequant::{bound_grads, levels, QuantGrid};
@@ -21,6 +22,26 @@ fn reference(x: f32, l: f32, u: f32, bits: u8) -> (f32, f32, f32) {
 
 const BITS: [u8; 4] = [2, 3, 4, 8];
 
+/// The elements of `t`, row-major.
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// The gradient of `v` in `g`, a one-element tensor.
+fn grad_at(g: &GradStore, v: &Tensor) -> f64 {
+    f64::from(grad_vec(g, v)[0])
+}
+
+/// The gradient of `v` in `g`.
+fn grad_vec(g: &GradStore, v: &Tensor) -> Vec<f32> {
+    g.get(v).unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// Fails naming `what` unless `|got − want| ≤ tol`.
+fn close(what: &str, got: f64, want: f64, tol: f64) {
+    assert!((got - want).abs() <= tol, "{what}: {got} vs {want}");
+}
+
 #[test]
 fn forward_is_bit_identical_and_rounds_half_to_even() {
     let dev = Device::Cpu;
@@ -32,13 +53,7 @@ fn forward_is_bit_identical_and_rounds_half_to_even() {
             let x: Vec<f32> = (0..1000).map(|_| rng.normal() * 2.0).collect();
             let xt = Tensor::from_vec(x.clone(), (10, 100), &dev).unwrap();
             let q = FakeQuantizer::new(l, u, bits).unwrap();
-            let y = q
-                .forward(&xt)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let y = values(&q.forward(&xt).unwrap());
             let mut ys = vec![0f32; x.len()];
             fake_quant_f32_slice(&x, l, u, bits, &mut ys).unwrap();
             let mut codes = vec![0u8; x.len()];
@@ -85,10 +100,7 @@ fn non_contiguous_input_and_bad_args() {
     let a = q.forward(&xt.t().unwrap()).unwrap();
     let b = q.forward(&xt.t().unwrap().contiguous().unwrap()).unwrap();
     assert_eq!(a.dims(), &[10, 6]);
-    assert_eq!(
-        a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        b.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    );
+    assert_eq!(values(&a), values(&b));
     assert!(FakeQuantizer::new(0.0, 1.0, 0).is_err());
     assert!(FakeQuantizer::new(0.0, 1.0, 9).is_err());
     assert!(q.forward(&xt.to_dtype(DType::F64).unwrap()).is_err());
@@ -182,14 +194,7 @@ fn composed(x: &Tensor, lo: &Var, up: &Var, bits: u8) -> Tensor {
         + zero_fwd(ub.mul(&mu).unwrap()))
     .unwrap();
     let t = c.broadcast_sub(l).unwrap().broadcast_div(&s).unwrap();
-    let rte: Vec<f32> = t
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.round_ties_even())
-        .collect();
+    let rte: Vec<f32> = values(&t).iter().map(|v| v.round_ties_even()).collect();
     let rte = Tensor::from_vec(rte, t.shape(), dev).unwrap();
     let r = (&t + (rte - &t).unwrap().detach()).unwrap();
     r.broadcast_mul(&s).unwrap().broadcast_add(l).unwrap()
@@ -208,21 +213,16 @@ fn bound_gradients_match_analytic_and_composed_autograd() {
             let q = FakeQuantizer::new(l, u, bits).unwrap();
             let y = q.forward(xv.as_tensor()).unwrap();
             let grads = y.mul(&wt).unwrap().sum_all().unwrap().backward().unwrap();
-            let gl = grads.get(q.lower()).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
-            let gu = grads.get(q.upper()).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
-            let gx = grads.get(&xv).unwrap().to_vec1::<f32>().unwrap();
+            let gl = grad_at(&grads, q.lower());
+            let gu = grad_at(&grads, q.upper());
+            let gx = grad_vec(&grads, &xv);
             assert_eq!(grads.get(q.lower()).unwrap().dims(), &[1]);
 
             let (dx, dl, du, scale) = analytic(&x, &w, l, u, bits);
             let tol = 1e-6 * scale.max(1.0);
-            assert!(
-                (gl - dl).abs() <= tol,
-                "seed {seed} bits {bits}: dl {gl} vs {dl}"
-            );
-            assert!(
-                (gu - du).abs() <= tol,
-                "seed {seed} bits {bits}: du {gu} vs {du}"
-            );
+            let case = format!("seed {seed} bits {bits}");
+            close(&format!("{case}: dl"), gl, dl, tol);
+            close(&format!("{case}: du"), gu, du, tol);
             for i in 0..n {
                 assert_eq!(
                     gx[i] as f64, dx[i],
@@ -250,19 +250,13 @@ fn bound_gradients_match_analytic_and_composed_autograd() {
                 "composed forward differs"
             );
             let g2 = yc.mul(&wt).unwrap().sum_all().unwrap().backward().unwrap();
-            let cl = g2.get(&lo).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
-            let cu = g2.get(&up).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
-            let cx = g2.get(&xv2).unwrap().to_vec1::<f32>().unwrap();
+            let cl = grad_at(&g2, &lo);
+            let cu = grad_at(&g2, &up);
+            let cx = grad_vec(&g2, &xv2);
             // f32 graph: the +l / −l / s paths cancel in f32, so a looser bound
             let tol32 = 2e-5 * scale.max(1.0);
-            assert!(
-                (cl - gl).abs() <= tol32,
-                "seed {seed} bits {bits}: composed dl {cl} vs {gl}"
-            );
-            assert!(
-                (cu - gu).abs() <= tol32,
-                "seed {seed} bits {bits}: composed du {cu} vs {gu}"
-            );
+            close(&format!("{case}: composed dl"), cl, gl, tol32);
+            close(&format!("{case}: composed du"), cu, gu, tol32);
             for i in 0..n {
                 assert!(
                     (cx[i] - gx[i]).abs() <= 1e-6 * gx[i].abs().max(1.0),
@@ -298,9 +292,9 @@ fn per_region_table() {
                 .unwrap()
                 .backward()
                 .unwrap();
-            let dx = grads.get(&xv).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
-            let dl = grads.get(q.lower()).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
-            let du = grads.get(q.upper()).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
+            let dx = grad_at(&grads, &xv);
+            let dl = grad_at(&grads, q.lower());
+            let du = grad_at(&grads, q.upper());
             assert_eq!(dx, want_dx, "bits {bits} x {x}");
             if want_dl.is_nan() {
                 let t = g.coordinate(x) as f64;
@@ -332,13 +326,7 @@ fn gradients_through_upstream_ops_and_broadcast_grad() {
         .unwrap()
         .backward()
         .unwrap();
-    let ga = grads
-        .get(&av)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let ga = values(grads.get(&av).unwrap());
     let grid = QuantGrid::new(-1.0, 1.0, 2).unwrap();
     let (mut dl, mut du) = (0f64, 0f64);
     for (i, &v) in a.iter().enumerate() {
@@ -349,8 +337,8 @@ fn gradients_through_upstream_ops_and_broadcast_grad() {
         dl += p;
         du += r;
     }
-    let gl = grads.get(q.lower()).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
-    let gu = grads.get(q.upper()).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
+    let gl = grad_at(&grads, q.lower());
+    let gu = grad_at(&grads, q.upper());
     assert!(
         (gl - dl).abs() < 1e-5 && (gu - du).abs() < 1e-5,
         "{gl} {dl} {gu} {du}"
@@ -373,7 +361,7 @@ fn large_tensor_parallel_path_matches_scalar() {
         assert_eq!(yv[i].to_bits(), reference(x[i], l, u, bits).0.to_bits());
     }
     let grads = y.sum_all().unwrap().backward().unwrap();
-    let gl = grads.get(q.lower()).unwrap().to_vec1::<f32>().unwrap()[0] as f64;
+    let gl = grad_at(&grads, q.lower());
     let ones = vec![1f32; n];
     let (_, dl, _, _) = analytic(&x, &ones, l, u, bits);
     assert!((gl - dl).abs() <= 1e-6 * n as f64, "{gl} vs {dl}");

@@ -8,14 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tdquant_host::calib::bounds_file::save_bounds;
-use tdquant_host::data_root::{data_root_for, TestData};
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tdq-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Runs `tdquant args…`, expects failure; returns stderr.
 fn fails(root: &Path, args: &[&str]) -> String {
@@ -36,6 +28,12 @@ fn fails(root: &Path, args: &[&str]) -> String {
     err
 }
 
+/// `tdquant export --bounds BOUNDS -o OUT`, which must fail; its stderr.
+fn export_fails(root: &Path, bounds: &Path, out: &Path) -> String {
+    let (bounds, out) = (bounds.to_str().unwrap(), out.to_str().unwrap());
+    fails(root, &["export", "--bounds", bounds, "-o", out])
+}
+
 fn png(dir: &Path, side: u32) -> PathBuf {
     let p = dir.join("in.png");
     image::RgbImage::from_pixel(side, side, image::Rgb([90, 120, 30]))
@@ -46,26 +44,14 @@ fn png(dir: &Path, side: u32) -> PathBuf {
 
 #[test]
 fn export_refuses_bounds_of_other_weights_and_writes_nothing() {
-    let Some(root) = data_root_for("cli_hostile export", TestData::Bundle) else {
+    let Some((root, d)) = common::root_and_scratch("cli_hostile export", "export") else {
         return;
     };
-    let d = scratch("export");
     let bounds: Vec<(f32, f32)> = (0..384).map(|_| (-1.0, 1.0)).collect();
     let meta = common::bounds_meta(4, &"ab".repeat(32), "other.pth");
     let b = d.join("other.safetensors");
     save_bounds(&b, &bounds, &meta).unwrap();
-    let export_to = |out: &Path| {
-        fails(
-            &root,
-            &[
-                "export",
-                "--bounds",
-                b.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ],
-        )
-    };
+    let export_to = |out: &Path| export_fails(&root, &b, out);
     let out = d.join("m.tdq");
     let err = export_to(&out);
     assert!(
@@ -86,7 +72,7 @@ fn export_refuses_bounds_of_other_weights_and_writes_nothing() {
 
 #[test]
 fn upscale_refuses_bad_output_paths_before_loading_anything() {
-    let d = scratch("upscale");
+    let d = common::scratch("upscale");
     let input = png(&d, 8);
     // A model that does not exist: the output check must come first.
     let model = d.join("absent.pth");
@@ -117,10 +103,9 @@ fn upscale_refuses_bad_output_paths_before_loading_anything() {
 #[test]
 fn export_with_extreme_bounds_names_block_and_bounds() {
     use tdquant_host::model::hook::{Site, SiteId, NUM_SITES};
-    let Some(root) = data_root_for("cli_hostile extreme bounds", TestData::Bundle) else {
+    let Some((root, d)) = common::root_and_scratch("cli_hostile extreme bounds", "extreme") else {
         return;
     };
-    let d = scratch("extreme");
     let model =
         tdquant_host::model::SwinIR::load(tdquant_host::data_root::default_model(&root)).unwrap();
     let sha = model.weights_sha256().unwrap().to_string();
@@ -134,16 +119,7 @@ fn export_with_extreme_bounds_names_block_and_bounds() {
     let b = d.join("extreme.safetensors");
     save_bounds(&b, &bounds, &common::bounds_meta(4, &sha, "m.pth")).unwrap();
     let out = d.join("m.tdq");
-    let err = fails(
-        &root,
-        &[
-            "export",
-            "--bounds",
-            b.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let err = export_fails(&root, &b, &out);
     assert!(
         err.contains("block layers.0.residual_group.blocks.2: ")
             && err.contains("AttnQ [-1.000000e30, 1.000000e30]")
@@ -158,10 +134,9 @@ fn export_with_extreme_bounds_names_block_and_bounds() {
 /// of context ("loading model m.pth: m.pth: …").
 #[test]
 fn bad_input_files_are_named_once() {
-    let Some(root) = data_root_for("cli_hostile named once", TestData::Bundle) else {
+    let Some((root, d)) = common::root_and_scratch("cli_hostile named once", "once") else {
         return;
     };
-    let d = scratch("once");
     let junk = |name: &str| {
         let p = d.join(name);
         std::fs::write(&p, b"not a model, not bounds").unwrap();
@@ -170,34 +145,18 @@ fn bad_input_files_are_named_once() {
     let (pth, bounds) = (junk("junk.pth"), junk("junk.safetensors"));
     let out = d.join("o.tdq");
     let golden = root.join("golden/dobi_released_w4.safetensors");
+    let (pth_s, bounds_s) = (pth.to_str().unwrap(), bounds.to_str().unwrap());
+    let (golden_s, out_s) = (golden.to_str().unwrap(), out.to_str().unwrap());
+    let export_pth = [
+        "export", "--model", pth_s, "--bounds", golden_s, "--bits", "4", "-o", out_s,
+    ];
+    let export_bounds = ["export", "--bounds", bounds_s, "-o", out_s];
     for (args, path) in [
-        (vec!["eval", "--model", pth.to_str().unwrap()], &pth),
-        (
-            vec![
-                "export",
-                "--model",
-                pth.to_str().unwrap(),
-                "--bounds",
-                golden.to_str().unwrap(),
-                "--bits",
-                "4",
-                "-o",
-                out.to_str().unwrap(),
-            ],
-            &pth,
-        ),
-        (
-            vec![
-                "export",
-                "--bounds",
-                bounds.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ],
-            &bounds,
-        ),
+        (&["eval", "--model", pth_s][..], &pth),
+        (&export_pth[..], &pth),
+        (&export_bounds[..], &bounds),
     ] {
-        let err = fails(&root, &args);
+        let err = fails(&root, args);
         let shown = path.to_str().unwrap();
         assert_eq!(err.matches(shown).count(), 1, "{args:?}: {err}");
     }

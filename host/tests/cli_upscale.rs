@@ -2,10 +2,12 @@
 //! PNG of exactly scale × the size out, written atomically; bad input gives a
 //! clear error and no output file.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-use tdquant_host::data_root::{data_root_for, TestData};
+use tdquant_host::data_root::TestData;
 
 fn tdquant() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tdquant"))
@@ -14,34 +16,21 @@ fn tdquant() -> Command {
 /// `tdquant --data ROOT upscale INPUT -o OUTPUT`, which must succeed (`what`
 /// names the case in the failure).
 fn upscale_ok(root: &Path, input: &Path, output: &Path, what: &str) {
-    let st = tdquant()
-        .arg("--data")
-        .arg(root)
-        .arg("upscale")
-        .arg(input)
-        .arg("-o")
-        .arg(output)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&st.stderr)
+    let args = [input.as_os_str(), "-o".as_ref(), output.as_os_str()];
+    common::tdquant_ok(
+        root,
+        None,
+        &[&["upscale".as_ref()][..], &args].concat(),
+        what,
     );
-}
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tdq-upscale-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[test]
 fn upscales_odd_sizes_and_colour_types() {
-    let Some(root) = data_root_for("upscales_odd_sizes_and_colour_types", TestData::Bundle) else {
+    let Some((root, dir)) = common::root_and_scratch("upscales_odd_sizes_and_colour_types", "ok")
+    else {
         return;
     };
-    let dir = tmpdir("ok");
     let cases: Vec<(&str, image::DynamicImage)> = vec![
         (
             "one.png",
@@ -87,10 +76,10 @@ fn upscales_odd_sizes_and_colour_types() {
 fn upscale_output_matches_eval_path_on_a_benchmark_image() {
     // The CLI's PNG equals BasicSR's tensor2img of the model output that the
     // evaluation scores, so `upscale` and `eval` can never disagree.
-    let Some(root) = data_root_for("upscale_output_matches_eval_path", TestData::Bundle) else {
+    let Some((root, dir)) = common::root_and_scratch("upscale_output_matches_eval_path", "bfly")
+    else {
         return;
     };
-    let dir = tmpdir("bfly");
     let input = root.join("benchmark/Set5/LR_bicubic/X4/butterflyx4.png");
     let output = dir.join("butterfly.png");
     upscale_ok(&root, &input, &output, "butterfly");
@@ -109,7 +98,7 @@ fn upscale_output_matches_eval_path_on_a_benchmark_image() {
 
 #[test]
 fn bad_input_is_a_clear_error_and_writes_nothing() {
-    let dir = tmpdir("bad");
+    let dir = common::scratch("bad");
     let junk = dir.join("junk.png");
     std::fs::write(&junk, b"definitely not a png").unwrap();
     let output = dir.join("out.png");

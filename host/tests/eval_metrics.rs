@@ -3,7 +3,7 @@
 //! the Rust model.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use image::{Rgb, RgbImage};
@@ -172,13 +172,20 @@ fn golden_number(text: &str, path: &[&str], key: &str) -> f64 {
     rest[..end].trim().parse().unwrap()
 }
 
-#[test]
-fn golden_set5_x4_metrics() {
-    let Some(root) = data_root_for_test("golden_set5_x4_metrics") else {
-        return;
-    };
+/// The data root, the golden Set5 ×4 outputs and the golden metrics JSON
+/// (`None`, the skip recorded, without the data).
+fn golden_set5(what: &str) -> Option<(PathBuf, HashMap<String, Tensor>, String)> {
+    let root = data_root_for_test(what)?;
     let golden = load_golden(&root);
     let text = golden_text(&root);
+    Some((root, golden, text))
+}
+
+#[test]
+fn golden_set5_x4_metrics() {
+    let Some((root, golden, text)) = golden_set5("golden_set5_x4_metrics") else {
+        return;
+    };
     let set = BenchmarkSet::open(&root, "Set5", 4).unwrap();
     assert!(!set.generated_lr);
     assert_eq!(
@@ -244,11 +251,9 @@ fn golden_set5_x4_metrics() {
 
 #[test]
 fn golden_set5_x4_through_runner() {
-    let Some(root) = data_root_for_test("golden_set5_x4_through_runner") else {
+    let Some((root, golden, text)) = golden_set5("golden_set5_x4_through_runner") else {
         return;
     };
-    let golden = load_golden(&root);
-    let text = golden_text(&root);
     // The "super-resolver" looks the LR input up among the golden inputs and
     // returns the matching golden output.
     let pairs: Vec<(RgbImageF32, RgbImageF32)> = SET5

@@ -77,24 +77,23 @@ struct Tracer {
     taps: RefCell<Vec<(FeatureTap, Vec<usize>)>>,
 }
 
+impl Tracer {
+    /// Records the shape `t` has at `site`, which must be a weight site
+    /// exactly when `weight`; passes `t` through.
+    fn record(&self, site: SiteId, t: &Tensor, weight: bool) -> Result<Tensor> {
+        assert_eq!(site.site.is_weight(), weight, "{site:?}");
+        let mut sites = self.sites.borrow_mut();
+        sites.entry(site).or_default().push(t.dims().to_vec());
+        Ok(t.clone())
+    }
+}
+
 impl SiteHook for Tracer {
     fn weight(&self, site: SiteId, w: &Tensor) -> Result<Tensor> {
-        assert!(site.site.is_weight());
-        self.sites
-            .borrow_mut()
-            .entry(site)
-            .or_default()
-            .push(w.dims().to_vec());
-        Ok(w.clone())
+        self.record(site, w, true)
     }
     fn act(&self, site: SiteId, x: &Tensor) -> Result<Tensor> {
-        assert!(!site.site.is_weight());
-        self.sites
-            .borrow_mut()
-            .entry(site)
-            .or_default()
-            .push(x.dims().to_vec());
-        Ok(x.clone())
+        self.record(site, x, false)
     }
     fn feature(&self, tap: FeatureTap, x: &Tensor) -> Result<()> {
         self.taps.borrow_mut().push((tap, x.dims().to_vec()));

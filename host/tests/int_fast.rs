@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::random_image;
+use common::{golden_w4a4, random_image};
 use tdquant_host::cpu_backend::FastIntModel;
 use tdquant_host::cpu_features::Isa;
 use tdquant_host::data_root::{data_root_for, TestData};
@@ -112,11 +112,9 @@ fn cpu_seconds() -> f64 {
 #[test]
 #[ignore]
 fn fast_path_timing() {
-    let Some(root) = data_root_for("int_fast", TestData::Bundle) else {
+    let Some(sr) = golden_w4a4("int_fast") else {
         return;
     };
-    let out = GoldenExport::new(&root).unwrap().export(4).unwrap();
-    let sr = IntSr::from_bytes(out.bytes).unwrap();
     let m = sr.model();
     let n = 256;
     let img = random_image(n * n * 3, 7);

@@ -3,10 +3,10 @@
 //! below the receptive field, so the comparison can fail); the FP model is
 //! within the stated tolerance with its default halo.
 
+mod common;
+
 use tdquant_host::cpu_backend::FastIntModel;
 use tdquant_host::data_root::{data_root_for, TestData};
-use tdquant_host::export::GoldenExport;
-use tdquant_host::intmodel::IntSr;
 use tdquant_host::tiling::{upscale_bands, TilePlan, EXACT_HALO};
 use tdquant_host::upscale::{fp_upscale_raw, FP_HALO};
 
@@ -61,11 +61,9 @@ fn first_diff(a: &[u8], b: &[u8], out_w: usize) -> Option<String> {
 
 #[test]
 fn integer_tiles_with_the_exact_halo_are_byte_identical() {
-    let Some(root) = data_root_for("tiling_exact integer", TestData::Bundle) else {
+    let Some(sr) = common::golden_w4a4("tiling_exact integer") else {
         return;
     };
-    let exported = GoldenExport::new(&root).unwrap().export(4).unwrap();
-    let sr = IntSr::from_bytes(exported.bytes).unwrap();
     let model = sr.model();
     let fast = FastIntModel::new(&model).unwrap();
     let s = sr.scale();

@@ -16,18 +16,18 @@ fn model_path(what: &str) -> Option<PathBuf> {
     data_root_for_test(what).map(|r| r.join("models/swinir_light_x4_local.pth"))
 }
 
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tdquant_weights_{}_{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
+}
+
+/// The error of loading `bytes` written to `dir/name` (printed, so that a
+/// failing run shows every message).
+fn load_error(dir: &Path, name: &str, bytes: &[u8]) -> WeightsError {
+    let err = weights::load(write(dir, name, bytes)).unwrap_err();
+    println!("{name}: {err}");
+    err
 }
 
 fn real_tensors(pth: &Path) -> HashMap<String, Tensor> {
@@ -63,7 +63,7 @@ fn safetensors_roundtrip_matches_pth() {
     let Some(pth) = model_path("safetensors_roundtrip") else {
         return;
     };
-    let dir = scratch("roundtrip");
+    let dir = common::scratch("roundtrip");
     let a = weights::load(&pth).unwrap();
     // Include the ignored buffers too: they must be dropped, not rejected.
     let mut t = a.tensors.clone();
@@ -92,16 +92,14 @@ fn truncated_pth_is_corrupt() {
     let Some(pth) = model_path("truncated_pth") else {
         return;
     };
-    let dir = scratch("truncated");
+    let dir = common::scratch("truncated");
     let bytes = std::fs::read(&pth).unwrap();
     for (name, len) in [
         ("half.pth", bytes.len() / 2),
         ("100.pth", 100),
         ("minus1.pth", bytes.len() - 1),
     ] {
-        let p = write(&dir, name, &bytes[..len]);
-        let err = weights::load(&p).unwrap_err();
-        println!("{name}: {err}");
+        let err = load_error(&dir, name, &bytes[..len]);
         assert!(
             matches!(err, WeightsError::Corrupt { .. }),
             "{name}: {err:?}"
@@ -116,7 +114,7 @@ fn damaged_pickle_is_corrupt() {
     let Some(pth) = model_path("damaged_pickle") else {
         return;
     };
-    let dir = scratch("damaged");
+    let dir = common::scratch("damaged");
     let mut bytes = std::fs::read(&pth).unwrap();
     // Overwrite bytes inside the stored data.pkl (right after its local header): the zip CRC
     // or the pickle decoder must reject it.
@@ -128,23 +126,19 @@ fn damaged_pickle_is_corrupt() {
     for b in &mut bytes[at + 10..at + 200] {
         *b = 0xA5;
     }
-    let p = write(&dir, "damaged.pth", &bytes);
-    let err = weights::load(&p).unwrap_err();
-    println!("{err}");
+    let err = load_error(&dir, "damaged.pth", &bytes);
     assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
     // A zip signature followed by garbage.
     let mut g = b"PK\x03\x04".to_vec();
     g.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
-    let p = write(&dir, "garbage.pth", &g);
-    let err = weights::load(&p).unwrap_err();
-    println!("{err}");
+    let err = load_error(&dir, "garbage.pth", &g);
     assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn non_zip_files_are_rejected() {
-    let dir = scratch("nonzip");
+    let dir = common::scratch("nonzip");
     for (name, bytes) in [
         (
             "text.pth",
@@ -162,9 +156,7 @@ fn non_zip_files_are_rejected() {
             [&8u64.to_le_bytes()[..], b"not json"].concat(),
         ),
     ] {
-        let p = write(&dir, name, &bytes);
-        let err = weights::load(&p).unwrap_err();
-        println!("{name}: {err}");
+        let err = load_error(&dir, name, &bytes);
         assert!(
             matches!(err, WeightsError::NotAZipOrPickle { .. }),
             "{name}: {err:?}"
@@ -174,9 +166,7 @@ fn non_zip_files_are_rejected() {
     // A safetensors header that lies about its length.
     let mut b = 1_000_000u64.to_le_bytes().to_vec();
     b.extend_from_slice(b"{\"a\":1}");
-    let p = write(&dir, "short.safetensors", &b);
-    let err = weights::load(&p).unwrap_err();
-    println!("short.safetensors: {err}");
+    let err = load_error(&dir, "short.safetensors", &b);
     assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -188,20 +178,32 @@ fn missing_file_is_io() {
     assert!(err.to_string().contains("/nonexistent/tdquant/w.pth"));
 }
 
+/// The error of loading the real checkpoint's tensors, edited by `edit` and
+/// saved as safetensors (`None` without the test data).
+fn edited_error(
+    what: &str,
+    edit: impl FnOnce(&mut HashMap<String, Tensor>),
+) -> Option<WeightsError> {
+    let pth = model_path(what)?;
+    let dir = common::scratch(what);
+    let mut t = real_tensors(&pth);
+    edit(&mut t);
+    let err = weights::load(save_st(&dir, "edited.safetensors", &t)).unwrap_err();
+    println!("{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(err)
+}
+
 #[test]
 fn renamed_key_is_missing_key() {
-    let Some(pth) = model_path("renamed_key") else {
-        return;
-    };
-    let dir = scratch("renamed");
-    let mut t = real_tensors(&pth);
     let old = "layers.2.residual_group.blocks.3.mlp.fc1.weight";
     let new = "layers.2.residual_group.blocks.3.mlp.fc_1.weight";
-    let v = t.remove(old).unwrap();
-    t.insert(new.into(), v);
-    let p = save_st(&dir, "renamed.safetensors", &t);
-    let err = weights::load(&p).unwrap_err();
-    println!("{err}");
+    let Some(err) = edited_error("renamed_key", |t| {
+        let v = t.remove(old).unwrap();
+        t.insert(new.into(), v);
+    }) else {
+        return;
+    };
     match &err {
         WeightsError::MissingKey { key, unexpected } => {
             assert_eq!(key, old);
@@ -210,46 +212,33 @@ fn renamed_key_is_missing_key() {
         other => panic!("expected MissingKey, got {other:?}"),
     }
     assert!(err.to_string().contains(old) && err.to_string().contains(new));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn extra_key_is_unexpected() {
-    let Some(pth) = model_path("extra_key") else {
+    let extra = "layers.0.residual_group.blocks.0.attn.qkv.q.weight_quantizer.lower_bound";
+    let Some(err) = edited_error("extra_key", |t| {
+        let zero = Tensor::zeros(1, DType::F32, &candle_core::Device::Cpu).unwrap();
+        t.insert(extra.into(), zero);
+    }) else {
         return;
     };
-    let dir = scratch("extra");
-    let mut t = real_tensors(&pth);
-    let extra = "layers.0.residual_group.blocks.0.attn.qkv.q.weight_quantizer.lower_bound";
-    t.insert(
-        extra.into(),
-        Tensor::zeros(1, DType::F32, &candle_core::Device::Cpu).unwrap(),
-    );
-    let p = save_st(&dir, "extra.safetensors", &t);
-    let err = weights::load(&p).unwrap_err();
-    println!("{err}");
     assert!(
         matches!(&err, WeightsError::UnexpectedKey { key } if key == extra),
         "{err:?}"
     );
     assert!(err.to_string().contains(extra));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn wrong_shape_is_shape_mismatch() {
-    let Some(pth) = model_path("wrong_shape") else {
+    let key = "layers.1.residual_group.blocks.0.attn.proj.weight";
+    let Some(err) = edited_error("wrong_shape", |t| {
+        let v = t[key].reshape((30, 120)).unwrap();
+        t.insert(key.into(), v);
+    }) else {
         return;
     };
-    let dir = scratch("shape");
-    let mut t = real_tensors(&pth);
-    let key = "layers.1.residual_group.blocks.0.attn.proj.weight";
-    let v = t[key].reshape((30, 120)).unwrap();
-    t.insert(key.into(), v);
-    let p = save_st(&dir, "shape.safetensors", &t);
-    let err = weights::load(&p).unwrap_err();
-    let msg = err.to_string();
-    println!("{msg}");
     match &err {
         WeightsError::ShapeMismatch {
             key: k,
@@ -262,8 +251,8 @@ fn wrong_shape_is_shape_mismatch() {
         }
         other => panic!("expected ShapeMismatch, got {other:?}"),
     }
+    let msg = err.to_string();
     assert!(msg.contains(key) && msg.contains("[60, 60]") && msg.contains("[30, 120]"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -271,20 +260,25 @@ fn bad_scale_and_dtype() {
     let Some(pth) = model_path("bad_scale") else {
         return;
     };
-    let dir = scratch("scale");
+    let dir = common::scratch("scale");
     let t0 = real_tensors(&pth);
-    let dev = candle_core::Device::Cpu;
+    let zeros =
+        |shape: &[usize]| Tensor::zeros(shape, DType::F32, &candle_core::Device::Cpu).unwrap();
+    // The real tensors with `edits` applied, loaded from a safetensors file.
+    let load_edited = |name: &str, edits: Vec<(&str, Tensor)>| {
+        let mut t = t0.clone();
+        t.extend(edits.into_iter().map(|(k, v)| (k.to_string(), v)));
+        weights::load(save_st(&dir, name, &t))
+    };
+    let up = |out: usize, bias: usize| {
+        vec![
+            ("upsample.0.weight", zeros(&[out, 60, 3, 3])),
+            ("upsample.0.bias", zeros(&[bias])),
+        ]
+    };
+    let norm_as = |dt: DType| vec![("norm.weight", t0["norm.weight"].to_dtype(dt).unwrap())];
 
-    let mut t = t0.clone();
-    t.insert(
-        "upsample.0.weight".into(),
-        Tensor::zeros((75, 60, 3, 3), DType::F32, &dev).unwrap(),
-    );
-    t.insert(
-        "upsample.0.bias".into(),
-        Tensor::zeros(75, DType::F32, &dev).unwrap(),
-    );
-    let err = weights::load(save_st(&dir, "s5.safetensors", &t)).unwrap_err();
+    let err = load_edited("s5.safetensors", up(75, 75)).unwrap_err();
     println!("{err}");
     assert!(
         matches!(&err, WeightsError::BadScale { found } if found == &vec![75, 60, 3, 3]),
@@ -292,35 +286,17 @@ fn bad_scale_and_dtype() {
     );
     assert!(err.to_string().contains("[75, 60, 3, 3]"));
 
-    // A ×2 head with the ×4 body is a valid ×2 model.
-    let mut t = t0.clone();
-    t.insert(
-        "upsample.0.weight".into(),
-        Tensor::zeros((12, 60, 3, 3), DType::F32, &dev).unwrap(),
-    );
-    t.insert(
-        "upsample.0.bias".into(),
-        Tensor::zeros(12, DType::F32, &dev).unwrap(),
-    );
-    let w = weights::load(save_st(&dir, "s2.safetensors", &t)).unwrap();
+    // A ×2 head with the ×4 body is a valid ×2 model…
+    let w = load_edited("s2.safetensors", up(12, 12)).unwrap();
     assert_eq!(w.scale, 2);
     // …but a ×2 weight with a ×4 bias is not.
-    t.insert(
-        "upsample.0.bias".into(),
-        Tensor::zeros(48, DType::F32, &dev).unwrap(),
-    );
-    let err = weights::load(save_st(&dir, "s2b.safetensors", &t)).unwrap_err();
+    let err = load_edited("s2b.safetensors", up(12, 48)).unwrap_err();
     assert!(
         matches!(&err, WeightsError::ShapeMismatch { key, .. } if key == "upsample.0.bias"),
         "{err:?}"
     );
 
-    let mut t = t0.clone();
-    t.insert(
-        "norm.weight".into(),
-        t0["norm.weight"].to_dtype(DType::U32).unwrap(),
-    );
-    let err = weights::load(save_st(&dir, "u32.safetensors", &t)).unwrap_err();
+    let err = load_edited("u32.safetensors", norm_as(DType::U32)).unwrap_err();
     println!("{err}");
     assert!(
         matches!(&err, WeightsError::DtypeUnsupported { key, .. } if key == "norm.weight"),
@@ -328,12 +304,7 @@ fn bad_scale_and_dtype() {
     );
 
     // f16 is accepted and converted.
-    let mut t = t0.clone();
-    t.insert(
-        "norm.weight".into(),
-        t0["norm.weight"].to_dtype(DType::F16).unwrap(),
-    );
-    let w = weights::load(save_st(&dir, "f16.safetensors", &t)).unwrap();
+    let w = load_edited("f16.safetensors", norm_as(DType::F16)).unwrap();
     assert_eq!(w.tensors["norm.weight"].dtype(), DType::F32);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -365,7 +336,7 @@ fn pth_without_params_is_no_state_dict() {
     let Some(pth) = model_path("no_state_dict") else {
         return;
     };
-    let dir = scratch("nostate");
+    let dir = common::scratch("nostate");
     let mut b = std::fs::read(&pth).unwrap();
     // The central-directory entry of data.pkl.
     let cd = (0..b.len() - 4)
@@ -387,15 +358,13 @@ fn pth_without_params_is_no_state_dict() {
     data[at + 5] = b'z'; // "params" → "paramz": a valid pickle without a state dict
     let crc = crc32(&b[start..start + size]);
     b[cd + 16..cd + 20].copy_from_slice(&crc.to_le_bytes());
-    let p = write(&dir, "paramz.pth", &b);
-    let err = weights::load(&p).unwrap_err();
-    println!("{err}");
+    let err = load_error(&dir, "paramz.pth", &b);
     assert!(matches!(err, WeightsError::NoStateDict { .. }), "{err:?}");
     assert!(err.to_string().contains("paramz.pth"));
     // Without the CRC fix the same edit is caught as corruption.
     let mut c = std::fs::read(&pth).unwrap();
     c[start + at + 5] = b'z';
-    let err = weights::load(write(&dir, "crc.pth", &c)).unwrap_err();
+    let err = load_error(&dir, "crc.pth", &c);
     println!("{err}");
     assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("CRC"));

@@ -93,3 +93,24 @@ pub fn root_and_scratch(
         tdquant_host::data_root::data_root_for(what, tdquant_host::data_root::TestData::Bundle)?;
     Some((root, scratch(name)))
 }
+
+/// Runs `tdquant --data ROOT ARGS…` (with `RAYON_NUM_THREADS=threads` when
+/// given) and fails the test, naming `what` and showing stderr, unless it
+/// succeeds.
+pub fn tdquant_ok<S: AsRef<std::ffi::OsStr>>(
+    root: &std::path::Path,
+    threads: Option<&str>,
+    args: &[S],
+    what: &str,
+) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tdquant"));
+    if let Some(t) = threads {
+        cmd.env("RAYON_NUM_THREADS", t);
+    }
+    let out = cmd.arg("--data").arg(root).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -22,6 +22,23 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// The variant name of an error (`Corrupt`, `MissingKey`, …).
+fn variant_name(e: &WeightsError) -> String {
+    let debug = format!("{e:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A fresh scratch folder `name` and the bytes of the real checkpoint
+/// (`None` without the test data).
+fn model_bytes(what: &str, name: &str) -> Option<(PathBuf, Vec<u8>)> {
+    let bytes = std::fs::read(model_path(what)?).unwrap();
+    Some((common::scratch(name), bytes))
+}
+
 /// The error of loading `bytes` written to `dir/name` (printed, so that a
 /// failing run shows every message).
 fn load_error(dir: &Path, name: &str, bytes: &[u8]) -> WeightsError {
@@ -89,11 +106,9 @@ fn safetensors_roundtrip_matches_pth() {
 
 #[test]
 fn truncated_pth_is_corrupt() {
-    let Some(pth) = model_path("truncated_pth") else {
+    let Some((dir, bytes)) = model_bytes("truncated_pth", "truncated") else {
         return;
     };
-    let dir = common::scratch("truncated");
-    let bytes = std::fs::read(&pth).unwrap();
     for (name, len) in [
         ("half.pth", bytes.len() / 2),
         ("100.pth", 100),
@@ -111,11 +126,9 @@ fn truncated_pth_is_corrupt() {
 
 #[test]
 fn damaged_pickle_is_corrupt() {
-    let Some(pth) = model_path("damaged_pickle") else {
+    let Some((dir, mut bytes)) = model_bytes("damaged_pickle", "damaged") else {
         return;
     };
-    let dir = common::scratch("damaged");
-    let mut bytes = std::fs::read(&pth).unwrap();
     // Overwrite bytes inside the stored data.pkl (right after its local header): the zip CRC
     // or the pickle decoder must reject it.
     let at = bytes
@@ -333,11 +346,10 @@ fn u32_at(b: &[u8], i: usize) -> usize {
 
 #[test]
 fn pth_without_params_is_no_state_dict() {
-    let Some(pth) = model_path("no_state_dict") else {
+    let Some((dir, orig)) = model_bytes("no_state_dict", "nostate") else {
         return;
     };
-    let dir = common::scratch("nostate");
-    let mut b = std::fs::read(&pth).unwrap();
+    let mut b = orig.clone();
     // The central-directory entry of data.pkl.
     let cd = (0..b.len() - 4)
         .rev()
@@ -362,10 +374,9 @@ fn pth_without_params_is_no_state_dict() {
     assert!(matches!(err, WeightsError::NoStateDict { .. }), "{err:?}");
     assert!(err.to_string().contains("paramz.pth"));
     // Without the CRC fix the same edit is caught as corruption.
-    let mut c = std::fs::read(&pth).unwrap();
+    let mut c = orig;
     c[start + at + 5] = b'z';
     let err = load_error(&dir, "crc.pth", &c);
-    println!("{err}");
     assert!(matches!(err, WeightsError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("CRC"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -416,14 +427,7 @@ fn edited_pickles_are_rejected_without_panicking() {
             let crc = crc32(&b[start..start + size]);
             b[cd + 16..cd + 20].copy_from_slice(&crc.to_le_bytes());
             let r = weights::load_bytes(&b, "edited.pth");
-            let kind = match &r {
-                Ok(_) => "Ok".to_string(),
-                Err(e) => format!("{e:?}")
-                    .split([' ', '{', '('])
-                    .next()
-                    .unwrap()
-                    .to_string(),
-            };
+            let kind = r.as_ref().map_or_else(variant_name, |_| "Ok".to_string());
             *seen.entry(kind).or_default() += 1;
             n += 1;
             // An edit that only touches, say, a float's low bits can load; anything structural

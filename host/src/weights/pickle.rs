@@ -570,24 +570,21 @@ impl<'a> Decoder<'a> {
                     let items = self.pop_mark()?;
                     self.append_items(items)?;
                 }
-                b'q' => {
-                    let k = self.u8()?;
-                    self.memo_put(u32::from(k))?
-                }
-                b'r' => {
-                    let k = u32::from_le_bytes(self.array()?);
+                // BINPUT, LONG_BINPUT, MEMOIZE: the top of the stack to a memo slot.
+                b'q' | b'r' | 0x94 => {
+                    let k = match op {
+                        b'q' => u32::from(self.u8()?),
+                        b'r' => u32::from_le_bytes(self.array()?),
+                        _ => u32::try_from(self.memo.len()).unwrap_or(u32::MAX),
+                    };
                     self.memo_put(k)?
                 }
-                0x94 => {
-                    let k = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
-                    self.memo_put(k)?
-                }
-                b'h' => {
-                    let k = self.u8()?;
-                    self.memo_get(u32::from(k))?
-                }
-                b'j' => {
-                    let k = u32::from_le_bytes(self.array()?);
+                // BINGET, LONG_BINGET: a memo slot onto the stack.
+                b'h' | b'j' => {
+                    let k = match op {
+                        b'h' => u32::from(self.u8()?),
+                        _ => u32::from_le_bytes(self.array()?),
+                    };
                     self.memo_get(k)?
                 }
                 b'c' => {

@@ -4,13 +4,15 @@
 //!   CUDA device" error path, asserted for every entry point.
 //! - With a device: the GPU property tests, GPU vs the `tdquant-core` oracle
 //!   with `==`, through the same harness as the host-kernel tests. Without a
-//!   device they print `SKIPPED: <reason>` and pass, unless
-//!   `TDQ_REQUIRE_GPU=1` (scripts/gpu-check.sh) turns a skip into a failure.
-//!
-//! Run with `--nocapture` to see the SKIPPED lines.
+//!   device they record `SKIPPED <test>: <reason>` in the skip log (listed
+//!   at the end of `scripts/test.sh`) and pass, unless `TDQ_REQUIRE_GPU=1`
+//!   (scripts/gpu-check.sh) turns a skip into a failure.
 #![cfg(feature = "cuda")]
 
 mod common;
+// The host crate's skip log (plain std; this crate cannot depend on the host).
+#[path = "../../host/src/data_root/skip_log.rs"]
+mod skip_log;
 
 use std::sync::OnceLock;
 
@@ -26,7 +28,7 @@ fn env_is_1(name: &str) -> bool {
 }
 
 /// The shared backend (one context for all tests), or `None` after printing
-/// `SKIPPED: <reason>`; panics instead when TDQ_REQUIRE_GPU=1.
+/// `SKIPPED <test>: <reason>` (the skip log); panics instead when TDQ_REQUIRE_GPU=1.
 fn gpu_or_skip(test: &str) -> Option<&'static CudaBackend> {
     static GPU: OnceLock<CudaBackend> = OnceLock::new();
     let gpu = GPU.get_or_init(CudaBackend::new);
@@ -39,7 +41,7 @@ fn gpu_or_skip(test: &str) -> Option<&'static CudaBackend> {
             panic!("{test}: TDQ_REQUIRE_GPU=1 but the CUDA backend cannot run: {err}")
         }
         Err(err) => {
-            println!("SKIPPED: {test}: {err}");
+            skip_log::record_skip(test, &err.to_string());
             None
         }
     }
@@ -186,7 +188,7 @@ fn models_or_skip(test: &str) -> Option<Vec<(String, Vec<u8>)>> {
         if env_is_1("TDQ_REQUIRE_GPU") {
             panic!("{test}: {why}");
         }
-        println!("SKIPPED: {test}: {why}");
+        skip_log::record_skip(test, why);
         return None;
     };
     let mut out = Vec::new();

@@ -13,16 +13,15 @@
 //!    `assets/SOURCES.md`), so a fresh clone runs with no data beside it.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+mod skip_log;
+pub use skip_log::{record_skip, SKIP_LOG_ENV};
 
 /// Environment variable naming the data root.
 pub const DATA_ENV: &str = "TDQUANT_DATA";
 /// The shared data folder, relative to the checkout's working directory.
 pub const SHARED_DATA: &str = "../shared/data";
-/// File that names the skipped tests, one line each, when the test command
-/// sets it (`scripts/test.sh` prints it as its closing summary).
-pub const SKIP_LOG_ENV: &str = "TDQ_SKIP_LOG";
 
 /// Why this folder is the data root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,24 +155,6 @@ pub fn data_root_for(what: &str, need: TestData) -> Option<PathBuf> {
 /// For tests that need the shared data (goldens, Set14, B100): see [`data_root_for`].
 pub fn data_root_for_test(what: &str) -> Option<PathBuf> {
     data_root_for(what, TestData::Shared)
-}
-
-/// Records a skipped test: `SKIPPED what: reason` on stderr, and one line in
-/// the file named by `$TDQ_SKIP_LOG` when set, so the test command can list
-/// every skip at its end (the harness captures a passing test's stderr).
-pub fn record_skip(what: &str, reason: &str) {
-    let line = format!("SKIPPED {what}: {reason}");
-    eprintln!("{line}");
-    if let Some(log) = std::env::var_os(SKIP_LOG_ENV).filter(|v| !v.is_empty()) {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            // One write per line: concurrent test binaries append to the same file.
-            let _ = f.write_all(format!("{line}\n").as_bytes());
-        }
-    }
 }
 
 /// File stem of the default model, the stand-in ×4 SwinIR-light.

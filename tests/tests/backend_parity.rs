@@ -18,13 +18,14 @@ use tdquant_core::int::{IntModel, RunError};
 use tdquant_gpu::{parity, HostKernelBackend, KernelPath};
 use tdquant_host::cpu_backend::CpuFastBackend;
 use tdquant_host::cpu_features::Isa;
+use tdquant_host::data_root::record_skip;
 
 fn env_is_1(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1")
 }
 
 /// Every backend to compare with the oracle that can run here; prints
-/// SKIPPED for the others (and fails where a TDQ_REQUIRE_* asks for them).
+/// records SKIPPED (the skip log) for the others (and fails where a TDQ_REQUIRE_* asks for them).
 fn backends() -> Vec<Box<dyn IntegerBackend>> {
     let mut all: Vec<Box<dyn IntegerBackend>> = Isa::ALL
         .into_iter()
@@ -40,10 +41,7 @@ fn backends() -> Vec<Box<dyn IntegerBackend>> {
             if caps.available {
                 return true;
             }
-            println!(
-                "SKIPPED {}: cannot run in this build on this machine",
-                b.name()
-            );
+            record_skip(b.name(), "cannot run in this build on this machine");
             assert!(
                 !(caps.accelerator && env_is_1("TDQ_REQUIRE_GPU")),
                 "TDQ_REQUIRE_GPU=1 but {} cannot run",

@@ -2,7 +2,7 @@
 //! one test per (kernel, level), ≥ 1,000 proptest cases each (strategies
 //! weighted towards the extremes: codes 0 and max, `i32::MIN`/`MAX`
 //! inputs, masks, odd lengths), `==` on every output with a readable diff.
-//! A level this CPU lacks prints `SKIPPED <kernel> <level>`; under
+//! A level this CPU lacks records `SKIPPED <kernel> <level>` (the skip log); under
 //! `TDQ_REQUIRE_AVX512=1` a missing AVX-512 VNNI fails instead.
 
 use proptest::prelude::*;
@@ -33,13 +33,14 @@ use crate::cpu_features::Isa;
 /// Random cases per (kernel, level).
 const CASES: u32 = 1_000;
 
-/// Whether `isa` can run here; prints `SKIPPED <kernel> <level>` when not,
+/// Whether `isa` can run here; records `SKIPPED <kernel> <level>` when not,
 /// and fails when TDQ_REQUIRE_AVX512=1 asks for the AVX-512 level.
 fn level_or_skip(kernel: &str, isa: Isa) -> bool {
     if isa.available() {
         return true;
     }
-    println!("SKIPPED {kernel} {}: this CPU lacks it", isa.name());
+    let what = format!("{kernel} {}", isa.name());
+    crate::data_root::record_skip(&what, "this CPU lacks it");
     let required = std::env::var("TDQ_REQUIRE_AVX512").is_ok_and(|v| v == "1");
     assert!(
         !(required && isa == Isa::Avx512Vnni),

@@ -139,8 +139,7 @@ fn parity_errors_are_clear() {
     assert!(!st.status.success(), "parity without --int must fail");
     assert!(String::from_utf8_lossy(&st.stderr).contains("--int"));
 
-    let dir = std::env::temp_dir().join(format!("tdq_parity_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("parity");
     let missing = dir.join("missing.tdq");
     let st = tdquant()
         .arg("parity")

@@ -76,6 +76,9 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+#[macro_use]
+mod display;
+
 pub mod backend;
 pub mod container;
 pub mod crc32;

@@ -37,7 +37,6 @@
 //! directly on an unaligned container section (e.g. `include_bytes!` data in
 //! flash) without any cast.
 
-use core::fmt;
 use core::iter::FusedIterator;
 use core::slice::ChunksExact;
 
@@ -243,53 +242,16 @@ pub enum PackError {
     },
 }
 
-impl fmt::Display for PackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            PackError::LayoutTooLarge { rows, cols, bits } => write!(
-                f,
-                "packed {}-bit layout [{rows}, {cols}] is too large to address",
-                bits.bits()
-            ),
-            PackError::CodesLengthMismatch { expected, actual } => {
-                write!(f, "expected {expected} codes (rows · cols), got {actual}")
-            }
-            PackError::PackedLengthMismatch { expected, actual } => write!(
-                f,
-                "packed data must be {expected} bytes for this layout, got {actual}"
-            ),
-            PackError::OutputLengthMismatch { expected, actual } => {
-                write!(f, "output buffer must be {expected} bytes, got {actual}")
-            }
-            PackError::CodeOutOfRange {
-                row,
-                col,
-                value,
-                max,
-            } => write!(
-                f,
-                "code {value} at row {row}, column {col} exceeds the maximum {max}"
-            ),
-            PackError::NonZeroPadding { row, word, value } => write!(
-                f,
-                "padding bits set in word {word} of row {row} (word = {value:#010x})"
-            ),
-            PackError::IndexOutOfBounds {
-                row,
-                col,
-                rows,
-                cols,
-            } => write!(
-                f,
-                "index ({row}, {col}) is outside the [{rows}, {cols}] matrix"
-            ),
-            PackError::BitWidthMismatch { expected, actual } => write!(
-                f,
-                "expected {}-bit packed data, got {}-bit",
-                expected.bits(),
-                actual.bits()
-            ),
-        }
+display_messages! {
+    PackError {
+        Self::LayoutTooLarge { rows, cols, bits } => ("packed {}-bit layout [{rows}, {cols}] is too large to address", bits.bits()),
+        Self::CodesLengthMismatch { expected, actual } => ("expected {expected} codes (rows · cols), got {actual}"),
+        Self::PackedLengthMismatch { expected, actual } => ("packed data must be {expected} bytes for this layout, got {actual}"),
+        Self::OutputLengthMismatch { expected, actual } => ("output buffer must be {expected} bytes, got {actual}"),
+        Self::CodeOutOfRange { row, col, value, max } => ("code {value} at row {row}, column {col} exceeds the maximum {max}"),
+        Self::NonZeroPadding { row, word, value } => ("padding bits set in word {word} of row {row} (word = {value:#010x})"),
+        Self::IndexOutOfBounds { row, col, rows, cols } => ("index ({row}, {col}) is outside the [{rows}, {cols}] matrix"),
+        Self::BitWidthMismatch { expected, actual } => ("expected {}-bit packed data, got {}-bit", expected.bits(), actual.bits()),
     }
 }
 

@@ -211,25 +211,12 @@ pub enum QuantParamsError {
     },
 }
 
-impl fmt::Display for QuantParamsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            QuantParamsError::NonFiniteBound { lower, upper } => {
-                write!(f, "quantizer bounds must be finite, got [{lower}, {upper}]")
-            }
-            QuantParamsError::EmptyRange { lower, upper } => write!(
-                f,
-                "quantizer lower bound must be below the upper bound, got [{lower}, {upper}]"
-            ),
-            QuantParamsError::NonFiniteStep { lower, upper } => write!(
-                f,
-                "quantizer range [{lower}, {upper}] is too wide: its step overflows f32"
-            ),
-            QuantParamsError::ZeroStep { lower, upper } => write!(
-                f,
-                "quantizer range [{lower}, {upper}] is too narrow: its step underflows to zero"
-            ),
-        }
+display_messages! {
+    QuantParamsError {
+        Self::NonFiniteBound { lower, upper } => ("quantizer bounds must be finite, got [{lower}, {upper}]"),
+        Self::EmptyRange { lower, upper } => ("quantizer lower bound must be below the upper bound, got [{lower}, {upper}]"),
+        Self::NonFiniteStep { lower, upper } => ("quantizer range [{lower}, {upper}] is too wide: its step overflows f32"),
+        Self::ZeroStep { lower, upper } => ("quantizer range [{lower}, {upper}] is too narrow: its step underflows to zero"),
     }
 }
 

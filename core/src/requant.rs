@@ -41,8 +41,6 @@
 //! for 64-bit accumulators or for hand-built [`Requantizer::from_parts`]
 //! with a negative total shift).
 
-use core::fmt;
-
 /// How the single rounding in a requantization breaks ties (`k + 1/2`).
 ///
 /// Non-tie values always round to the nearest integer.
@@ -115,28 +113,13 @@ pub enum RequantError {
     },
 }
 
-impl fmt::Display for RequantError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            RequantError::NonFiniteScale { scale } => {
-                write!(f, "requantization scale {scale} is not finite")
-            }
-            RequantError::NonPositiveScale { scale } => {
-                write!(f, "requantization scale {scale} is not positive")
-            }
-            RequantError::ScaleOutOfRange { scale } => write!(
-                f,
-                "requantization scale {scale:e} is outside [{MIN_SCALE:e}, {MAX_SCALE:e}]"
-            ),
-            RequantError::MultiplierNotNormalized { multiplier } => write!(
-                f,
-                "requantization multiplier {multiplier} is not in [2^30, 2^31)"
-            ),
-            RequantError::ShiftOutOfRange { shift } => write!(
-                f,
-                "requantization shift {shift} is outside [{MIN_SHIFT}, {MAX_SHIFT}]"
-            ),
-        }
+display_messages! {
+    RequantError {
+        Self::NonFiniteScale { scale } => ("requantization scale {scale} is not finite"),
+        Self::NonPositiveScale { scale } => ("requantization scale {scale} is not positive"),
+        Self::ScaleOutOfRange { scale } => ("requantization scale {scale:e} is outside [{MIN_SCALE:e}, {MAX_SCALE:e}]"),
+        Self::MultiplierNotNormalized { multiplier } => ("requantization multiplier {multiplier} is not in [2^30, 2^31)"),
+        Self::ShiftOutOfRange { shift } => ("requantization shift {shift} is outside [{MIN_SHIFT}, {MAX_SHIFT}]"),
     }
 }
 

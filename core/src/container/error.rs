@@ -52,24 +52,13 @@ pub enum ShapeIssue {
     },
 }
 
-impl fmt::Display for ShapeIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ShapeIssue::RankTooLarge { rank } => {
-                write!(f, "rank {rank} exceeds the maximum {MAX_RANK}")
-            }
-            ShapeIssue::UnusedDimNonZero { dim } => {
-                write!(f, "dimension {dim} is beyond the rank but non-zero")
-            }
-            ShapeIssue::PackedRankNotTwo { rank } => {
-                write!(f, "packed sections must have rank 2, got {rank}")
-            }
-            ShapeIssue::TooLarge => f.write_str("the payload size overflows u32"),
-            ShapeIssue::LengthMismatch { expected, actual } => write!(
-                f,
-                "the shape implies {expected} payload bytes but there are {actual}"
-            ),
-        }
+display_messages! {
+    ShapeIssue {
+        Self::RankTooLarge { rank } => ("rank {rank} exceeds the maximum {MAX_RANK}"),
+        Self::UnusedDimNonZero { dim } => ("dimension {dim} is beyond the rank but non-zero"),
+        Self::PackedRankNotTwo { rank } => ("packed sections must have rank 2, got {rank}"),
+        Self::TooLarge => ("the payload size overflows u32"),
+        Self::LengthMismatch { expected, actual } => ("the shape implies {expected} payload bytes but there are {actual}"),
     }
 }
 
@@ -221,108 +210,31 @@ pub enum ContainerError {
     FileTooLarge,
 }
 
-impl fmt::Display for ContainerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ContainerError::Truncated { needed, actual } => write!(
-                f,
-                "truncated container: need at least {needed} bytes, got {actual}"
-            ),
-            ContainerError::BadMagic { found } => {
-                write!(f, "not a .tdq container: magic is {found:02x?}")
-            }
-            ContainerError::UnsupportedVersion { version } => write!(
-                f,
-                "unsupported container version {version} (this build reads {FORMAT_VERSION})"
-            ),
-            ContainerError::UnsupportedFlags { flags } => {
-                write!(f, "unsupported container flags {flags:#06x}")
-            }
-            ContainerError::LengthMismatch { header, actual } => write!(
-                f,
-                "container header says {header} bytes but {actual} bytes were given"
-            ),
-            ContainerError::ChecksumMismatch { stored, computed } => write!(
-                f,
-                "container checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
-            ),
-            ContainerError::NonZeroReserved { section: None } => {
-                f.write_str("reserved bytes in the container header are not zero")
-            }
-            ContainerError::NonZeroReserved {
-                section: Some(section),
-            } => write!(f, "reserved bytes of section {section} are not zero"),
-            ContainerError::TooManySections { count } => write!(
-                f,
-                "container has {count} sections, more than the maximum {MAX_SECTIONS}"
-            ),
-            ContainerError::SectionTableOutOfBounds {
-                table_end,
-                file_len,
-            } => write!(
-                f,
-                "section table ends at byte {table_end}, past the end of the {file_len}-byte file"
-            ),
-            ContainerError::BadSectionName { section } => write!(
-                f,
-                "section {section} has an invalid name (1..=32 ASCII graphic characters, NUL-padded)"
-            ),
-            ContainerError::DuplicateSectionName { section, first } => write!(
-                f,
-                "section {section} has the same name as section {first}"
-            ),
-            ContainerError::UnsupportedDtype { section, dtype } => {
-                write!(f, "section {section} has unknown dtype code {dtype}")
-            }
-            ContainerError::UnsupportedBitWidth { section, bits } => write!(
-                f,
-                "section {section} has bits = {bits} (packed: 2, 3, 4 or 8; other dtypes: 0)"
-            ),
-            ContainerError::ShapeMismatch { section, issue } => {
-                write!(f, "section {section}: {issue}")
-            }
-            ContainerError::MisalignedSection { section, offset } => write!(
-                f,
-                "section {section} starts at offset {offset}, not a multiple of {ALIGN}"
-            ),
-            ContainerError::SectionOutOfBounds {
-                section,
-                offset,
-                len,
-            } => write!(
-                f,
-                "section {section} ({len} bytes at offset {offset}) is outside the payload area"
-            ),
-            ContainerError::UnorderedSections {
-                section,
-                offset,
-                previous_offset,
-            } => write!(
-                f,
-                "section {section} at offset {offset} comes before the previous section at {previous_offset}"
-            ),
-            ContainerError::OverlappingSections {
-                section,
-                offset,
-                previous_end,
-            } => write!(
-                f,
-                "section {section} at offset {offset} overlaps the previous section, which ends at {previous_end}"
-            ),
-            ContainerError::NonZeroPadding { offset } => {
-                write!(f, "padding byte at offset {offset} is not zero")
-            }
-            ContainerError::InvalidPackedSection { section, error } => {
-                write!(f, "section {section}: {error}")
-            }
-            ContainerError::OutputTooSmall { needed, actual } => write!(
-                f,
-                "output buffer holds {actual} bytes, the container needs {needed}"
-            ),
-            ContainerError::FileTooLarge => {
-                f.write_str("the container would exceed u32::MAX bytes")
-            }
-        }
+display_messages! {
+    ContainerError {
+        Self::Truncated { needed, actual } => ("truncated container: need at least {needed} bytes, got {actual}"),
+        Self::BadMagic { found } => ("not a .tdq container: magic is {found:02x?}"),
+        Self::UnsupportedVersion { version } => ("unsupported container version {version} (this build reads {FORMAT_VERSION})"),
+        Self::UnsupportedFlags { flags } => ("unsupported container flags {flags:#06x}"),
+        Self::LengthMismatch { header, actual } => ("container header says {header} bytes but {actual} bytes were given"),
+        Self::ChecksumMismatch { stored, computed } => ("container checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
+        Self::NonZeroReserved { section: None } => ("reserved bytes in the container header are not zero"),
+        Self::NonZeroReserved { section: Some(section) } => ("reserved bytes of section {section} are not zero"),
+        Self::TooManySections { count } => ("container has {count} sections, more than the maximum {MAX_SECTIONS}"),
+        Self::SectionTableOutOfBounds { table_end, file_len } => ("section table ends at byte {table_end}, past the end of the {file_len}-byte file"),
+        Self::BadSectionName { section } => ("section {section} has an invalid name (1..=32 ASCII graphic characters, NUL-padded)"),
+        Self::DuplicateSectionName { section, first } => ("section {section} has the same name as section {first}"),
+        Self::UnsupportedDtype { section, dtype } => ("section {section} has unknown dtype code {dtype}"),
+        Self::UnsupportedBitWidth { section, bits } => ("section {section} has bits = {bits} (packed: 2, 3, 4 or 8; other dtypes: 0)"),
+        Self::ShapeMismatch { section, issue } => ("section {section}: {issue}"),
+        Self::MisalignedSection { section, offset } => ("section {section} starts at offset {offset}, not a multiple of {ALIGN}"),
+        Self::SectionOutOfBounds { section, offset, len } => ("section {section} ({len} bytes at offset {offset}) is outside the payload area"),
+        Self::UnorderedSections { section, offset, previous_offset } => ("section {section} at offset {offset} comes before the previous section at {previous_offset}"),
+        Self::OverlappingSections { section, offset, previous_end } => ("section {section} at offset {offset} overlaps the previous section, which ends at {previous_end}"),
+        Self::NonZeroPadding { offset } => ("padding byte at offset {offset} is not zero"),
+        Self::InvalidPackedSection { section, error } => ("section {section}: {error}"),
+        Self::OutputTooSmall { needed, actual } => ("output buffer holds {actual} bytes, the container needs {needed}"),
+        Self::FileTooLarge => ("the container would exceed u32::MAX bytes"),
     }
 }
 
@@ -357,18 +269,11 @@ pub enum SectionError {
     Packed(PackError),
 }
 
-impl fmt::Display for SectionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            SectionError::DtypeMismatch { expected, actual } => {
-                write!(f, "expected a {expected} section, found {actual}")
-            }
-            SectionError::IndexOutOfBounds { index, len } => write!(
-                f,
-                "element {index} is out of bounds for a section of {len} elements"
-            ),
-            SectionError::Packed(error) => fmt::Display::fmt(&error, f),
-        }
+display_messages! {
+    SectionError {
+        Self::DtypeMismatch { expected, actual } => ("expected a {expected} section, found {actual}"),
+        Self::IndexOutOfBounds { index, len } => ("element {index} is out of bounds for a section of {len} elements"),
+        Self::Packed(error) => ("{error}"),
     }
 }
 

@@ -288,16 +288,25 @@ fn requant_case(op: &str, rq: Requantizer) -> String {
     format!("{op} with {rq:?} (total shift {})", rq.total_shift())
 }
 
-pub fn check_requant_i32(
-    backend: &dyn GpuOperators,
-    rq: Requantizer,
-    acc: &[i32],
-) -> Result<(), String> {
-    let what = requant_case("requantize_i32", rq);
-    check_requant(backend, &what, acc, 0x5A5Ai64, |acc, out| {
-        Operator::RequantizeI32 { rq, acc, out }
-    })
+/// `check_requant_i32` and `check_requant_i64`: the plain requantizations,
+/// which differ only in the accumulator type and the operator.
+macro_rules! check_requant_plain {
+    ($name:ident, $acc:ty, $op:literal, $variant:ident) => {
+        pub fn $name(
+            backend: &dyn GpuOperators,
+            rq: Requantizer,
+            acc: &[$acc],
+        ) -> Result<(), String> {
+            let what = requant_case($op, rq);
+            check_requant(backend, &what, acc, 0x5A5Ai64, |acc, out| {
+                Operator::$variant { rq, acc, out }
+            })
+        }
+    };
 }
+
+check_requant_plain!(check_requant_i32, i32, "requantize_i32", RequantizeI32);
+check_requant_plain!(check_requant_i64, i64, "requantize_i64", RequantizeI64);
 
 pub fn check_requant_i32_clamped(
     backend: &dyn GpuOperators,
@@ -313,17 +322,6 @@ pub fn check_requant_i32_clamped(
             clamp: (min, max),
             out,
         }
-    })
-}
-
-pub fn check_requant_i64(
-    backend: &dyn GpuOperators,
-    rq: Requantizer,
-    acc: &[i64],
-) -> Result<(), String> {
-    let what = requant_case("requantize_i64", rq);
-    check_requant(backend, &what, acc, 0x5A5Ai64, |acc, out| {
-        Operator::RequantizeI64 { rq, acc, out }
     })
 }
 

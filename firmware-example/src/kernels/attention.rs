@@ -6,53 +6,35 @@
 //! uses a per-call table of the 225 shifted biases and per-key `kb·B + mask`
 //! for the row's label (every partial sum is below `2^62`, so the order does
 //! not matter).
-//! [`exp2_neg_q31`] is the oracle's `exp2` rewritten on 32-bit halves
-//! (identical integers, no 64-bit division). The decision levels are sorted
+//! The logits, the exponentials (the oracle's `exp2` on 32-bit halves:
+//! identical integers, no 64-bit division) and the codes are the assembly
+//! row loops of [`softmax_row`]. The decision levels are sorted
 //! once per call, so each row's edges `E_k = ⌈S·T_k/2^30⌉` come out sorted
 //! (`S > 0`); they are computed exactly in `u64` pieces and clipped to
 //! `[0, 2^31 + 1]`, where `e ∈ [0, 2^31]` compares with them as with the
 //! oracle's `i64` edges. A code is then the descent of a breadth-first
 //! binary search tree of them ([`EdgeTree`]), not `N` compares.
+//! Every row starts at `rpb_index(i, 0)` in the bias table, whose window of
+//! [`BIAS_REACH`] entries below it is in range for `i < 64`; the error
+//! for a window out of range cannot occur.
 //!
 //! `P·v`: the head of `v` is transposed into pairs laid out as `UXTB16`
 //! unpacks four probabilities; each row is ten `SMLAD` dot products of 64.
 
 use tdquant_core::int::arith::{clamp_code, rshift_round};
 use tdquant_core::int::attention::{rpb_index, AvCall, SoftmaxCall, MASK_Z, PROB_FRAC};
-use tdquant_core::int::exp2::{EXP2_LUT, LN2_Q32};
-use tdquant_core::int::{I32Src, OpError, HEAD_DIM, RPB_ROWS, TOKENS, WINDOW};
+use tdquant_core::int::{I32Src, OpError, HEAD_DIM, RPB_ROWS, TOKENS};
 
 use super::linear::Multiplier;
+use super::softmax_row::{
+    codes_row_2, codes_row_3, codes_row_4, exp2_row, logits_row, RowBuffers, BIAS_REACH,
+};
 use crate::dsp::{dot5_keys, dot5_probs, usat};
 
 /// Most decision levels (the oracle's cap).
 const MAX_LEVELS: usize = 255;
 /// `HEAD_DIM / 2` pair words per head row.
 const PAIRS: usize = HEAD_DIM / 2;
-
-/// `exp2_neg_q31(d)` of the oracle for `d = hi·2^32 + lo`, on 32-bit halves.
-///
-/// `v3 = ⌊v2·v / (3·2^32)⌋ = ⌊⌊v2·v / 2^32⌋ / 3⌋`, and with
-/// `q = v − v2 + v3 = 2^32 − p ∈ [0, 2^24)` and `t = lut·q`,
-/// `⌊(lut·p + 2^31) / 2^32⌋ = lut + ⌊(2^31 − t) / 2^32⌋ = lut − ⌊(t + 2^31 − 1) / 2^32⌋`
-/// (`⌊−x/n⌋ = −⌈x/n⌉`): one `UMLAL` and a subtraction. The final rounding
-/// shift adds `(2^hi) ≫ 1`, which is 0 for `hi = 0` and `2^(hi−1)` above.
-#[inline(always)]
-pub fn exp2_neg_q31(hi: u32, lo: u32) -> u32 {
-    if hi >= 32 {
-        return 0;
-    }
-    let i = (lo >> 24) as usize;
-    let r = lo & 0x00FF_FFFF;
-    let v = ((u64::from(r) * LN2_Q32 + (1 << 31)) >> 32) as u32;
-    let v2 = ((u64::from(v) * u64::from(v)) >> 33) as u32;
-    let v3 = ((u64::from(v2) * u64::from(v)) >> 32) as u32 / 3;
-    let q = v - v2 + v3;
-    let lut = EXP2_LUT[i & 255];
-    let g = lut - ((u64::from(lut) * u64::from(q) + ((1 << 31) - 1)) >> 32) as u32;
-    // g ≤ 2^31 and the half is ≤ 2^30: no overflow.
-    (g + ((1u32 << hi) >> 1)) >> hi
-}
 
 /// `⌈S·T / 2^30⌉` clipped to `[0, 2^31 + 1]`, for `0 < S < 2^38`, `|T| ≤ 2^40`:
 /// `e ≥ edge` for `e ∈ [0, 2^31]` exactly when `e ≥ ⌈S·T / 2^30⌉`.
@@ -114,53 +96,15 @@ impl EdgeTree {
         self.tree[usize::from(i)] = edge;
     }
 
-    /// `#{edges ≤ e}`, descending `steps` (= `self.steps`) levels; called
-    /// with a literal depth, the loop unrolls.
-    #[inline(always)]
-    fn count_le(&self, steps: u32, e: u32) -> usize {
+    /// `#{edges ≤ e}`, descending `self.steps` levels (the widths without
+    /// an assembly descent in [`softmax_row`]).
+    fn count_le(&self, e: u32) -> usize {
         let mut i = 1usize;
-        for _ in 0..steps {
+        for _ in 0..self.steps {
             i = 2 * i + usize::from(e >= self.tree[i & 255]);
         }
-        i - (1 << steps)
+        i - (1 << self.steps)
     }
-}
-
-/// `z_j = acc_j·A + key_j + bias[rpb_index(i, j)]` for the 64 keys of row
-/// `i` (`key_j = kb_j·B`, plus `MASK_Z` where the labels differ;
-/// `base = rpb_index(i, 0)`, and `rpb_index(i, j) = base − 15·y_j − x_j`);
-/// returns `max_j z_j`. `acc_j ∈ [0, 2^20)` (products of codes), so
-/// `acc_j·A` is one 32×64-bit product, and the wrapping sums equal the
-/// oracle's because every partial sum is below `2^62` in magnitude.
-#[inline(always)]
-fn logits(
-    acc: &[i32; TOKENS],
-    key: &[i64; TOKENS],
-    bias: &[i64; RPB_ROWS],
-    base: usize,
-    a: i64,
-    z: &mut [i64; TOKENS],
-) -> i64 {
-    let mut m = i64::MIN;
-    for yj in 0..WINDOW {
-        let top = base - (2 * WINDOW - 1) * yj;
-        let brow = &bias[top + 1 - WINDOW..=top];
-        let at = yj * WINDOW;
-        let (acc, key, z) = (
-            &acc[at..at + WINDOW],
-            &key[at..at + WINDOW],
-            &mut z[at..at + WINDOW],
-        );
-        for xj in 0..WINDOW {
-            let product = u64::from(acc[xj] as u32).wrapping_mul(a as u64) as i64;
-            let v = product
-                .wrapping_add(key[xj])
-                .wrapping_add(brow[WINDOW - 1 - xj]);
-            z[xj] = v;
-            m = m.max(v);
-        }
-    }
-    m
 }
 
 /// Head row `t` of `codes` as five `lo | hi << 16` pairs.
@@ -205,38 +149,39 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
         *b = i64::from(rpb.at(idx)) << qk.rpb_shift;
     }
     let mut edges = EdgeTree::new(levels);
-    let mut z = [0i64; TOKENS];
-    let mut e = [0u32; TOKENS];
     let mut acc = [0i32; TOKENS];
-    // kb_j·B + the mask of the current row's label (rows of one label are
-    // mostly consecutive, so it is rebuilt only when the label changes).
-    let mut masked_keys = [0i64; TOKENS];
+    // The keys hold kb_j·B plus the mask of the current row's label (rows
+    // of one label are mostly consecutive, so they are rebuilt only when
+    // the label changes).
+    let mut buffers = RowBuffers::new();
+    if labels.is_none() {
+        buffers.keys = kb_b;
+    }
     let mut masked_label = None;
     for (i, row) in probs.chunks_exact_mut(TOKENS).enumerate() {
         let qp = head_pairs(q, i, stride, col);
-        // rpb_index(i, j) = base − (15·y_j + x_j).
-        let base = rpb_index(i, 0);
         dot5_keys(&qp, &keys, &mut acc);
-        let key = match labels {
-            Some(l) => {
-                let li = l[i];
-                if masked_label != Some(li) {
-                    for ((mk, &kbb), &lj) in masked_keys.iter_mut().zip(kb_b.iter()).zip(l) {
-                        *mk = if lj == li { kbb } else { kbb + MASK_Z };
-                    }
-                    masked_label = Some(li);
+        if let Some(l) = labels {
+            let li = l[i];
+            if masked_label != Some(li) {
+                for ((mk, &kbb), &lj) in buffers.keys.iter_mut().zip(kb_b.iter()).zip(l) {
+                    *mk = if lj == li { kbb } else { kbb + MASK_Z };
                 }
-                &masked_keys
+                masked_label = Some(li);
             }
-            None => &kb_b,
-        };
-        let m = logits(&acc, key, &bias, base, qk.a, &mut z);
-        let mut sum = 0u64;
-        for (ej, &zj) in e.iter_mut().zip(z.iter()) {
-            let d = (m - zj) as u64;
-            *ej = exp2_neg_q31((d >> 32) as u32, d as u32);
-            sum += u64::from(*ej);
         }
+        // rpb_index(i, j) = base − (15·y_j + x_j), base ∈ [BIAS_REACH, 224].
+        let base = rpb_index(i, 0);
+        let window = base
+            .checked_sub(BIAS_REACH)
+            .and_then(|lo| bias.get(lo..=base))
+            .and_then(|w| <&[i64; BIAS_REACH + 1]>::try_from(w).ok())
+            .ok_or(OpError::Param {
+                what: "softmax bias window",
+            })?;
+        let m = logits_row(&acc, &mut buffers, window, qk.a);
+        exp2_row(&mut buffers, m);
+        let sum: u64 = (0..TOKENS).map(|j| u64::from(buffers.exp(j))).sum();
         // Edges at 0 count for every e; below the first other edge the code
         // is their number (most probabilities of a row land there). Edges
         // come in ascending order (S > 0), so the zeros lead.
@@ -250,18 +195,24 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
                 first = x;
             }
         }
-        macro_rules! codes {
-            ($count:expr) => {
-                for (out, &ej) in row.iter_mut().zip(e.iter()) {
-                    *out = if ej < first { zeros } else { $count(ej) } as u8;
-                }
-            };
-        }
+        let zeros = zeros as u8;
+        let Ok(row) = <&mut [u8; TOKENS]>::try_from(row) else {
+            continue;
+        };
         match edges.steps {
-            4 => codes!(|x| edges.count_le(4, x)),
-            3 => codes!(|x| edges.count_le(3, x)),
-            2 => codes!(|x| edges.count_le(2, x)),
-            steps => codes!(|x| edges.count_le(steps, x)),
+            2 => codes_row_2(&buffers, &edges.tree, first, zeros, row),
+            3 => codes_row_3(&buffers, &edges.tree, first, zeros, row),
+            4 => codes_row_4(&buffers, &edges.tree, first, zeros, row),
+            _ => {
+                for (j, out) in row.iter_mut().enumerate() {
+                    let ej = buffers.exp(j);
+                    *out = if ej < first {
+                        zeros
+                    } else {
+                        edges.count_le(ej) as u8
+                    };
+                }
+            }
         }
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! | operator | oracle | here |
 //! |---|---|---|
 //! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream`, `IntKernels::linear_gelu` | [`linear`]: a block's input codes `UXTB16`-unpacked once, 4 weight rows expanded to 16-bit pairs, `LDRD` + `SMLAD` (one asm loop, two groups per iteration); code and stream epilogues on the high word when `frac ≥ 33` |
-//! | `q·kᵀ` → softmax → codes | `attention::softmax_codes` | [`attention::softmax_codes`]: `SMLAD` logits, 32-bit `exp2`, sorted decision edges, binary search |
+//! | `q·kᵀ` → softmax → codes | `attention::softmax_codes` | [`attention::softmax_codes`]: `SMLAD` `q·k`, then per row the assembly loops of [`softmax_row`]: 64-bit logits and their maximum, the 32-bit `exp2`, codes by an `ADC` binary-search descent over sorted decision edges |
 //! | `P·v` → codes | `attention::av_codes` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD` |
 //! | 3×3 conv (int8 weights) | `conv::Conv::run` | [`conv::run`]: `SSAT`-clamped 16-bit patch pairs × `SXTB16` weights, `SMLALD` (i64, exact for any input) |
 //! | LayerNorm `x̂` | `layernorm::normalize` | [`layernorm::normalize`]: 64-bit sums, the `x̂` products without `i128` |
@@ -18,6 +18,7 @@ pub mod attention;
 pub mod conv;
 pub mod layernorm;
 pub mod linear;
+pub mod softmax_row;
 
 /// The DSP kernels (stateless: every buffer is on the stack, ≤ 4 KiB).
 #[derive(Clone, Copy, Debug, Default)]

@@ -11,7 +11,7 @@ use tdquant_core::packed::{pack_codes, PackedLayout, PackedMatrix};
 use tdquant_core::BitWidth;
 
 use super::Rng;
-use crate::kernels::attention::exp2_neg_q31;
+use crate::kernels::softmax_row::{exp2_row, RowBuffers};
 use crate::kernels::DspKernels;
 
 /// Hand-picked cases per kernel before the random ones.
@@ -638,32 +638,50 @@ pub fn normalize(rng: &mut Rng, case: u32) -> bool {
     same_outputs("normalize", "channel ", case, (&rd, &got), (&ro, &want))
 }
 
-/// The softmax exponential on 32-bit halves against the oracle's `u64` one.
+/// A row of softmax exponentials (the assembly on 32-bit halves) against
+/// the oracle's `u64` `exp2_neg_q31(m − z_j)`. Edge cases put one
+/// hand-picked `d = m − z` in every key (cycling through the list); random
+/// ones draw each `d` at a random scale.
 pub fn exp2(rng: &mut Rng, case: u32) -> bool {
-    let d: u64 = match case {
+    const PICKED: [u64; 10] = [
+        0,
+        0xFFFF_FFFF,
+        1 << 32,
+        (31 << 32) | 0xFFFF_FFFF,
+        32 << 32,
+        (1 << 62) - 1,
+        0x00FF_FFFF,
+        0x0100_0000,
+        (5 << 32) | 0x8000_0000,
+        (5 << 32) | 0x8000_0001,
+    ];
+    let m = match case {
         0 => 0,
-        1 => 0xFFFF_FFFF,
-        2 => 1 << 32,
-        3 => (31 << 32) | 0xFFFF_FFFF,
-        4 => 32 << 32,
-        5 => (1 << 62) - 1,
-        6 => 0x00FF_FFFF,
-        7 => 0x0100_0000,
-        8 => (5 << 32) | 0x8000_0000,
-        _ => rng.u64() >> rng.range(2, 63),
+        1 => (1 << 61) - 1,
+        2 => -(1 << 61),
+        _ => rng.range(-(1 << 61), 1 << 61),
     };
-    let got = exp2_neg_q31((d >> 32).min(u64::from(u32::MAX)) as u32, d as u32);
-    let want = tdquant_core::int::exp2::exp2_neg_q31(d);
-    if got != want {
-        defmt::error!(
-            "MISMATCH kernel=exp2 case={=u32} d={=u64}: dsp {=u32} oracle {=u32}",
-            case,
-            d,
-            got,
-            want
-        );
+    let mut d = [0u64; TOKENS];
+    for (j, dj) in d.iter_mut().enumerate() {
+        *dj = if case < EDGES {
+            PICKED[(j + case as usize) % PICKED.len()]
+        } else {
+            rng.u64() >> rng.range(2, 63)
+        };
     }
-    got == want
+    let mut row = RowBuffers::new();
+    for (z, &dj) in row.z.iter_mut().zip(&d) {
+        // |m| ≤ 2^61 and d < 2^62: no overflow.
+        *z = m - dj as i64;
+    }
+    exp2_row(&mut row, m);
+    let mut got = [0u32; TOKENS];
+    let mut want = [0u32; TOKENS];
+    for (j, (g, w)) in got.iter_mut().zip(want.iter_mut()).enumerate() {
+        *g = row.exp(j);
+        *w = tdquant_core::int::exp2::exp2_neg_q31(d[j]);
+    }
+    same_outputs("exp2", "key ", case, (&Ok(()), &got), (&Ok(()), &want))
 }
 
 /// The LayerNorm reciprocal square root against `isqrt(⌊2^122/T⌋)`.

@@ -21,103 +21,70 @@
 use image::GrayImage;
 use tdquant_host::bicubic::{cubic, downscale, imresize_u8, ResizeWeights};
 
-fn check(rw: &ResizeWeights, taps: usize, w_row: &[f64], idx: &[&[usize]], exact: bool) {
-    assert_eq!(rw.taps, taps);
-    assert_eq!(rw.out_len, idx.len());
+/// Checks `rw` against one oracle table: `w_row` is the weights of every
+/// output (one per tap), `idx` each output's source indices; `exact` asks
+/// for the weights to the bit.
+fn check(what: &str, rw: &ResizeWeights, w_row: &[f64], idx: &[&[usize]], exact: bool) {
+    let taps = w_row.len();
+    assert_eq!(rw.taps, taps, "{what}: taps");
+    assert_eq!(rw.out_len, idx.len(), "{what}: outputs");
     for (i, want_idx) in idx.iter().enumerate() {
         assert_eq!(
             &rw.indices[i * taps..(i + 1) * taps],
             *want_idx,
-            "indices of row {i}"
+            "{what}: indices of row {i}"
         );
-        for (j, &w) in w_row.iter().enumerate().take(taps) {
+        for (j, &w) in w_row.iter().enumerate() {
             let g = rw.weights[i * taps + j];
             if exact {
-                assert_eq!(g, w, "weight ({i}, {j})");
+                assert_eq!(g, w, "{what}: weight ({i}, {j})");
             } else {
                 // x3: numpy's SIMD `**3` may differ from libm pow in the
                 // last bit (machine-dependent), so allow a few ulp.
                 assert!(
                     (g - w).abs() <= 4.0 * f64::EPSILON * w.abs(),
-                    "weight ({i}, {j}): {g:e} vs {w:e}"
+                    "{what}: weight ({i}, {j}): {g:e} vs {w:e}"
                 );
             }
         }
     }
 }
 
-#[test]
-fn weights_x2() {
-    let rw = ResizeWeights::new(8, 4, 1.0 / 2.0);
-    let w = [
-        -0.01171875,
-        -0.03515625,
-        0.11328125,
-        0.43359375,
-        0.43359375,
-        0.11328125,
-        -0.03515625,
-        -0.01171875,
-    ];
-    let idx: [&[usize]; 4] = [
-        &[2, 1, 0, 0, 1, 2, 3, 4],
-        &[0, 0, 1, 2, 3, 4, 5, 6],
-        &[1, 2, 3, 4, 5, 6, 7, 7],
-        &[3, 4, 5, 6, 7, 7, 6, 5],
-    ];
-    check(&rw, 8, &w, &idx, true);
-}
+/// A row of the weight tables: the resize, the weights of every output,
+/// each output's source indices, and whether the weights match to the bit.
+type WeightCase = (
+    &'static str,
+    ResizeWeights,
+    &'static [f64],
+    &'static [&'static [usize]],
+    bool,
+);
 
+/// x3: p = ceil(12) + 2 = 14 candidate taps; the columns at distance ±3 (and
+/// the outermost ones) are zero for every output and dropped, leaving 9.
 #[test]
-fn weights_x3_drop_zero_columns() {
-    // p = ceil(12) + 2 = 14 candidate taps; the columns at distance ±3 (and
-    // the outermost ones) are zero for every output and dropped, leaving 9.
-    let rw = ResizeWeights::new(9, 3, 1.0 / 3.0);
-    let w = [
-        -0.012345679012345734,
-        -0.02469135802469117,
-        0.11111111111111105,
-        0.2592592592592592,
-        0.3333333333333333,
-        0.2592592592592592,
-        0.11111111111111105,
-        -0.02469135802469117,
-        -0.012345679012345734,
+#[rustfmt::skip]
+fn weights_match_the_oracle() {
+    let cases: [WeightCase; 3] = [
+        ("x2", ResizeWeights::new(8, 4, 1.0 / 2.0),
+            &[-0.01171875, -0.03515625, 0.11328125, 0.43359375, 0.43359375, 0.11328125, -0.03515625, -0.01171875],
+            &[&[2, 1, 0, 0, 1, 2, 3, 4], &[0, 0, 1, 2, 3, 4, 5, 6], &[1, 2, 3, 4, 5, 6, 7, 7], &[3, 4, 5, 6, 7, 7, 6, 5]],
+            true),
+        ("x3", ResizeWeights::new(9, 3, 1.0 / 3.0),
+            &[-0.012345679012345734, -0.02469135802469117, 0.11111111111111105, 0.2592592592592592, 0.3333333333333333,
+              0.2592592592592592, 0.11111111111111105, -0.02469135802469117, -0.012345679012345734],
+            &[&[3, 2, 0, 0, 1, 2, 3, 5, 6], &[0, 0, 2, 3, 4, 5, 6, 8, 8], &[2, 3, 5, 6, 7, 8, 8, 6, 5]],
+            false),
+        ("x4", ResizeWeights::new(8, 2, 1.0 / 4.0),
+            &[-0.001708984375, -0.010986328125, -0.018310546875, -0.011962890625, 0.022705078125, 0.097412109375,
+              0.181884765625, 0.240966796875, 0.240966796875, 0.181884765625, 0.097412109375, 0.022705078125,
+              -0.011962890625, -0.018310546875, -0.010986328125, -0.001708984375],
+            &[&[5, 4, 3, 2, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 7, 6], &[1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2]],
+            true),
     ];
-    let idx: [&[usize]; 3] = [
-        &[3, 2, 0, 0, 1, 2, 3, 5, 6],
-        &[0, 0, 2, 3, 4, 5, 6, 8, 8],
-        &[2, 3, 5, 6, 7, 8, 8, 6, 5],
-    ];
-    check(&rw, 9, &w, &idx, false);
-}
-
-#[test]
-fn weights_x4() {
-    let rw = ResizeWeights::new(8, 2, 1.0 / 4.0);
-    let w = [
-        -0.001708984375,
-        -0.010986328125,
-        -0.018310546875,
-        -0.011962890625,
-        0.022705078125,
-        0.097412109375,
-        0.181884765625,
-        0.240966796875,
-        0.240966796875,
-        0.181884765625,
-        0.097412109375,
-        0.022705078125,
-        -0.011962890625,
-        -0.018310546875,
-        -0.010986328125,
-        -0.001708984375,
-    ];
-    let idx: [&[usize]; 2] = [
-        &[5, 4, 3, 2, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 7, 6],
-        &[1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2],
-    ];
-    check(&rw, 16, &w, &idx, true);
+    for (what, rw, w_row, idx, exact) in &cases {
+        check(what, rw, w_row, idx, *exact);
+    }
 }
 
 #[test]

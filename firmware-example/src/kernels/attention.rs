@@ -36,27 +36,38 @@ const MAX_LEVELS: usize = 255;
 /// `HEAD_DIM / 2` pair words per head row.
 const PAIRS: usize = HEAD_DIM / 2;
 
-/// `⌈S·T / 2^30⌉` clipped to `[0, 2^31 + 1]`, for `0 < S < 2^38`, `|T| ≤ 2^40`:
+/// `⌈S·T / 2^30⌉` clipped to `[0, 2^31 + 1]`, for `0 < S < 2^38`, `|T| < 2^40`:
 /// `e ≥ edge` for `e ∈ [0, 2^31]` exactly when `e ≥ ⌈S·T / 2^30⌉`.
+///
+/// On 32-bit halves (`s_h < 2^6`, `t_h < 2^8`): `S·T = L + M·2^32 + H·2^64`
+/// with `L = s_l·t_l mod 2^32`, `M = s_l·t_h + s_h·t_l + ⌊s_l·t_l / 2^32⌋ <
+/// 2^41` and `H = s_h·t_h`, so `⌈S·T / 2^30⌉ = H·2^34 + 4M + ⌈L / 2^30⌉`,
+/// which is above `2^31` whenever `H > 0`: three `UMULL`s and no 64×64
+/// product.
 #[inline(always)]
 fn edge(s: u64, t: i64) -> u32 {
+    const CLIPPED: u32 = (1 << 31) + 1;
     if t <= 0 {
         return 0;
     }
     let t = t as u64;
-    // S·T = P·2^20 + Q,  P = S·⌊T/2^20⌋ < 2^59,  Q = S·(T mod 2^20) < 2^58;
-    // P·2^20 = ⌊P/2^10⌋·2^30 + (P mod 2^10)·2^20.
-    let p = s * (t >> 20);
-    let q = s * (t & 0xF_FFFF);
-    let whole = p >> 10;
-    let rest = (((p & 0x3FF) << 20) + q + ((1 << PROB_FRAC) - 1)) >> PROB_FRAC;
-    let e = whole + rest;
-    if e > (1 << 31) {
-        (1 << 31) + 1
+    let (sl, sh) = (s & 0xFFFF_FFFF, s >> 32);
+    let (tl, th) = (t & 0xFFFF_FFFF, t >> 32);
+    if sh * th != 0 {
+        return CLIPPED;
+    }
+    let low = sl * tl;
+    let m = sl * th + sh * tl + (low >> 32);
+    let e = (m << (32 - PROB_FRAC)) + (((low & 0xFFFF_FFFF) + (1 << PROB_FRAC) - 1) >> PROB_FRAC);
+    if e > 1 << 31 {
+        CLIPPED
     } else {
         e as u32
     }
 }
+
+// The halves above split S·T at 2^32 = 2^PROB_FRAC·4.
+const _: () = assert!(PROB_FRAC == 30);
 
 /// The sorted decision edges of a row as a binary search tree in
 /// breadth-first (Eytzinger) order: `2^steps − 1 ≥ levels` slots, node

@@ -24,31 +24,103 @@ const TOKEN_BLOCK: usize = 64;
 /// Weight rows decoded together.
 const GROUP: usize = 4;
 
-/// What happens to one weight row's outputs `t = acc·A + sb + base` of a
-/// block of tokens (`sb` = `Σa·B` per token, `base = C_j << c_shift`).
+/// What happens to the outputs `t_r = acc_r·A + sb + base_r` of a group of
+/// `g ≤ GROUP` weight rows `j..j + g` (`sb` = `Σa·B` of the token,
+/// `base_r = C_{j+r} << c_shift`): [`Epilogue::rows`] once per group, then
+/// [`Epilogue::token`] per token in order, then [`Epilogue::end_rows`].
+/// Code and stream outputs of different rows and tokens go to different
+/// places, so they are written token by token, straight from the dot
+/// products' registers.
 trait Epilogue {
-    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64);
+    fn rows(&mut self, j: usize, g: usize, bases: [i64; GROUP], a: i64);
+    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64);
+    fn end_rows(&mut self) {}
 }
 
-/// `emit(token, row, t)`, the oracle's interface.
-struct Emit<F>(F);
+/// `f(output r, acc_r, base_r)` for the group's `g` rows whose outputs
+/// `dst` holds; a whole group of [`GROUP`] rows as a fixed-length loop,
+/// which unrolls.
+#[inline(always)]
+fn for_outputs<T>(
+    dst: &mut [T],
+    g: usize,
+    acc: &[i32; GROUP],
+    bases: &[i64; GROUP],
+    mut f: impl FnMut(&mut T, i32, i64),
+) {
+    if g == GROUP {
+        if let Some(Ok(d)) = dst.get_mut(..GROUP).map(<&mut [T; GROUP]>::try_from) {
+            for (o, (&x, &base)) in d.iter_mut().zip(acc.iter().zip(bases)) {
+                f(o, x, base);
+            }
+            return;
+        }
+    }
+    for (o, (&x, &base)) in dst.iter_mut().zip(acc.iter().zip(bases)).take(g) {
+        f(o, x, base);
+    }
+}
 
-impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
-    #[inline(always)]
-    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
-        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
-            (self.0)(token0 + t, j, i64::from(x) * a + (s + base));
+/// `emit(token, row, t)`, the oracle's interface and order (row by row,
+/// each over the block's tokens), from a block's buffered sums.
+struct Emit<F> {
+    emit: F,
+    acc: [[i32; TOKEN_BLOCK]; GROUP],
+    sb: [i64; TOKEN_BLOCK],
+    tokens: usize,
+    token0: usize,
+    j: usize,
+    g: usize,
+    bases: [i64; GROUP],
+    a: i64,
+}
+
+impl<F> Emit<F> {
+    fn new(emit: F) -> Self {
+        Self {
+            emit,
+            acc: [[0; TOKEN_BLOCK]; GROUP],
+            sb: [0; TOKEN_BLOCK],
+            tokens: 0,
+            token0: 0,
+            j: 0,
+            g: 0,
+            bases: [0; GROUP],
+            a: 0,
         }
     }
 }
 
-/// `rshift_round(t, frac)` for `frac ≥ 33`: adding `2^(frac−1)` only
-/// changes the high word, and the result is that word shifted right by
-/// `frac − 32` (`|t| < 2^62`: the high word and the sum fit `i32`).
-#[inline(always)]
-fn round_high(t: i64, frac: u32) -> i32 {
-    let hi = (t >> 32) as i32;
-    (hi + (1 << (frac - 33))) >> (frac - 32)
+impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
+    fn rows(&mut self, j: usize, g: usize, bases: [i64; GROUP], a: i64) {
+        (self.j, self.g, self.bases, self.a, self.tokens) = (j, g, bases, a, 0);
+    }
+
+    #[inline(always)]
+    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
+        let t = self.tokens % TOKEN_BLOCK;
+        if t == 0 {
+            self.token0 = token;
+        }
+        for (rows, x) in self.acc.iter_mut().zip(acc) {
+            rows[t] = x;
+        }
+        self.sb[t] = sb;
+        self.tokens = t + 1;
+    }
+
+    fn end_rows(&mut self) {
+        let n = self.tokens;
+        for (r, (acc, &base)) in self.acc.iter().zip(&self.bases).take(self.g).enumerate() {
+            for (t, (&x, &s)) in acc[..n].iter().zip(&self.sb[..n]).enumerate() {
+                (self.emit)(
+                    self.token0 + t,
+                    self.j + r,
+                    i64::from(x) * self.a + (s + base),
+                );
+            }
+        }
+    }
 }
 
 /// `out[token·rows + j] = clamp_code(rshift_round(t, frac), levels)`.
@@ -57,33 +129,47 @@ struct Codes<'o> {
     rows: usize,
     levels: u8,
     frac: u32,
+    j: usize,
+    g: usize,
+    /// `base_r`, plus `2^(frac−1)` when `frac ≥ 33` (the rounding, which
+    /// then only moves the high word).
+    bases: [i64; GROUP],
+    a: i64,
 }
 
 impl Epilogue for Codes<'_> {
+    fn rows(&mut self, j: usize, g: usize, mut bases: [i64; GROUP], a: i64) {
+        if self.frac >= 33 {
+            for b in bases.iter_mut() {
+                *b += 1 << (self.frac - 1);
+            }
+        }
+        (self.j, self.g, self.bases, self.a) = (j, g, bases, a);
+    }
+
     #[inline(always)]
-    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
-        let (frac, levels, rows) = (self.frac, i32::from(self.levels), self.rows);
-        // Token t's code is byte j of the t-th `rows`-byte chunk from token0's.
-        let Some(block) = token0
-            .checked_mul(rows)
+    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
+        let (frac, levels) = (self.frac, self.levels);
+        // The token's codes of rows j.. are consecutive bytes.
+        let Some(dst) = token
+            .checked_mul(self.rows)
+            .and_then(|start| start.checked_add(self.j))
             .and_then(|start| self.out.get_mut(start..))
         else {
             return;
         };
-        let tokens = block.chunks_mut(rows.max(1)).zip(acc.iter().zip(sb));
+        let (g, bases) = (self.g, &self.bases);
         if frac >= 33 {
-            // Only the high word of t matters (round_high); codes of a b-bit
-            // quantizer (N = 2^b − 1) clamp with one USAT.
-            let (add, shift) = (1i32 << (frac - 33), frac - 32);
-            let a = Multiplier::new(a);
-            let round = |x: i32, s: i64| (a.high_word(x, s + base) + add) >> shift;
+            // Only the high word of t matters (the rounding is in the
+            // bases); codes of a b-bit quantizer (N = 2^b − 1) clamp with
+            // one USAT.
+            let (shift, a) = (frac - 32, Multiplier::new(self.a));
+            let high = |x: i32, base: i64| a.high_word(x, sb + base) >> shift;
             macro_rules! codes {
                 ($clamp:expr) => {
-                    for (chunk, (&x, &s)) in tokens {
-                        if let Some(o) = chunk.get_mut(j) {
-                            *o = $clamp(round(x, s)) as u8;
-                        }
-                    }
+                    for_outputs(dst, g, &acc, bases, |o, x, base| {
+                        *o = $clamp(high(x, base)) as u8;
+                    })
                 };
             }
             match levels {
@@ -91,29 +177,16 @@ impl Epilogue for Codes<'_> {
                 7 => codes!(usat::<3>),
                 15 => codes!(usat::<4>),
                 255 => codes!(usat::<8>),
-                _ => codes!(|v: i32| v.clamp(0, levels)),
+                _ => codes!(|v: i32| v.clamp(0, i32::from(levels))),
             }
         } else {
-            for (chunk, (&x, &s)) in tokens {
-                let v = i64::from(x) * a + (s + base);
-                if let Some(o) = chunk.get_mut(j) {
-                    *o = clamp_code(rshift_round(v, frac), self.levels);
-                }
-            }
+            let a = self.a;
+            for_outputs(dst, g, &acc, bases, |o, x, base| {
+                let v = i64::from(x) * a + (sb + base);
+                *o = clamp_code(rshift_round(v, frac), levels);
+            });
         }
     }
-}
-
-/// `r[pos[token]·stride + j] = add_stream(r[…], rshift_round(t, frac))`.
-struct Stream<'r, 'p> {
-    r: &'r mut [i32],
-    pos: &'p [usize],
-    stride: usize,
-    frac: u32,
-    /// `pos[token0 + t]·stride` (saturated) for the block of `starts_of`.
-    starts: [usize; TOKEN_BLOCK],
-    /// The `token0` that `starts` belongs to (`usize::MAX`: none yet).
-    starts_of: usize,
 }
 
 /// `acc·A + sb` for `acc ≥ 0` (a sum of products of codes, `< 2^23`): one
@@ -144,11 +217,84 @@ impl Multiplier {
     /// The high word of `acc·A + off` for `acc ≥ 0` (the `raw` value):
     /// `off + acc·lo` is one `UMLAL`, and `acc·hi` adds to the high word
     /// (one `MLA`); modulo `2^64` that is `acc·A + off`, whose true value is
-    /// below `2^62` in magnitude.
+    /// below `2^63` in magnitude.
     #[inline(always)]
     pub(crate) fn high_word(self, acc: i32, off: i64) -> i32 {
         let t = (off as u64).wrapping_add(u64::from(acc as u32) * u64::from(self.lo));
         ((t >> 32) as u32).wrapping_add((acc as u32).wrapping_mul(self.hi)) as i32
+    }
+}
+
+/// `r[pos[token]·stride + j] = add_stream(r[…], rshift_round(t, frac))`,
+/// for `stride ≥ rows`: then every (token position, row) pair has a place of
+/// its own apart from repeated positions, whose updates stay in token
+/// order, so writing token by token is the oracle's row-by-row result.
+struct Stream<'r, 'p> {
+    r: &'r mut [i32],
+    pos: &'p [usize],
+    stride: usize,
+    frac: u32,
+    j: usize,
+    g: usize,
+    /// `base_r + 2^(frac−1)` (the rounding) for `1 ≤ frac ≤ 62`, else `base_r`.
+    bases: [i64; GROUP],
+    a: i64,
+}
+
+impl Epilogue for Stream<'_, '_> {
+    fn rows(&mut self, j: usize, g: usize, mut bases: [i64; GROUP], a: i64) {
+        if (1..=62).contains(&self.frac) {
+            for b in bases.iter_mut() {
+                *b += 1 << (self.frac - 1);
+            }
+        }
+        (self.j, self.g, self.bases, self.a) = (j, g, bases, a);
+    }
+
+    #[inline(always)]
+    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
+        let (frac, limit) = (self.frac, STREAM_LIMIT);
+        let Some(&p) = self.pos.get(token) else {
+            return;
+        };
+        // An index that overflows saturates, so `get` skips it as the
+        // oracle does.
+        let start = p.saturating_mul(self.stride).saturating_add(self.j);
+        let Some(dst) = self.r.get_mut(start..) else {
+            return;
+        };
+        let (g, bases, a) = (self.g, &self.bases, self.a);
+        if (1..=31).contains(&frac) {
+            // w = t + 2^(frac−1); q = the low word of ⌊w/2^frac⌋ =
+            // `lo >> frac | hi << (32 − frac)`, which is the quotient when
+            // the bits above it (`hi >> frac`) are its sign; otherwise the
+            // quotient is beyond ±2^31 and clamps to ±L by the sign of `hi`.
+            let (right, left) = (frac & 31, (32 - frac) & 31);
+            for_outputs(dst, g, &acc, bases, |o, x, base| {
+                let w = raw(x, a, sb + base);
+                let (lo, hi) = (w as u32, (w >> 32) as i32);
+                let q = (lo >> right | (hi as u32) << left) as i32;
+                let y = if hi >> right == q >> 31 {
+                    q.clamp(-limit, limit)
+                } else if hi < 0 {
+                    -limit
+                } else {
+                    limit
+                };
+                *o = o.saturating_add(y).clamp(-limit, limit);
+            });
+        } else if (32..=62).contains(&frac) {
+            // The rounded quotient is the high word of w shifted right by
+            // frac − 32 (|w| < 2^63: it fits i32).
+            let (shift, m) = (frac - 32, Multiplier::new(a));
+            for_outputs(dst, g, &acc, bases, |o, x, base| {
+                *o = add_clamped(*o, m.high_word(x, sb + base) >> shift);
+            });
+        } else {
+            for_outputs(dst, g, &acc, bases, |o, x, base| {
+                *o = add_stream(*o, rshift_round(i64::from(x) * a + (sb + base), frac));
+            });
+        }
     }
 }
 
@@ -160,75 +306,6 @@ impl Multiplier {
 fn add_clamped(r: i32, y: i32) -> i32 {
     r.saturating_add(y.clamp(-STREAM_LIMIT, STREAM_LIMIT))
         .clamp(-STREAM_LIMIT, STREAM_LIMIT)
-}
-
-impl Epilogue for Stream<'_, '_> {
-    #[inline(always)]
-    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
-        let frac = self.frac;
-        let stride = self.stride;
-        let pos = self.pos.get(token0..).unwrap_or(&[]);
-        // An index that overflows saturates, so `get_mut` skips it as the
-        // oracle does.
-        let at = |p: usize| p.saturating_mul(stride).saturating_add(j);
-        if (1..=31).contains(&frac) {
-            // The rows of a block share their tokens' positions.
-            if self.starts_of != token0 {
-                for (start, &p) in self.starts.iter_mut().zip(pos) {
-                    *start = p.saturating_mul(stride);
-                }
-                self.starts_of = token0;
-            }
-            // w = t + 2^(frac−1); q = the low word of ⌊w/2^frac⌋ =
-            // `lo >> frac | hi << (32 − frac)`, which is the quotient when
-            // the bits above it (`hi >> frac`) are its sign; otherwise the
-            // quotient is beyond ±2^31 and clamps to ±L by the sign of `hi`.
-            let limit = STREAM_LIMIT;
-            let (right, left) = (frac & 31, (32 - frac) & 31);
-            let base = base + (1i64 << (frac - 1));
-            let tokens = self.starts.iter().zip(pos).zip(acc.iter().zip(sb));
-            for ((&start, _), (&x, &s)) in tokens {
-                let w = raw(x, a, s + base);
-                let (lo, hi) = (w as u32, (w >> 32) as i32);
-                let q = (lo >> right | (hi as u32) << left) as i32;
-                let y = if hi >> right == q >> 31 {
-                    q.clamp(-limit, limit)
-                } else if hi < 0 {
-                    -limit
-                } else {
-                    limit
-                };
-                if let Some(dst) = self.r.get_mut(start.saturating_add(j)) {
-                    *dst = dst.saturating_add(y).clamp(-limit, limit);
-                }
-            }
-            return;
-        }
-        if (32..=62).contains(&frac) {
-            for ((&p, &x), &s) in pos.iter().zip(acc).zip(sb) {
-                let v = raw(x, a, s + base);
-                let y = if frac >= 33 {
-                    round_high(v, frac)
-                } else {
-                    // |v·2^−32| < 2^30: the high word after rounding.
-                    ((v + (1 << 31)) >> 32) as i32
-                };
-                if let Some(dst) = self.r.get_mut(at(p)) {
-                    *dst = add_clamped(*dst, y);
-                }
-            }
-            return;
-        }
-        for (t, (&x, &s)) in acc.iter().zip(sb).enumerate() {
-            let Some(&p) = self.pos.get(token0 + t) else {
-                continue;
-            };
-            let Some(dst) = self.r.get_mut(at(p)) else {
-                continue;
-            };
-            *dst = add_stream(*dst, rshift_round(i64::from(x) * a + (s + base), frac));
-        }
-    }
 }
 
 /// `gelu_code(t, table) = #{k : t ≥ H_k or t ≤ L_k}` for a table of
@@ -323,31 +400,35 @@ struct Gelu<'o, 'g, G: ?Sized> {
     rows: usize,
     search: Option<GeluSplit>,
     words: &'g G,
+    j: usize,
+    g: usize,
+    bases: [i64; GROUP],
+    a: i64,
 }
 
 impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
+    fn rows(&mut self, j: usize, g: usize, bases: [i64; GROUP], a: i64) {
+        (self.j, self.g, self.bases, self.a) = (j, g, bases, a);
+    }
+
     #[inline(always)]
-    fn row(&mut self, token0: usize, j: usize, acc: &[i32], sb: &[i64], base: i64, a: i64) {
-        let Some(out) = token0
+    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
+        // The token's codes of rows j.. are consecutive bytes.
+        let Some(dst) = token
             .checked_mul(self.rows)
-            .and_then(|i| i.checked_add(j))
-            .and_then(|i| self.out.get_mut(i..))
+            .and_then(|start| start.checked_add(self.j))
+            .and_then(|start| self.out.get_mut(start..))
         else {
             return;
         };
-        // Outputs of row j: every `rows`-th byte from token0's.
-        let outs = out.iter_mut().step_by(self.rows.max(1));
+        let (g, bases, a, words) = (self.g, &self.bases, self.a, self.words);
         match &self.search {
-            Some(search) => {
-                for ((o, &x), &s) in outs.zip(acc).zip(sb) {
-                    *o = search.code(raw(x, a, s + base));
-                }
-            }
-            None => {
-                for ((o, &x), &s) in outs.zip(acc).zip(sb) {
-                    *o = gelu_code(raw(x, a, s + base), self.words);
-                }
-            }
+            Some(search) => for_outputs(dst, g, &acc, bases, |o, x, base| {
+                *o = search.code(raw(x, a, sb + base));
+            }),
+            None => for_outputs(dst, g, &acc, bases, |o, x, base| {
+                *o = gelu_code(raw(x, a, sb + base), words);
+            }),
         }
     }
 }
@@ -364,6 +445,10 @@ pub fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
         rows: call.rows,
         search: GeluSplit::new(gelu),
         words: gelu,
+        j: 0,
+        g: 0,
+        bases: [0; GROUP],
+        a: 0,
     };
     linear_with(call, &mut epi)
 }
@@ -373,7 +458,7 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
     call: &LinearCall<'_, W>,
     emit: F,
 ) -> Result<(), OpError> {
-    linear_with(call, &mut Emit(emit))
+    linear_with(call, &mut Emit::new(emit))
 }
 
 /// `tdquant_core::int::linear::linear_codes` (same checks).
@@ -388,6 +473,10 @@ pub fn linear_codes<W: I32Src + ?Sized>(
         rows: call.rows,
         levels,
         frac: call.affine.frac,
+        j: 0,
+        g: 0,
+        bases: [0; GROUP],
+        a: 0,
     };
     linear_with(call, &mut epi)
 }
@@ -399,13 +488,27 @@ pub fn linear_stream<W: I32Src + ?Sized>(
     stride: usize,
     r: &mut [i32],
 ) -> Result<(), OpError> {
+    if stride < call.rows {
+        // Rows can share places: the oracle's row-by-row order of updates.
+        let frac = call.affine.frac;
+        return linear(call, |t, j, v| {
+            let at = pos
+                .get(t)
+                .map(|&p| p.saturating_mul(stride).saturating_add(j));
+            if let Some(dst) = at.and_then(|at| r.get_mut(at)) {
+                *dst = add_stream(*dst, rshift_round(v, frac));
+            }
+        });
+    }
     let mut epi = Stream {
         r,
         pos,
         stride,
         frac: call.affine.frac,
-        starts: [0; TOKEN_BLOCK],
-        starts_of: usize::MAX,
+        j: 0,
+        g: 0,
+        bases: [0; GROUP],
+        a: 0,
     };
     linear_with(call, &mut epi)
 }
@@ -425,7 +528,6 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
     // Per group of 4 inputs: GROUP rows × (even pair, odd pair).
     let mut wexp = [0u32; MAX_K / 4 * GROUP * 2];
     let mut tails = [[0u8; 3]; GROUP];
-    let mut acc = [[0i32; TOKEN_BLOCK]; GROUP];
     let mut asum_b = [0i64; TOKEN_BLOCK];
     let wexp_used = k4 / 4 * GROUP * 2;
     // The block's input codes expanded once for all its row groups.
@@ -433,7 +535,6 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
     let xexp_len = k4 / 2;
     for (block_index, block) in input.chunks(TOKEN_BLOCK * k).enumerate() {
         let token0 = block_index * TOKEN_BLOCK;
-        let m = block.len() / k;
         for ((s, x), xe) in asum_b
             .iter_mut()
             .zip(block.chunks_exact(k))
@@ -479,9 +580,15 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
                 }
                 tail[..k - k4].copy_from_slice(&codes[k4..k]);
             }
-            for (t, (x, xe)) in block
+            let mut bases = [0i64; GROUP];
+            for (r, b) in bases.iter_mut().enumerate().take(g) {
+                *b = i64::from(c.at(j + r)) << affine.c_shift;
+            }
+            epi.rows(j, g, bases, affine.a);
+            for (t, ((x, xe), &sb)) in block
                 .chunks_exact(k)
                 .zip(xexp.chunks_exact(xexp_len.max(1)))
+                .zip(&asum_b)
                 .enumerate()
             {
                 let [mut a0, mut a1, mut a2, mut a3] =
@@ -493,15 +600,9 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
                     a2 += xv * i32::from(tails[2][i]);
                     a3 += xv * i32::from(tails[3][i]);
                 }
-                acc[0][t] = a0;
-                acc[1][t] = a1;
-                acc[2][t] = a2;
-                acc[3][t] = a3;
+                epi.token(token0 + t, [a0, a1, a2, a3], sb);
             }
-            for (r, acc_r) in acc.iter().enumerate().take(g) {
-                let base = i64::from(c.at(j + r)) << affine.c_shift;
-                epi.row(token0, j + r, &acc_r[..m], &asum_b[..m], base, affine.a);
-            }
+            epi.end_rows();
             j += g;
         }
     }

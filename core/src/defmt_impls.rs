@@ -14,6 +14,22 @@ use crate::crc32::Crc32;
 use crate::packed::{PackError, PackedLayout, PackedMatrix, PackedWord, TypedPackedMatrix};
 use crate::requant::Requantizer;
 
+/// Implements `Format` for an enum from arms `pattern => (format, args…)`,
+/// the counterpart of `display_messages!`: the value is matched by copy and
+/// the arm's arguments go to one `write!` (defmt takes its arguments by
+/// position, with the type hints in the format string).
+macro_rules! defmt_messages {
+    ($ty:ty { $($pat:pat => ($($msg:tt)+)),+ $(,)? }) => {
+        impl Format for $ty {
+            fn format(&self, f: Formatter<'_>) {
+                match *self {
+                    $($pat => write!(f, $($msg)+),)+
+                }
+            }
+        }
+    };
+}
+
 impl Format for Requantizer {
     fn format(&self, f: Formatter<'_>) {
         write!(
@@ -57,60 +73,16 @@ impl<const BITS: u8> Format for TypedPackedMatrix<'_, BITS> {
     }
 }
 
-impl Format for PackError {
-    fn format(&self, f: Formatter<'_>) {
-        match *self {
-            PackError::LayoutTooLarge { rows, cols, bits } => write!(
-                f,
-                "LayoutTooLarge {{ rows: {=u32}, cols: {=u32}, bits: {} }}",
-                rows, cols, bits
-            ),
-            PackError::CodesLengthMismatch { expected, actual } => write!(
-                f,
-                "CodesLengthMismatch {{ expected: {=usize}, actual: {=usize} }}",
-                expected, actual
-            ),
-            PackError::PackedLengthMismatch { expected, actual } => write!(
-                f,
-                "PackedLengthMismatch {{ expected: {=usize}, actual: {=usize} }}",
-                expected, actual
-            ),
-            PackError::OutputLengthMismatch { expected, actual } => write!(
-                f,
-                "OutputLengthMismatch {{ expected: {=usize}, actual: {=usize} }}",
-                expected, actual
-            ),
-            PackError::CodeOutOfRange {
-                row,
-                col,
-                value,
-                max,
-            } => write!(
-                f,
-                "CodeOutOfRange {{ row: {=u32}, col: {=u32}, value: {=u8}, max: {=u8} }}",
-                row, col, value, max
-            ),
-            PackError::NonZeroPadding { row, word, value } => write!(
-                f,
-                "NonZeroPadding {{ row: {=u32}, word: {=u32}, value: {=u32:#010x} }}",
-                row, word, value
-            ),
-            PackError::IndexOutOfBounds {
-                row,
-                col,
-                rows,
-                cols,
-            } => write!(
-                f,
-                "IndexOutOfBounds {{ row: {=u32}, col: {=u32}, rows: {=u32}, cols: {=u32} }}",
-                row, col, rows, cols
-            ),
-            PackError::BitWidthMismatch { expected, actual } => write!(
-                f,
-                "BitWidthMismatch {{ expected: {}, actual: {} }}",
-                expected, actual
-            ),
-        }
+defmt_messages! {
+    PackError {
+        Self::LayoutTooLarge { rows, cols, bits } => ("LayoutTooLarge {{ rows: {=u32}, cols: {=u32}, bits: {} }}", rows, cols, bits),
+        Self::CodesLengthMismatch { expected, actual } => ("CodesLengthMismatch {{ expected: {=usize}, actual: {=usize} }}", expected, actual),
+        Self::PackedLengthMismatch { expected, actual } => ("PackedLengthMismatch {{ expected: {=usize}, actual: {=usize} }}", expected, actual),
+        Self::OutputLengthMismatch { expected, actual } => ("OutputLengthMismatch {{ expected: {=usize}, actual: {=usize} }}", expected, actual),
+        Self::CodeOutOfRange { row, col, value, max } => ("CodeOutOfRange {{ row: {=u32}, col: {=u32}, value: {=u8}, max: {=u8} }}", row, col, value, max),
+        Self::NonZeroPadding { row, word, value } => ("NonZeroPadding {{ row: {=u32}, word: {=u32}, value: {=u32:#010x} }}", row, word, value),
+        Self::IndexOutOfBounds { row, col, rows, cols } => ("IndexOutOfBounds {{ row: {=u32}, col: {=u32}, rows: {=u32}, cols: {=u32} }}", row, col, rows, cols),
+        Self::BitWidthMismatch { expected, actual } => ("BitWidthMismatch {{ expected: {}, actual: {} }}", expected, actual),
     }
 }
 
@@ -120,135 +92,38 @@ impl Format for Dtype {
     }
 }
 
-impl Format for ContainerError {
-    fn format(&self, f: Formatter<'_>) {
-        match *self {
-            ContainerError::Truncated { needed, actual } => write!(
-                f,
-                "Truncated {{ needed: {=usize}, actual: {=usize} }}",
-                needed, actual
-            ),
-            ContainerError::BadMagic { found } => {
-                write!(f, "BadMagic {{ found: {=[u8; 8]:02x} }}", found)
-            }
-            ContainerError::UnsupportedVersion { version } => {
-                write!(f, "UnsupportedVersion {{ version: {=u16} }}", version)
-            }
-            ContainerError::UnsupportedFlags { flags } => {
-                write!(f, "UnsupportedFlags {{ flags: {=u16:#06x} }}", flags)
-            }
-            ContainerError::LengthMismatch { header, actual } => write!(
-                f,
-                "LengthMismatch {{ header: {=u32}, actual: {=usize} }}",
-                header, actual
-            ),
-            ContainerError::ChecksumMismatch { stored, computed } => write!(
-                f,
-                "ChecksumMismatch {{ stored: {=u32:#010x}, computed: {=u32:#010x} }}",
-                stored, computed
-            ),
-            ContainerError::NonZeroReserved { section } => {
-                write!(f, "NonZeroReserved {{ section: {} }}", section)
-            }
-            ContainerError::TooManySections { count } => {
-                write!(f, "TooManySections {{ count: {=u32} }}", count)
-            }
-            ContainerError::SectionTableOutOfBounds {
-                table_end,
-                file_len,
-            } => write!(
-                f,
-                "SectionTableOutOfBounds {{ table_end: {=u64}, file_len: {=usize} }}",
-                table_end, file_len
-            ),
-            ContainerError::BadSectionName { section } => {
-                write!(f, "BadSectionName {{ section: {=u32} }}", section)
-            }
-            ContainerError::DuplicateSectionName { section, first } => write!(
-                f,
-                "DuplicateSectionName {{ section: {=u32}, first: {=u32} }}",
-                section, first
-            ),
-            ContainerError::UnsupportedDtype { section, dtype } => write!(
-                f,
-                "UnsupportedDtype {{ section: {=u32}, dtype: {=u8} }}",
-                section, dtype
-            ),
-            ContainerError::UnsupportedBitWidth { section, bits } => write!(
-                f,
-                "UnsupportedBitWidth {{ section: {=u32}, bits: {=u8} }}",
-                section, bits
-            ),
-            ContainerError::ShapeMismatch { section, issue } => write!(
-                f,
-                "ShapeMismatch {{ section: {=u32}, issue: {} }}",
-                section, issue
-            ),
-            ContainerError::MisalignedSection { section, offset } => write!(
-                f,
-                "MisalignedSection {{ section: {=u32}, offset: {=u32} }}",
-                section, offset
-            ),
-            ContainerError::SectionOutOfBounds {
-                section,
-                offset,
-                len,
-            } => write!(
-                f,
-                "SectionOutOfBounds {{ section: {=u32}, offset: {=u32}, len: {=u32} }}",
-                section, offset, len
-            ),
-            ContainerError::UnorderedSections {
-                section,
-                offset,
-                previous_offset,
-            } => write!(
-                f,
-                "UnorderedSections {{ section: {=u32}, offset: {=u32}, previous_offset: {=u32} }}",
-                section, offset, previous_offset
-            ),
-            ContainerError::OverlappingSections {
-                section,
-                offset,
-                previous_end,
-            } => write!(
-                f,
-                "OverlappingSections {{ section: {=u32}, offset: {=u32}, previous_end: {=u64} }}",
-                section, offset, previous_end
-            ),
-            ContainerError::NonZeroPadding { offset } => {
-                write!(f, "NonZeroPadding {{ offset: {=usize} }}", offset)
-            }
-            ContainerError::InvalidPackedSection { section, error } => write!(
-                f,
-                "InvalidPackedSection {{ section: {=u32}, error: {} }}",
-                section, error
-            ),
-            ContainerError::OutputTooSmall { needed, actual } => write!(
-                f,
-                "OutputTooSmall {{ needed: {=usize}, actual: {=usize} }}",
-                needed, actual
-            ),
-            ContainerError::FileTooLarge => write!(f, "FileTooLarge"),
-        }
+defmt_messages! {
+    ContainerError {
+        Self::Truncated { needed, actual } => ("Truncated {{ needed: {=usize}, actual: {=usize} }}", needed, actual),
+        Self::BadMagic { found } => ("BadMagic {{ found: {=[u8; 8]:02x} }}", found),
+        Self::UnsupportedVersion { version } => ("UnsupportedVersion {{ version: {=u16} }}", version),
+        Self::UnsupportedFlags { flags } => ("UnsupportedFlags {{ flags: {=u16:#06x} }}", flags),
+        Self::LengthMismatch { header, actual } => ("LengthMismatch {{ header: {=u32}, actual: {=usize} }}", header, actual),
+        Self::ChecksumMismatch { stored, computed } => ("ChecksumMismatch {{ stored: {=u32:#010x}, computed: {=u32:#010x} }}", stored, computed),
+        Self::NonZeroReserved { section } => ("NonZeroReserved {{ section: {} }}", section),
+        Self::TooManySections { count } => ("TooManySections {{ count: {=u32} }}", count),
+        Self::SectionTableOutOfBounds { table_end, file_len } => ("SectionTableOutOfBounds {{ table_end: {=u64}, file_len: {=usize} }}", table_end, file_len),
+        Self::BadSectionName { section } => ("BadSectionName {{ section: {=u32} }}", section),
+        Self::DuplicateSectionName { section, first } => ("DuplicateSectionName {{ section: {=u32}, first: {=u32} }}", section, first),
+        Self::UnsupportedDtype { section, dtype } => ("UnsupportedDtype {{ section: {=u32}, dtype: {=u8} }}", section, dtype),
+        Self::UnsupportedBitWidth { section, bits } => ("UnsupportedBitWidth {{ section: {=u32}, bits: {=u8} }}", section, bits),
+        Self::ShapeMismatch { section, issue } => ("ShapeMismatch {{ section: {=u32}, issue: {} }}", section, issue),
+        Self::MisalignedSection { section, offset } => ("MisalignedSection {{ section: {=u32}, offset: {=u32} }}", section, offset),
+        Self::SectionOutOfBounds { section, offset, len } => ("SectionOutOfBounds {{ section: {=u32}, offset: {=u32}, len: {=u32} }}", section, offset, len),
+        Self::UnorderedSections { section, offset, previous_offset } => ("UnorderedSections {{ section: {=u32}, offset: {=u32}, previous_offset: {=u32} }}", section, offset, previous_offset),
+        Self::OverlappingSections { section, offset, previous_end } => ("OverlappingSections {{ section: {=u32}, offset: {=u32}, previous_end: {=u64} }}", section, offset, previous_end),
+        Self::NonZeroPadding { offset } => ("NonZeroPadding {{ offset: {=usize} }}", offset),
+        Self::InvalidPackedSection { section, error } => ("InvalidPackedSection {{ section: {=u32}, error: {} }}", section, error),
+        Self::OutputTooSmall { needed, actual } => ("OutputTooSmall {{ needed: {=usize}, actual: {=usize} }}", needed, actual),
+        Self::FileTooLarge => ("FileTooLarge"),
     }
 }
 
-impl Format for SectionError {
-    fn format(&self, f: Formatter<'_>) {
-        match *self {
-            SectionError::DtypeMismatch { expected, actual } => write!(
-                f,
-                "DtypeMismatch {{ expected: {}, actual: {} }}",
-                expected, actual
-            ),
-            SectionError::IndexOutOfBounds { index, len } => write!(
-                f,
-                "IndexOutOfBounds {{ index: {=usize}, len: {=usize} }}",
-                index, len
-            ),
-            SectionError::Packed(error) => write!(f, "Packed({})", error),
-        }
+defmt_messages! {
+    SectionError {
+        Self::DtypeMismatch { expected, actual } => ("DtypeMismatch {{ expected: {}, actual: {} }}", expected, actual),
+        Self::IndexOutOfBounds { index, len } => ("IndexOutOfBounds {{ index: {=usize}, len: {=usize} }}", index, len),
+        Self::Packed(error) => ("Packed({})", error),
     }
 }
 
@@ -300,47 +175,20 @@ impl Format for Crc32 {
 
 // Integer SwinIR-light (`int`).
 
-impl Format for crate::int::OpError {
-    fn format(&self, f: Formatter<'_>) {
-        match *self {
-            crate::int::OpError::Shape {
-                what,
-                expected,
-                actual,
-            } => write!(
-                f,
-                "Shape {{ what: {=str}, expected: {=usize}, actual: {=usize} }}",
-                what, expected, actual
-            ),
-            crate::int::OpError::Param { what } => write!(f, "Param {{ what: {=str} }}", what),
-        }
+defmt_messages! {
+    crate::int::OpError {
+        Self::Shape { what, expected, actual } => ("Shape {{ what: {=str}, expected: {=usize}, actual: {=usize} }}", what, expected, actual),
+        Self::Param { what } => ("Param {{ what: {=str} }}", what),
     }
 }
 
-impl Format for crate::int::IntModelError {
-    fn format(&self, f: Formatter<'_>) {
-        use crate::int::IntModelError as E;
-        match *self {
-            E::Container(e) => write!(f, "Container({})", e),
-            E::MissingSection { name } => write!(f, "MissingSection {{ name: {=str} }}", name),
-            E::BadSection { name, .. } => write!(f, "BadSection {{ name: {=str} }}", name),
-            E::BadMeta { index, value } => {
-                write!(
-                    f,
-                    "BadMeta {{ index: {=usize}, value: {=i32} }}",
-                    index, value
-                )
-            }
-            E::BadConstant {
-                section,
-                block,
-                error,
-            } => write!(
-                f,
-                "BadConstant {{ section: {=str}, block: {=usize}, error: {} }}",
-                section, block, error
-            ),
-        }
+defmt_messages! {
+    crate::int::IntModelError {
+        Self::Container(e) => ("Container({})", e),
+        Self::MissingSection { name } => ("MissingSection {{ name: {=str} }}", name),
+        Self::BadSection { name, .. } => ("BadSection {{ name: {=str} }}", name),
+        Self::BadMeta { index, value } => ("BadMeta {{ index: {=usize}, value: {=i32} }}", index, value),
+        Self::BadConstant { section, block, error } => ("BadConstant {{ section: {=str}, block: {=usize}, error: {} }}", section, block, error),
     }
 }
 

@@ -125,17 +125,64 @@ pub fn expand_codes(x: &[u8], out: &mut [u32]) {
     }
 }
 
-/// Four dot products of codes expanded by [`expand_codes`] (`x`, `2g`
-/// words) with four weight rows expanded the same way,
-/// `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16,
-/// c_r,4i+1 | c_r,4i+3 << 16)` (`8g` words): per group of four codes one
-/// `LDRD` of `x`, four of `w` and eight `SMLAD`, two groups per loop
-/// iteration (one before the loop when their number is odd). Uses the whole
-/// groups both hold.
+/// Four weight rows expanded like the codes of [`expand_codes`],
+/// `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16, c_r,4i+1 | c_r,4i+3 << 16)`
+/// (`8` words per group of four inputs), with [`dot4_block`]'s token-loop
+/// state in front of them: its loop keeps twelve operands in registers and
+/// reads the rest from `[w − 16]`.
+#[repr(C, align(8))]
+pub struct RowGroup<const WORDS: usize> {
+    /// Address of the next `[i32; 4]` of sums.
+    out: u32,
+    /// Tokens still to do.
+    tokens: u32,
+    /// Groups of four inputs per token.
+    groups: u32,
+    _pad: u32,
+    pub w: [u32; WORDS],
+}
+
+const _: () = assert!(core::mem::offset_of!(RowGroup<8>, w) == 16);
+
+impl<const WORDS: usize> RowGroup<WORDS> {
+    pub const fn new() -> Self {
+        Self {
+            out: 0,
+            tokens: 0,
+            groups: 0,
+            _pad: 0,
+            w: [0; WORDS],
+        }
+    }
+}
+
+impl<const WORDS: usize> Default for RowGroup<WORDS> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `acc[t][r] = Σ_i x_t,i·c_r,i` for the tokens `t < acc.len()` of `x`
+/// (each `2·groups` words expanded by [`expand_codes`], one after the
+/// other) and the four rows of `rows`: per group of four inputs one `LDRD`
+/// of `x`, four of `w` and eight `SMLAD`, two groups per iteration (one
+/// before the loop when their number is odd). Does nothing unless `x` and
+/// `rows.w` hold every group of every token.
 #[inline(always)]
-pub fn dot4_pairs(x: &[u32], w: &[u32]) -> [i32; 4] {
-    let groups = (x.len() / 2).min(w.len() / 8);
-    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+pub fn dot4_block<const WORDS: usize>(
+    x: &[u32],
+    rows: &mut RowGroup<WORDS>,
+    groups: usize,
+    acc: &mut [[i32; 4]],
+) {
+    let tokens = acc.len();
+    let fits = tokens.checked_mul(2 * groups).is_some_and(|n| n <= x.len()) && 8 * groups <= WORDS;
+    if tokens == 0 || !fits {
+        return;
+    }
+    rows.out = acc.as_mut_ptr() as u32;
+    rows.tokens = tokens as u32;
+    rows.groups = groups as u32;
     macro_rules! group {
         () => {
             concat!(
@@ -155,42 +202,54 @@ pub fn dot4_pairs(x: &[u32], w: &[u32]) -> [i32; 4] {
             )
         };
     }
-    if groups > 0 {
-        // SAFETY: reads words 0..2·groups of `x` and 0..8·groups of `w`
-        // (within the slices by the choice of `groups`; word-aligned as
-        // `[u32]`, as LDRD needs): one group first when their number is odd
-        // (LSRS puts bit 0 in the carry and sets Z when no pair is left;
-        // LDRD and SMLAD leave the flags alone), then two per iteration.
-        // Writes registers and flags only.
-        unsafe {
-            asm!(
-                "lsrs {n}, {n}, #1",
-                "bcc 3f",
-                group!(),
-                "3:",
-                "beq 5f",
-                "4:",
-                group!(),
-                group!(),
-                "subs {n}, {n}, #1",
-                "bne 4b",
-                "5:",
-                xp = inout(reg) x.as_ptr() => _,
-                wp = inout(reg) w.as_ptr() => _,
-                n = inout(reg) groups => _,
-                x0 = out(reg) _,
-                x1 = out(reg) _,
-                w0 = out(reg) _,
-                w1 = out(reg) _,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                options(nostack, readonly),
-            );
-        }
+    // SAFETY: reads words 0..2·groups·tokens of `x` (checked above; the
+    // tokens' words are consecutive) and per token words 0..8·groups of
+    // `rows.w` (≤ WORDS, checked), both word-aligned as LDRD needs; reads
+    // and writes the three state words before `rows.w` and writes the
+    // `tokens` entries of `acc` through the state's pointer. LSRS puts bit
+    // 0 of the group count in the carry and sets Z when no pair is left;
+    // LDRD and SMLAD leave the flags alone.
+    unsafe {
+        asm!(
+            "2:",
+            "mov {wp}, {wb}",
+            "ldr {n}, [{wb}, #-8]",
+            "movs {a0}, #0",
+            "movs {a1}, #0",
+            "movs {a2}, #0",
+            "movs {a3}, #0",
+            "lsrs {n}, {n}, #1",
+            "bcc 3f",
+            group!(),
+            "3:",
+            "beq 5f",
+            "4:",
+            group!(),
+            group!(),
+            "subs {n}, {n}, #1",
+            "bne 4b",
+            "5:",
+            "ldrd {x0}, {x1}, [{wb}, #-16]",
+            "strd {a0}, {a1}, [{x0}], #8",
+            "strd {a2}, {a3}, [{x0}], #8",
+            "subs {x1}, {x1}, #1",
+            "strd {x0}, {x1}, [{wb}, #-16]",
+            "bne 2b",
+            xp = inout(reg) x.as_ptr() => _,
+            wb = in(reg) (rows as *mut RowGroup<WORDS>).cast::<u32>().add(4),
+            wp = out(reg) _,
+            n = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            options(nostack),
+        );
     }
-    [a0, a1, a2, a3]
 }
 
 /// Two 64-bit dot products of 16-bit activation pairs `p`

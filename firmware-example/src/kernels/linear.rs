@@ -17,7 +17,7 @@ use tdquant_core::int::linear::{add_stream, LinearCall, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::BitWidth;
 
-use crate::dsp::{dot4_pairs, expand_codes, usat};
+use crate::dsp::{dot4_block, expand_codes, usat, RowGroup};
 
 /// Tokens per block (as the oracle).
 const TOKEN_BLOCK: usize = 64;
@@ -25,16 +25,22 @@ const TOKEN_BLOCK: usize = 64;
 const GROUP: usize = 4;
 
 /// What happens to the outputs `t_r = acc_r·A + sb + base_r` of a group of
-/// `g ≤ GROUP` weight rows `j..j + g` (`sb` = `Σa·B` of the token,
-/// `base_r = C_{j+r} << c_shift`): [`Epilogue::rows`] once per group, then
-/// [`Epilogue::token`] per token in order, then [`Epilogue::end_rows`].
-/// Code and stream outputs of different rows and tokens go to different
-/// places, so they are written token by token, straight from the dot
-/// products' registers.
+/// `g ≤ GROUP` weight rows `j..j + g` for a block of tokens from `token0`
+/// (`acc[t]` the token's sums, `sb[t]` its `Σa·B`, `base_r = C_{j+r} <<
+/// c_shift`). Code and stream outputs of different rows and tokens go to
+/// different places, so they are written token by token.
 trait Epilogue {
-    fn rows(&mut self, j: usize, g: usize, bases: [i64; GROUP], a: i64);
-    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64);
-    fn end_rows(&mut self) {}
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &mut self,
+        token0: usize,
+        j: usize,
+        g: usize,
+        acc: &[[i32; GROUP]],
+        sb: &[i64],
+        bases: [i64; GROUP],
+        a: i64,
+    );
 }
 
 /// `f(output r, acc_r, base_r)` for the group's `g` rows whose outputs
@@ -61,63 +67,33 @@ fn for_outputs<T>(
     }
 }
 
-/// `emit(token, row, t)`, the oracle's interface and order (row by row,
-/// each over the block's tokens), from a block's buffered sums.
-struct Emit<F> {
-    emit: F,
-    acc: [[i32; TOKEN_BLOCK]; GROUP],
-    sb: [i64; TOKEN_BLOCK],
-    tokens: usize,
-    token0: usize,
-    j: usize,
-    g: usize,
-    bases: [i64; GROUP],
-    a: i64,
+/// `bases` with `2^(frac−1)` added: the rounding of `rshift_round(t, frac)`
+/// moved into the constant term.
+fn rounding_in(mut bases: [i64; GROUP], frac: u32) -> [i64; GROUP] {
+    for b in bases.iter_mut() {
+        *b += 1 << (frac - 1);
+    }
+    bases
 }
 
-impl<F> Emit<F> {
-    fn new(emit: F) -> Self {
-        Self {
-            emit,
-            acc: [[0; TOKEN_BLOCK]; GROUP],
-            sb: [0; TOKEN_BLOCK],
-            tokens: 0,
-            token0: 0,
-            j: 0,
-            g: 0,
-            bases: [0; GROUP],
-            a: 0,
-        }
-    }
-}
+/// `emit(token, row, t)`, the oracle's interface and order (row by row,
+/// each over the block's tokens).
+struct Emit<F>(F);
 
 impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
-    fn rows(&mut self, j: usize, g: usize, bases: [i64; GROUP], a: i64) {
-        (self.j, self.g, self.bases, self.a, self.tokens) = (j, g, bases, a, 0);
-    }
-
-    #[inline(always)]
-    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
-        let t = self.tokens % TOKEN_BLOCK;
-        if t == 0 {
-            self.token0 = token;
-        }
-        for (rows, x) in self.acc.iter_mut().zip(acc) {
-            rows[t] = x;
-        }
-        self.sb[t] = sb;
-        self.tokens = t + 1;
-    }
-
-    fn end_rows(&mut self) {
-        let n = self.tokens;
-        for (r, (acc, &base)) in self.acc.iter().zip(&self.bases).take(self.g).enumerate() {
-            for (t, (&x, &s)) in acc[..n].iter().zip(&self.sb[..n]).enumerate() {
-                (self.emit)(
-                    self.token0 + t,
-                    self.j + r,
-                    i64::from(x) * self.a + (s + base),
-                );
+    fn block(
+        &mut self,
+        token0: usize,
+        j: usize,
+        g: usize,
+        acc: &[[i32; GROUP]],
+        sb: &[i64],
+        bases: [i64; GROUP],
+        a: i64,
+    ) {
+        for (r, &base) in bases.iter().enumerate().take(g) {
+            for (t, (x, &s)) in acc.iter().zip(sb).enumerate() {
+                (self.0)(token0 + t, j + r, i64::from(x[r]) * a + (s + base));
             }
         }
     }
@@ -129,47 +105,42 @@ struct Codes<'o> {
     rows: usize,
     levels: u8,
     frac: u32,
-    j: usize,
-    g: usize,
-    /// `base_r`, plus `2^(frac−1)` when `frac ≥ 33` (the rounding, which
-    /// then only moves the high word).
-    bases: [i64; GROUP],
-    a: i64,
 }
 
 impl Epilogue for Codes<'_> {
-    fn rows(&mut self, j: usize, g: usize, mut bases: [i64; GROUP], a: i64) {
-        if self.frac >= 33 {
-            for b in bases.iter_mut() {
-                *b += 1 << (self.frac - 1);
-            }
-        }
-        (self.j, self.g, self.bases, self.a) = (j, g, bases, a);
-    }
-
-    #[inline(always)]
-    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
-        let (frac, levels) = (self.frac, self.levels);
-        // The token's codes of rows j.. are consecutive bytes.
-        let Some(dst) = token
-            .checked_mul(self.rows)
-            .and_then(|start| start.checked_add(self.j))
+    fn block(
+        &mut self,
+        token0: usize,
+        j: usize,
+        g: usize,
+        acc: &[[i32; GROUP]],
+        sb: &[i64],
+        bases: [i64; GROUP],
+        a: i64,
+    ) {
+        let (frac, levels, rows) = (self.frac, self.levels, self.rows);
+        // Token t's codes of rows j.. start at byte t·rows from token0's.
+        let Some(out) = token0
+            .checked_mul(rows)
+            .and_then(|start| start.checked_add(j))
             .and_then(|start| self.out.get_mut(start..))
         else {
             return;
         };
-        let (g, bases) = (self.g, &self.bases);
+        let tokens = out.chunks_mut(rows.max(1)).zip(acc.iter().zip(sb));
         if frac >= 33 {
-            // Only the high word of t matters (the rounding is in the
+            // Only the high word of t matters (with the rounding in the
             // bases); codes of a b-bit quantizer (N = 2^b − 1) clamp with
             // one USAT.
-            let (shift, a) = (frac - 32, Multiplier::new(self.a));
-            let high = |x: i32, base: i64| a.high_word(x, sb + base) >> shift;
+            let bases = rounding_in(bases, frac);
+            let (shift, m) = (frac - 32, Multiplier::new(a));
             macro_rules! codes {
                 ($clamp:expr) => {
-                    for_outputs(dst, g, &acc, bases, |o, x, base| {
-                        *o = $clamp(high(x, base)) as u8;
-                    })
+                    for (dst, (acc_t, &s)) in tokens {
+                        for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                            *o = $clamp(m.high_word(x, s + base) >> shift) as u8;
+                        });
+                    }
                 };
             }
             match levels {
@@ -180,11 +151,12 @@ impl Epilogue for Codes<'_> {
                 _ => codes!(|v: i32| v.clamp(0, i32::from(levels))),
             }
         } else {
-            let a = self.a;
-            for_outputs(dst, g, &acc, bases, |o, x, base| {
-                let v = i64::from(x) * a + (sb + base);
-                *o = clamp_code(rshift_round(v, frac), levels);
-            });
+            for (dst, (acc_t, &s)) in tokens {
+                for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                    let v = i64::from(x) * a + (s + base);
+                    *o = clamp_code(rshift_round(v, frac), levels);
+                });
+            }
         }
     }
 }
@@ -234,65 +206,80 @@ struct Stream<'r, 'p> {
     pos: &'p [usize],
     stride: usize,
     frac: u32,
-    j: usize,
-    g: usize,
-    /// `base_r + 2^(frac−1)` (the rounding) for `1 ≤ frac ≤ 62`, else `base_r`.
-    bases: [i64; GROUP],
-    a: i64,
+}
+
+impl Stream<'_, '_> {
+    /// `f(place, acc_t, sb_t)` per token of the block with a position: the
+    /// token's outputs of rows `j..` from `r[pos·stride + j]` (an index that
+    /// overflows saturates, so the token is skipped as the oracle does).
+    #[inline(always)]
+    fn tokens(
+        &mut self,
+        token0: usize,
+        j: usize,
+        acc: &[[i32; GROUP]],
+        sb: &[i64],
+        mut f: impl FnMut(&mut [i32], &[i32; GROUP], i64),
+    ) {
+        let pos = self.pos.get(token0..).unwrap_or(&[]);
+        for ((&p, acc_t), &s) in pos.iter().zip(acc).zip(sb) {
+            let start = p.saturating_mul(self.stride).saturating_add(j);
+            if let Some(dst) = self.r.get_mut(start..) {
+                f(dst, acc_t, s);
+            }
+        }
+    }
 }
 
 impl Epilogue for Stream<'_, '_> {
-    fn rows(&mut self, j: usize, g: usize, mut bases: [i64; GROUP], a: i64) {
-        if (1..=62).contains(&self.frac) {
-            for b in bases.iter_mut() {
-                *b += 1 << (self.frac - 1);
-            }
-        }
-        (self.j, self.g, self.bases, self.a) = (j, g, bases, a);
-    }
-
-    #[inline(always)]
-    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
+    fn block(
+        &mut self,
+        token0: usize,
+        j: usize,
+        g: usize,
+        acc: &[[i32; GROUP]],
+        sb: &[i64],
+        bases: [i64; GROUP],
+        a: i64,
+    ) {
         let (frac, limit) = (self.frac, STREAM_LIMIT);
-        let Some(&p) = self.pos.get(token) else {
-            return;
-        };
-        // An index that overflows saturates, so `get` skips it as the
-        // oracle does.
-        let start = p.saturating_mul(self.stride).saturating_add(self.j);
-        let Some(dst) = self.r.get_mut(start..) else {
-            return;
-        };
-        let (g, bases, a) = (self.g, &self.bases, self.a);
         if (1..=31).contains(&frac) {
             // w = t + 2^(frac−1); q = the low word of ⌊w/2^frac⌋ =
             // `lo >> frac | hi << (32 − frac)`, which is the quotient when
             // the bits above it (`hi >> frac`) are its sign; otherwise the
             // quotient is beyond ±2^31 and clamps to ±L by the sign of `hi`.
+            let bases = rounding_in(bases, frac);
             let (right, left) = (frac & 31, (32 - frac) & 31);
-            for_outputs(dst, g, &acc, bases, |o, x, base| {
-                let w = raw(x, a, sb + base);
-                let (lo, hi) = (w as u32, (w >> 32) as i32);
-                let q = (lo >> right | (hi as u32) << left) as i32;
-                let y = if hi >> right == q >> 31 {
-                    q.clamp(-limit, limit)
-                } else if hi < 0 {
-                    -limit
-                } else {
-                    limit
-                };
-                *o = o.saturating_add(y).clamp(-limit, limit);
+            self.tokens(token0, j, acc, sb, |dst, acc_t, s| {
+                for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                    let w = raw(x, a, s + base);
+                    let (lo, hi) = (w as u32, (w >> 32) as i32);
+                    let q = (lo >> right | (hi as u32) << left) as i32;
+                    let y = if hi >> right == q >> 31 {
+                        q.clamp(-limit, limit)
+                    } else if hi < 0 {
+                        -limit
+                    } else {
+                        limit
+                    };
+                    *o = o.saturating_add(y).clamp(-limit, limit);
+                });
             });
         } else if (32..=62).contains(&frac) {
             // The rounded quotient is the high word of w shifted right by
             // frac − 32 (|w| < 2^63: it fits i32).
+            let bases = rounding_in(bases, frac);
             let (shift, m) = (frac - 32, Multiplier::new(a));
-            for_outputs(dst, g, &acc, bases, |o, x, base| {
-                *o = add_clamped(*o, m.high_word(x, sb + base) >> shift);
+            self.tokens(token0, j, acc, sb, |dst, acc_t, s| {
+                for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                    *o = add_clamped(*o, m.high_word(x, s + base) >> shift);
+                });
             });
         } else {
-            for_outputs(dst, g, &acc, bases, |o, x, base| {
-                *o = add_stream(*o, rshift_round(i64::from(x) * a + (sb + base), frac));
+            self.tokens(token0, j, acc, sb, |dst, acc_t, s| {
+                for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                    *o = add_stream(*o, rshift_round(i64::from(x) * a + (s + base), frac));
+                });
             });
         }
     }
@@ -400,35 +387,44 @@ struct Gelu<'o, 'g, G: ?Sized> {
     rows: usize,
     search: Option<GeluSplit>,
     words: &'g G,
-    j: usize,
-    g: usize,
-    bases: [i64; GROUP],
-    a: i64,
 }
 
 impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
-    fn rows(&mut self, j: usize, g: usize, bases: [i64; GROUP], a: i64) {
-        (self.j, self.g, self.bases, self.a) = (j, g, bases, a);
-    }
-
-    #[inline(always)]
-    fn token(&mut self, token: usize, acc: [i32; GROUP], sb: i64) {
-        // The token's codes of rows j.. are consecutive bytes.
-        let Some(dst) = token
-            .checked_mul(self.rows)
-            .and_then(|start| start.checked_add(self.j))
+    fn block(
+        &mut self,
+        token0: usize,
+        j: usize,
+        g: usize,
+        acc: &[[i32; GROUP]],
+        sb: &[i64],
+        bases: [i64; GROUP],
+        a: i64,
+    ) {
+        let rows = self.rows;
+        // Token t's codes of rows j.. start at byte t·rows from token0's.
+        let Some(out) = token0
+            .checked_mul(rows)
+            .and_then(|start| start.checked_add(j))
             .and_then(|start| self.out.get_mut(start..))
         else {
             return;
         };
-        let (g, bases, a, words) = (self.g, &self.bases, self.a, self.words);
+        let tokens = out.chunks_mut(rows.max(1)).zip(acc.iter().zip(sb));
         match &self.search {
-            Some(search) => for_outputs(dst, g, &acc, bases, |o, x, base| {
-                *o = search.code(raw(x, a, sb + base));
-            }),
-            None => for_outputs(dst, g, &acc, bases, |o, x, base| {
-                *o = gelu_code(raw(x, a, sb + base), words);
-            }),
+            Some(search) => {
+                for (dst, (acc_t, &s)) in tokens {
+                    for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                        *o = search.code(raw(x, a, s + base));
+                    });
+                }
+            }
+            None => {
+                for (dst, (acc_t, &s)) in tokens {
+                    for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                        *o = gelu_code(raw(x, a, s + base), self.words);
+                    });
+                }
+            }
         }
     }
 }
@@ -445,10 +441,6 @@ pub fn linear_gelu<W: I32Src + ?Sized, G: I32Src + ?Sized>(
         rows: call.rows,
         search: GeluSplit::new(gelu),
         words: gelu,
-        j: 0,
-        g: 0,
-        bases: [0; GROUP],
-        a: 0,
     };
     linear_with(call, &mut epi)
 }
@@ -458,7 +450,7 @@ pub fn linear<W: I32Src + ?Sized, F: FnMut(usize, usize, i64)>(
     call: &LinearCall<'_, W>,
     emit: F,
 ) -> Result<(), OpError> {
-    linear_with(call, &mut Emit::new(emit))
+    linear_with(call, &mut Emit(emit))
 }
 
 /// `tdquant_core::int::linear::linear_codes` (same checks).
@@ -473,10 +465,6 @@ pub fn linear_codes<W: I32Src + ?Sized>(
         rows: call.rows,
         levels,
         frac: call.affine.frac,
-        j: 0,
-        g: 0,
-        bases: [0; GROUP],
-        a: 0,
     };
     linear_with(call, &mut epi)
 }
@@ -505,10 +493,6 @@ pub fn linear_stream<W: I32Src + ?Sized>(
         pos,
         stride,
         frac: call.affine.frac,
-        j: 0,
-        g: 0,
-        bases: [0; GROUP],
-        a: 0,
     };
     linear_with(call, &mut epi)
 }
@@ -526,15 +510,16 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
     let nibbles = weights.bits() == BitWidth::B4 && k4 == k;
     let mut codes = [0u8; MAX_K];
     // Per group of 4 inputs: GROUP rows × (even pair, odd pair).
-    let mut wexp = [0u32; MAX_K / 4 * GROUP * 2];
+    let mut group = RowGroup::<{ MAX_K / 4 * GROUP * 2 }>::new();
     let mut tails = [[0u8; 3]; GROUP];
     let mut asum_b = [0i64; TOKEN_BLOCK];
-    let wexp_used = k4 / 4 * GROUP * 2;
+    let mut acc = [[0i32; GROUP]; TOKEN_BLOCK];
     // The block's input codes expanded once for all its row groups.
     let mut xexp = [0u32; TOKEN_BLOCK * MAX_K / 2];
     let xexp_len = k4 / 2;
     for (block_index, block) in input.chunks(TOKEN_BLOCK * k).enumerate() {
         let token0 = block_index * TOKEN_BLOCK;
+        let m = block.len() / k;
         for ((s, x), xe) in asum_b
             .iter_mut()
             .zip(block.chunks_exact(k))
@@ -547,6 +532,7 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
         let mut j = 0;
         while j < rows {
             let g = GROUP.min(rows - j);
+            let wexp = &mut group.w;
             for (r, tail) in tails.iter_mut().enumerate() {
                 let codes = &mut codes[..k];
                 let row = row0 + (j + r) as u32;
@@ -580,29 +566,22 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
                 }
                 tail[..k - k4].copy_from_slice(&codes[k4..k]);
             }
+            let acc = &mut acc[..m];
+            dot4_block(&xexp[..m * xexp_len], &mut group, k4 / 4, acc);
+            if k4 < k {
+                for (acc_t, x) in acc.iter_mut().zip(block.chunks_exact(k)) {
+                    for (i, &xv) in x[k4..].iter().enumerate() {
+                        for (a, tail) in acc_t.iter_mut().zip(&tails) {
+                            *a += i32::from(xv) * i32::from(tail[i]);
+                        }
+                    }
+                }
+            }
             let mut bases = [0i64; GROUP];
             for (r, b) in bases.iter_mut().enumerate().take(g) {
                 *b = i64::from(c.at(j + r)) << affine.c_shift;
             }
-            epi.rows(j, g, bases, affine.a);
-            for (t, ((x, xe), &sb)) in block
-                .chunks_exact(k)
-                .zip(xexp.chunks_exact(xexp_len.max(1)))
-                .zip(&asum_b)
-                .enumerate()
-            {
-                let [mut a0, mut a1, mut a2, mut a3] =
-                    dot4_pairs(&xe[..xexp_len], &wexp[..wexp_used]);
-                for (i, &xv) in x[k4..].iter().enumerate() {
-                    let xv = i32::from(xv);
-                    a0 += xv * i32::from(tails[0][i]);
-                    a1 += xv * i32::from(tails[1][i]);
-                    a2 += xv * i32::from(tails[2][i]);
-                    a3 += xv * i32::from(tails[3][i]);
-                }
-                epi.token(token0 + t, [a0, a1, a2, a3], sb);
-            }
-            epi.end_rows();
+            epi.block(token0, j, g, acc, &asum_b[..m], bases, affine.a);
             j += g;
         }
     }

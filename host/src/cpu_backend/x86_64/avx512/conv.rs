@@ -3,8 +3,10 @@
 
 use std::arch::x86_64::*;
 
+use super::Avx512Lanes;
 use crate::cpu_backend::prepared::FastConv;
 use crate::cpu_backend::prepared_vnni::{ConvEpi, ConvV};
+use crate::cpu_backend::x86_64::dot::conv_px;
 
 /// `out[o] = requant_o.apply_i64(acc[o]) + bias_o` for `o < out.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
@@ -37,59 +39,6 @@ fn conv_epilogue_v(acc: &[i32], epi: &ConvEpi, out: &mut [i64]) {
     }
 }
 
-/// `PX` output pixels from `x0` of row `y`: `acc[p·cout_pad + o]`.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-#[inline]
-unsafe fn conv_px<const NV: usize, const PX: usize>(
-    cv: &ConvV,
-    cin: usize,
-    padded: &[i16],
-    w: usize,
-    y: usize,
-    x0: usize,
-    acc: &mut [i32],
-) {
-    let wp = w + 2;
-    let pairs = cin / 2;
-    assert!(
-        cv.cout_pad == NV * 16
-            && cv.w.len() >= 9 * pairs * NV * 16
-            && acc.len() >= PX * NV * 16
-            && x0 + PX <= w
-            && padded.len() >= (y + 3) * wp * cin
-    );
-    let (pp, wv) = (padded.as_ptr(), cv.w.as_ptr());
-    let mut a = [[_mm512_setzero_si512(); NV]; PX];
-    for s in 0..9 {
-        let (dy, dx) = (s / 3, s % 3);
-        let base = ((y + dy) * wp + x0 + dx) * cin;
-        for c in 0..pairs {
-            let wts: [__m512i; NV] = core::array::from_fn(|v| {
-                // SAFETY: inside cv.w (asserted).
-                unsafe { _mm512_loadu_si512(wv.add(((s * pairs + c) * NV + v) * 16).cast()) }
-            });
-            for (p, ap) in a.iter_mut().enumerate() {
-                // SAFETY: pixel (y + dy, x0 + p + dx) of the padded image, channels 2c, 2c + 1.
-                let word = unsafe {
-                    pp.add(base + p * cin + 2 * c)
-                        .cast::<i32>()
-                        .read_unaligned()
-                };
-                let xb = _mm512_set1_epi32(word);
-                for (av, &wt) in ap.iter_mut().zip(&wts) {
-                    *av = _mm512_dpwssd_epi32(*av, xb, wt);
-                }
-            }
-        }
-    }
-    for (p, ap) in a.iter().enumerate() {
-        for (v, &av) in ap.iter().enumerate() {
-            // SAFETY: inside acc (asserted).
-            unsafe { _mm512_storeu_si512(acc.as_mut_ptr().add((p * NV + v) * 16).cast(), av) };
-        }
-    }
-}
-
 /// Output row `y` of `conv` on the zero-bordered `i16` input (AVX-512).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
 pub(crate) unsafe fn conv_row(
@@ -109,14 +58,14 @@ pub(crate) unsafe fn conv_row(
         // SAFETY: the features are enabled on this function.
         unsafe {
             match (cp, m) {
-                (16, PX) => conv_px::<1, PX>(cv, cin, padded, w, y, x0, &mut acc),
-                (16, _) => conv_px::<1, 1>(cv, cin, padded, w, y, x0, &mut acc),
-                (32, PX) => conv_px::<2, PX>(cv, cin, padded, w, y, x0, &mut acc),
-                (32, _) => conv_px::<2, 1>(cv, cin, padded, w, y, x0, &mut acc),
-                (48, PX) => conv_px::<3, PX>(cv, cin, padded, w, y, x0, &mut acc),
-                (48, _) => conv_px::<3, 1>(cv, cin, padded, w, y, x0, &mut acc),
-                (64, PX) => conv_px::<4, PX>(cv, cin, padded, w, y, x0, &mut acc),
-                (64, _) => conv_px::<4, 1>(cv, cin, padded, w, y, x0, &mut acc),
+                (16, PX) => conv_px::<Avx512Lanes, 1, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
+                (16, _) => conv_px::<Avx512Lanes, 1, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
+                (32, PX) => conv_px::<Avx512Lanes, 2, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
+                (32, _) => conv_px::<Avx512Lanes, 2, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
+                (48, PX) => conv_px::<Avx512Lanes, 3, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
+                (48, _) => conv_px::<Avx512Lanes, 3, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
+                (64, PX) => conv_px::<Avx512Lanes, 4, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
+                (64, _) => conv_px::<Avx512Lanes, 4, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
                 _ => unreachable!("cout_pad is 16, 32, 48 or 64"),
             }
         }

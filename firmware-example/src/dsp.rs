@@ -12,6 +12,7 @@
 //! | [`sxtb16_ror8`] | `SXTB16 …, ROR #8` | bytes 1 and 3 |
 //! | [`pkhbt`] | `PKHBT` | `lo.lo | hi.lo << 16` |
 //! | [`usat`] | `USAT` | `x` clamped to `[0, 2^B − 1]` |
+//! | [`usada8`] | `USADA8` | `acc + Σ|x.byte_i − y.byte_i|` |
 
 use core::arch::asm;
 
@@ -63,6 +64,26 @@ pub fn usat<const B: u32>(x: i32) -> u32 {
              options(pure, nomem, nostack));
     }
     r
+}
+
+/// `acc + Σ_i |x.byte_i − y.byte_i|` (unsigned bytes).
+#[inline(always)]
+pub fn usada8(x: u32, y: u32, acc: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only arithmetic.
+    unsafe {
+        asm!("usada8 {r}, {x}, {y}, {a}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y,
+             a = in(reg) acc, options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// The sum of the 64 bytes of `p`: one `USADA8` against zero per word.
+#[inline(always)]
+pub fn byte_sum(p: &[u8; 64]) -> u32 {
+    p.chunks_exact(4).fold(0, |acc, b| {
+        usada8(u32::from_le_bytes([b[0], b[1], b[2], b[3]]), 0, acc)
+    })
 }
 
 /// Bytes 1 and 3 of `x`, zero-extended into the low and high halves.

@@ -29,7 +29,7 @@ use super::linear::Multiplier;
 use super::softmax_row::{
     codes_row_2, codes_row_3, codes_row_4, exp2_row, logits_row, RowBuffers, BIAS_REACH,
 };
-use crate::dsp::{dot5_keys, dot5_probs, usat};
+use crate::dsp::{byte_sum, dot5_keys, dot5_probs, usat};
 
 /// Most decision levels (the oracle's cap).
 const MAX_LEVELS: usize = 255;
@@ -252,11 +252,8 @@ pub fn av_codes(call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
     }
     let multiplier = Multiplier::new(av.a);
     for (i, prow) in probs.chunks_exact(TOKENS).enumerate() {
-        let mut cs = 0u32;
-        for &p in prow {
-            cs += u32::from(p);
-        }
         let prow: &[u8; TOKENS] = prow.try_into().unwrap_or(&[0; TOKENS]);
+        let cs = byte_sum(prow);
         let flat = vp.as_flattened().as_flattened();
         let (mut lo, mut hi) = ([0i32; 5], [0i32; 5]);
         dot5_probs(prow, flat, &mut lo);

@@ -9,7 +9,7 @@
 //! `ρ = isqrt(⌊2^122/T⌋)` is the largest `r` with `r²·T ≤ 2^122` (for an
 //! integer `r²`, `r² ≤ ⌊2^122/T⌋ ⇔ r²·T ≤ 2^122`). [`rho`] finds it without
 //! the oracle's 128-bit division and square root: a 31-bit `√T` from
-//! `u64::isqrt` of `T` normalised to `[2^60, 2^62)`, a 64-bit reciprocal,
+//! `u64::isqrt` of `T` normalised to `[2^60, 2^62)`, a reciprocal ([`recip63`]),
 //! one Newton step of `1/√T` (relative error `~2^−57`), and an exact fix-up
 //! with `r²·T` compared to `2^122` in `u128`.
 
@@ -56,6 +56,24 @@ pub fn normalize(x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError>
     Ok(())
 }
 
+/// `≈ 2^63/q` for `q ∈ [2^30, 2^31)`, within about ten units: a 16-bit
+/// quotient from one 32-bit `UDIV` (`2^48/⌊q/2^15⌋`, above `2^63/q` by a
+/// relative `< 2^−15`), then one Newton step `R ← R + R·(2^63 − q·R)/2^63`
+/// (relative error squared, plus under a unit of truncation). [`rho`]'s
+/// fix-up makes ρ exact whatever this error; a close start keeps that to a
+/// step or two, and saves the 64-bit division of `compiler_builtins`.
+fn recip63(q: u64) -> u64 {
+    if !(1 << 30..1 << 31).contains(&q) {
+        return (1 << 63) / q.max(1);
+    }
+    let r0 = u64::from(u32::MAX / (q >> 15) as u32) << 16; // ≤ 2^33
+                                                           // q·R0 = 2^63·(1 ± 2^−15) < 2^64; |err| < 2^49.
+    let err = (1u64 << 63).wrapping_sub(q * r0) as i64;
+    // (R0/2^8)·(err/2^24) < 2^25·2^25.
+    let correction = ((r0 >> 8) as i64 * (err >> 24)) >> 31;
+    r0.wrapping_add_signed(correction)
+}
+
 /// `r²·t ≤ 2^122` (overflow counts as above).
 #[inline(always)]
 fn fits(r: u64, t: u64) -> bool {
@@ -74,7 +92,7 @@ pub fn rho(t: u64) -> u64 {
     let tn = if s >= 0 { t << s } else { t >> -s };
     let q = tn.isqrt().max(1); // [2^30, 2^31)
                                // ρ ≈ 2^(61 + s/2)/q = (2^63/q)·2^(s/2 − 2);  s/2 − 2 ∈ −3..=28.
-    let recip = (1u64 << 63) / q;
+    let recip = recip63(q);
     let e = s / 2 - 2;
     let r0 = if e >= 0 { recip << e } else { recip >> -e };
     // r1 = r0 + r0·(2^122 − r0²t)/2^123, with r0²t ≈ 2^122 (1 ± 2^−28).

@@ -11,6 +11,8 @@
 //! partial sum is below `2^62` (module docs of the oracle), so the `i64`
 //! result is the same.
 
+use core::arch::asm;
+
 use tdquant_core::int::arith::{clamp_code, rshift_round};
 use tdquant_core::int::gelu::{gelu_code, WORDS_PER_LEVEL};
 use tdquant_core::int::linear::{add_stream, LinearCall, MAX_K};
@@ -306,16 +308,39 @@ fn add_clamped(r: i32, y: i32) -> i32 {
 /// * `t < c`: `t ≥ H_k` only for the "always" levels, and the code is their
 ///   number plus `#{k not always : L_k ≥ t}`.
 ///
-/// Each count is a four-step descent over 15 sorted values padded to 16
-/// with a value `t` never reaches: one 64-bit compare per step.
+/// Each count is a four-step descent of a breadth-first tree of 15 sorted
+/// values (padded with a value `t` never reaches), in assembly: the
+/// values are stored as unsigned keys (`x ^ 2^63`, which order as the
+/// signed `x`), so `CMP`/`SBCS` leave the carry set exactly when the key is
+/// `≥` the node, and `i ← 2i + carry` is one `ADC`. The low side counts
+/// `#{L_k ≥ t} = #{!L_k ≤ !t}` over the ascending `!L_k`, the same descent.
+#[repr(C, align(8))]
 struct GeluSplit {
     split: i64,
-    always: u8,
-    /// The `H_k`, ascending, then `i64::MAX`.
-    high: [i64; 16],
-    /// The `L_k` of the levels that are not "always", descending, then
-    /// `i64::MIN`.
-    low: [i64; 16],
+    _pad: u64,
+    /// Slot 0: `0`; slots `1..16`: the `H_k` keys, ascending, then `u64::MAX`.
+    high: [u64; 16],
+    /// Slot 0: the number of "always" levels; slots `1..16`: the keys of the
+    /// `!L_k` of the other levels, ascending, then `u64::MAX`.
+    low: [u64; 16],
+}
+
+const _: () = assert!(core::mem::offset_of!(GeluSplit, high) == 16);
+const _: () = assert!(core::mem::offset_of!(GeluSplit, low) == 16 + 128);
+
+/// The unsigned key of `x`: `x ^ 2^63` orders as `x`.
+const fn key(x: i64) -> u64 {
+    x as u64 ^ 1 << 63
+}
+
+/// `tree[1..16]`, breadth first, from 15 ascending values: node `i` at
+/// depth `d` holds rank `(2(i − 2^d) + 1)·2^(3−d) − 1`.
+fn breadth_first(sorted: &[u64; 15], tree: &mut [u64; 16]) {
+    for (i, node) in tree.iter_mut().enumerate().skip(1) {
+        let d = (usize::BITS - 1 - i.leading_zeros()) as usize;
+        let rank = ((2 * (i - (1 << d)) + 1) << (3 - d)) - 1;
+        *node = sorted[rank % 15];
+    }
 }
 
 impl GeluSplit {
@@ -336,48 +361,87 @@ impl GeluSplit {
             .filter(|&h| h != i64::MIN)
             .min()
             .unwrap_or(i64::MAX);
-        let mut s = GeluSplit {
-            split,
-            always: 0,
-            high: [i64::MAX; 16],
-            low: [i64::MIN; 16],
-        };
-        let mut lows = 0;
-        for k in 0..levels {
-            let (h, l) = level(k);
-            s.high[k] = h;
-            if h == i64::MIN {
-                s.always += 1;
-            } else if l < split {
-                s.low[lows] = l;
+        let (mut high, mut low) = ([u64::MAX; 15], [u64::MAX; 15]);
+        let (mut always, mut lows) = (0u64, 0);
+        for (k, h) in high.iter_mut().enumerate().take(levels) {
+            let (hk, lk) = level(k);
+            *h = key(hk);
+            if hk == i64::MIN {
+                always += 1;
+            } else if lk < split {
+                low[lows] = key(!lk);
                 lows += 1;
             } else {
                 return None;
             }
         }
-        s.high[..levels].sort_unstable();
-        s.low[..lows].sort_unstable_by(|a, b| b.cmp(a));
+        high.sort_unstable();
+        low[..lows].sort_unstable();
+        let mut s = GeluSplit {
+            split,
+            _pad: 0,
+            high: [0; 16],
+            low: [always; 16],
+        };
+        breadth_first(&high, &mut s.high);
+        breadth_first(&low, &mut s.low);
         Some(s)
     }
 
+    /// The code of `t` (`|t| < 2^62`).
     #[inline(always)]
     fn code(&self, t: i64) -> u8 {
-        let mut c = 0usize;
-        if t >= self.split {
-            for half in [8usize, 4, 2, 1] {
-                if self.high[(c + half - 1) & 15] <= t {
-                    c += half;
-                }
-            }
-            c as u8
-        } else {
-            for half in [8usize, 4, 2, 1] {
-                if self.low[(c + half - 1) & 15] >= t {
-                    c += half;
-                }
-            }
-            self.always + c as u8
+        let i: u32;
+        // SAFETY: reads `split` and, from the side chosen, slot 0 and the
+        // tree slots `1..16` (the descent's `i < 16` before each probe), all
+        // within `self` and 8-aligned for LDRD; registers and flags
+        // otherwise.
+        unsafe {
+            asm!(
+                "ldrd {a}, {b}, [{tp}]",
+                "cmp {lo}, {a}",
+                "sbcs {a}, {hi}, {b}",
+                "add {tp}, {tp}, #16",
+                "bge 2f",
+                "mvn {lo}, {lo}",
+                "mvn {hi}, {hi}",
+                "add {tp}, {tp}, #128",
+                "2:",
+                "eor {hi}, {hi}, #0x80000000",
+                "mov {i}, #1",
+                "add {a}, {tp}, {i}, lsl #3",
+                "ldrd {a}, {b}, [{a}]",
+                "cmp {lo}, {a}",
+                "sbcs {a}, {hi}, {b}",
+                "adc {i}, {i}, {i}",
+                "add {a}, {tp}, {i}, lsl #3",
+                "ldrd {a}, {b}, [{a}]",
+                "cmp {lo}, {a}",
+                "sbcs {a}, {hi}, {b}",
+                "adc {i}, {i}, {i}",
+                "add {a}, {tp}, {i}, lsl #3",
+                "ldrd {a}, {b}, [{a}]",
+                "cmp {lo}, {a}",
+                "sbcs {a}, {hi}, {b}",
+                "adc {i}, {i}, {i}",
+                "add {a}, {tp}, {i}, lsl #3",
+                "ldrd {a}, {b}, [{a}]",
+                "cmp {lo}, {a}",
+                "sbcs {a}, {hi}, {b}",
+                "adc {i}, {i}, {i}",
+                "ldr {a}, [{tp}]",
+                "add {i}, {i}, {a}",
+                "sub {i}, {i}, #16",
+                tp = inout(reg) self as *const Self => _,
+                lo = inout(reg) t as u32 => _,
+                hi = inout(reg) (t >> 32) as u32 => _,
+                i = out(reg) i,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, readonly),
+            );
         }
+        i as u8
     }
 }
 

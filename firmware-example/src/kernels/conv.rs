@@ -5,10 +5,13 @@
 //! `i16` and packed into pairs laid out as `SXTB16` unpacks four weights
 //! (`a0 | a2 << 16`, `a1 | a3 << 16`); each group of four taps of two output
 //! channels is then two word loads, four `SXTB16` and four `SMLALD`. The
-//! accumulator is 64-bit, as in the oracle, so it is exact for any weights.
+//! accumulator is 64-bit, as in the oracle, so it is exact for any weights;
+//! a sum that fits `i32` (nearly all) is requantized by the 64-bit
+//! `apply_i32`, which returns exactly what the oracle's `i128` `apply_i64` does.
 
 use tdquant_core::int::conv::{Conv, ConvWeights, MAX_CIN};
 use tdquant_core::int::{I32Src, OpError};
+use tdquant_core::requant::Requantizer;
 
 use crate::dsp::dot2_i16_i8;
 
@@ -27,6 +30,16 @@ fn tail(patch: &[i32], w: &[u8]) -> i64 {
         .iter()
         .zip(w)
         .fold(0i64, |a, (&x, &wb)| a + i64::from(x * i32::from(wb as i8)))
+}
+
+/// `requant.apply_i64(acc)`, by the 64-bit `apply_i32` (which returns
+/// exactly that) when the sum fits `i32`, as it nearly always does.
+#[inline(always)]
+fn requantized(requant: &Requantizer, acc: i64) -> i64 {
+    match i32::try_from(acc) {
+        Ok(acc) => requant.apply_i32(acc),
+        Err(_) => requant.apply_i64(acc),
+    }
 }
 
 /// See the [module docs](self).
@@ -82,13 +95,14 @@ pub fn run<W: I32Src, F: FnMut(usize, usize, i64)>(
                 let (mut a0, mut a1) = dot2_i16_i8(pairs, &row0[..t4], &row1[..t4]);
                 a0 += tail(&patch[t4..taps], &row0[t4..]);
                 a1 += tail(&patch[t4..taps], &row1[t4..]);
-                emit(pixel, o, requant[o].apply_i64(a0).saturating_add(bias[o]));
+                emit(
+                    pixel,
+                    o,
+                    requantized(&requant[o], a0).saturating_add(bias[o]),
+                );
                 if o + 1 < conv.cout {
-                    emit(
-                        pixel,
-                        o + 1,
-                        requant[o + 1].apply_i64(a1).saturating_add(bias[o + 1]),
-                    );
+                    let v = requantized(&requant[o + 1], a1);
+                    emit(pixel, o + 1, v.saturating_add(bias[o + 1]));
                 }
                 o += 2;
             }

@@ -28,16 +28,77 @@ pub(crate) trait DotLanes {
     /// the lane's halves in `x` and `w` (`vpdpwssd`), exact in `i32`.
     unsafe fn dot_i16_pairs(acc: Self::V, x: Self::V, w: Self::V) -> Self::V;
     /// Four input codes (`word`'s bytes, any `u8`) in every lane, in the
-    /// form [`Self::dot_codes`] takes.
-    unsafe fn splat_codes(word: i32) -> Self::V;
+    /// form [`Self::dot_codes`] takes: by default as they are.
+    #[inline(always)]
+    unsafe fn splat_codes(word: i32) -> Self::V {
+        // SAFETY: the caller's contract.
+        unsafe { Self::splat(word) }
+    }
     /// `acc` plus, in each lane, the four products of the lane's weight
     /// codes in `w` (`≤ 127`) with the input codes of `x` (`vpdpbusd`),
     /// less the offset [`Self::finish_codes`] adds back.
     unsafe fn dot_codes(acc: Self::V, x: Self::V, w: Self::V) -> Self::V;
     /// The exact sums of rows `r..r + LANES` of `lin` from their
-    /// [`Self::dot_codes`] accumulators.
-    unsafe fn finish_codes(acc: Self::V, lin: &LinV, r: usize) -> Self::V;
+    /// [`Self::dot_codes`] accumulators: by default the accumulators (no
+    /// offset).
+    #[inline(always)]
+    unsafe fn finish_codes(acc: Self::V, lin: &LinV, r: usize) -> Self::V {
+        let _ = (lin, r);
+        acc
+    }
 }
+
+/// Implements [`DotLanes`] for `$lanes` (`$n` lanes of `$v`): `zero`,
+/// `load`, `store` and `splat` from the width's intrinsics of those names,
+/// and each further method from one expression. Every method is
+/// `#[inline(always)]`, its body `unsafe` on the trait's contract (the
+/// caller runs on the width's features; the pointers hold the lanes its
+/// bounds give).
+macro_rules! dot_lanes {
+    (
+        $lanes:ident: $v:ty, $n:literal, [$zero:ident, $load:ident, $store:ident, $splat:ident];
+        $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:expr;)+
+    ) => {
+        impl $crate::cpu_backend::x86_64::dot::DotLanes for $lanes {
+            type V = $v;
+            const LANES: usize = $n;
+
+            #[inline(always)]
+            unsafe fn zero() -> $v {
+                // SAFETY: the trait's contract.
+                unsafe { $zero() }
+            }
+
+            #[inline(always)]
+            unsafe fn load(p: *const i32) -> $v {
+                // SAFETY: the trait's contract.
+                unsafe { $load(p.cast()) }
+            }
+
+            #[inline(always)]
+            unsafe fn store(p: *mut i32, v: $v) {
+                // SAFETY: the trait's contract.
+                unsafe { $store(p.cast(), v) }
+            }
+
+            #[inline(always)]
+            unsafe fn splat(word: i32) -> $v {
+                // SAFETY: the trait's contract.
+                unsafe { $splat(word) }
+            }
+
+            $(
+                #[inline(always)]
+                unsafe fn $name($($arg: $ty),*) -> $ret {
+                    // SAFETY: the trait's contract.
+                    unsafe { $body }
+                }
+            )+
+        }
+    };
+}
+
+pub(crate) use dot_lanes;
 
 /// `PX` output pixels from `x0` of row `y`, outputs `o0..o0 + LANES·NV`:
 /// `acc[p·cout_pad + o]`.

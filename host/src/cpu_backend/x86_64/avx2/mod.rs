@@ -28,7 +28,6 @@ pub(crate) use portable::{conv_row, mlp_chunk, window};
 
 use std::arch::x86_64::*;
 
-use super::dot::DotLanes;
 use crate::cpu_backend::prepared_vnni::LinV;
 
 /// Eight `i32` lanes. The code products (module docs): the weight code is
@@ -37,63 +36,14 @@ use crate::cpu_backend::prepared_vnni::LinV;
 /// and `finish_codes` adds back `128·Σ_i w_ji` (`LinV::wsum128`).
 pub(crate) struct Avx2Lanes;
 
-impl DotLanes for Avx2Lanes {
-    type V = __m256i;
-    const LANES: usize = 8;
-
-    #[inline(always)]
-    unsafe fn zero() -> __m256i {
-        // SAFETY: the caller runs on AVX2 (trait docs).
-        unsafe { _mm256_setzero_si256() }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const i32) -> __m256i {
-        // SAFETY: AVX2, and 8 readable i32 at p (the caller's bounds).
-        unsafe { _mm256_loadu_si256(p.cast()) }
-    }
-
-    #[inline(always)]
-    unsafe fn store(p: *mut i32, v: __m256i) {
-        // SAFETY: AVX2, and 8 writable i32 at p (the caller's bounds).
-        unsafe { _mm256_storeu_si256(p.cast(), v) }
-    }
-
-    #[inline(always)]
-    unsafe fn splat(word: i32) -> __m256i {
-        // SAFETY: the caller runs on AVX2.
-        unsafe { _mm256_set1_epi32(word) }
-    }
-
-    #[inline(always)]
-    unsafe fn dot_i16_pairs(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
-        // SAFETY: the caller runs on AVX2.
-        unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(x, w)) }
-    }
-
-    #[inline(always)]
-    unsafe fn splat_codes(word: i32) -> __m256i {
-        // SAFETY: the caller runs on AVX2.
-        unsafe { _mm256_xor_si256(_mm256_set1_epi32(word), _mm256_set1_epi8(i8::MIN)) }
-    }
-
-    #[inline(always)]
-    unsafe fn dot_codes(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
-        // SAFETY: the caller runs on AVX2.
-        unsafe {
-            let pairs = _mm256_maddubs_epi16(w, x);
-            _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn finish_codes(acc: __m256i, lin: &LinV, r: usize) -> __m256i {
-        // SAFETY: AVX2, and r + 8 ≤ wsum128.len() (the caller's bounds).
-        unsafe {
-            let back = _mm256_loadu_si256(lin.wsum128.as_ptr().add(r).cast());
-            _mm256_add_epi32(acc, back)
-        }
-    }
+super::dot::dot_lanes! {
+    Avx2Lanes: __m256i, 8, [_mm256_setzero_si256, _mm256_loadu_si256, _mm256_storeu_si256, _mm256_set1_epi32];
+    fn dot_i16_pairs(acc: __m256i, x: __m256i, w: __m256i) -> __m256i = _mm256_add_epi32(acc, _mm256_madd_epi16(x, w));
+    fn splat_codes(word: i32) -> __m256i = _mm256_xor_si256(_mm256_set1_epi32(word), _mm256_set1_epi8(i8::MIN));
+    fn dot_codes(acc: __m256i, x: __m256i, w: __m256i) -> __m256i =
+        _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
+    fn finish_codes(acc: __m256i, lin: &LinV, r: usize) -> __m256i =
+        _mm256_add_epi32(acc, _mm256_loadu_si256(lin.wsum128.as_ptr().add(r).cast()));
 }
 
 super::blocks::level_kernels!("AVX2", Avx2Ops, "avx2");

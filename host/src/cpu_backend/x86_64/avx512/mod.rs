@@ -24,63 +24,14 @@ pub(crate) mod softmax;
 
 use std::arch::x86_64::*;
 
-use super::dot::DotLanes;
-use crate::cpu_backend::prepared_vnni::LinV;
-
 /// Sixteen `i32` lanes; the code products are `vpdpbusd`'s (module docs),
 /// with no offset to remove.
 pub(crate) struct Avx512Lanes;
 
-impl DotLanes for Avx512Lanes {
-    type V = __m512i;
-    const LANES: usize = 16;
-
-    #[inline(always)]
-    unsafe fn zero() -> __m512i {
-        // SAFETY: the caller runs on AVX-512 (trait docs).
-        unsafe { _mm512_setzero_si512() }
-    }
-
-    #[inline(always)]
-    unsafe fn load(p: *const i32) -> __m512i {
-        // SAFETY: AVX-512, and 16 readable i32 at p (the caller's bounds).
-        unsafe { _mm512_loadu_si512(p.cast()) }
-    }
-
-    #[inline(always)]
-    unsafe fn store(p: *mut i32, v: __m512i) {
-        // SAFETY: AVX-512, and 16 writable i32 at p (the caller's bounds).
-        unsafe { _mm512_storeu_si512(p.cast(), v) }
-    }
-
-    #[inline(always)]
-    unsafe fn splat(word: i32) -> __m512i {
-        // SAFETY: the caller runs on AVX-512.
-        unsafe { _mm512_set1_epi32(word) }
-    }
-
-    #[inline(always)]
-    unsafe fn dot_i16_pairs(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
-        // SAFETY: the caller runs on AVX-512 VNNI.
-        unsafe { _mm512_dpwssd_epi32(acc, x, w) }
-    }
-
-    #[inline(always)]
-    unsafe fn splat_codes(word: i32) -> __m512i {
-        // SAFETY: the caller runs on AVX-512.
-        unsafe { _mm512_set1_epi32(word) }
-    }
-
-    #[inline(always)]
-    unsafe fn dot_codes(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
-        // SAFETY: the caller runs on AVX-512 VNNI.
-        unsafe { _mm512_dpbusd_epi32(acc, x, w) }
-    }
-
-    #[inline(always)]
-    unsafe fn finish_codes(acc: __m512i, _lin: &LinV, _r: usize) -> __m512i {
-        acc
-    }
+super::dot::dot_lanes! {
+    Avx512Lanes: __m512i, 16, [_mm512_setzero_si512, _mm512_loadu_si512, _mm512_storeu_si512, _mm512_set1_epi32];
+    fn dot_i16_pairs(acc: __m512i, x: __m512i, w: __m512i) -> __m512i = _mm512_dpwssd_epi32(acc, x, w);
+    fn dot_codes(acc: __m512i, x: __m512i, w: __m512i) -> __m512i = _mm512_dpbusd_epi32(acc, x, w);
 }
 
 super::blocks::level_kernels!(

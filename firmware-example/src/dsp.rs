@@ -153,7 +153,7 @@ pub fn expand_codes(x: &[u8], out: &mut [u32]) {
 /// reads the rest from `[w − 16]`.
 #[repr(C, align(8))]
 pub struct RowGroup<const WORDS: usize> {
-    /// Address of the next `[i32; 4]` of sums.
+    /// Address of the next [`TokenSums`].
     out: u32,
     /// Tokens still to do.
     tokens: u32,
@@ -183,7 +183,19 @@ impl<const WORDS: usize> Default for RowGroup<WORDS> {
     }
 }
 
-/// `acc[t][r] = Σ_i x_t,i·c_r,i` for the tokens `t < acc.len()` of `x`
+/// One token's four row sums, as [`dot4_block`] writes them, and its
+/// `Σa·B` beside them (one 24-byte record, so an epilogue loop reaches both
+/// from one pointer).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenSums {
+    pub acc: [i32; 4],
+    pub sb: i64,
+}
+
+const _: () = assert!(core::mem::size_of::<TokenSums>() == 24);
+
+/// `sums[t].acc[r] = Σ_i x_t,i·c_r,i` for the tokens `t < sums.len()` of `x`
 /// (each `2·groups` words expanded by [`expand_codes`], one after the
 /// other) and the four rows of `rows`: per group of four inputs one `LDRD`
 /// of `x`, four of `w` and eight `SMLAD`, two groups per iteration (one
@@ -194,14 +206,14 @@ pub fn dot4_block<const WORDS: usize>(
     x: &[u32],
     rows: &mut RowGroup<WORDS>,
     groups: usize,
-    acc: &mut [[i32; 4]],
+    sums: &mut [TokenSums],
 ) {
-    let tokens = acc.len();
+    let tokens = sums.len();
     let fits = tokens.checked_mul(2 * groups).is_some_and(|n| n <= x.len()) && 8 * groups <= WORDS;
     if tokens == 0 || !fits {
         return;
     }
-    rows.out = acc.as_mut_ptr() as u32;
+    rows.out = sums.as_mut_ptr() as u32;
     rows.tokens = tokens as u32;
     rows.groups = groups as u32;
     macro_rules! group {
@@ -227,7 +239,7 @@ pub fn dot4_block<const WORDS: usize>(
     // tokens' words are consecutive) and per token words 0..8·groups of
     // `rows.w` (≤ WORDS, checked), both word-aligned as LDRD needs; reads
     // and writes the three state words before `rows.w` and writes the
-    // `tokens` entries of `acc` through the state's pointer. LSRS puts bit
+    // `acc` of the `tokens` entries of `sums` through the state's pointer. LSRS puts bit
     // 0 of the group count in the carry and sets Z when no pair is left;
     // LDRD and SMLAD leave the flags alone.
     unsafe {
@@ -252,7 +264,7 @@ pub fn dot4_block<const WORDS: usize>(
             "5:",
             "ldrd {x0}, {x1}, [{wb}, #-16]",
             "strd {a0}, {a1}, [{x0}], #8",
-            "strd {a2}, {a3}, [{x0}], #8",
+            "strd {a2}, {a3}, [{x0}], #16",
             "subs {x1}, {x1}, #1",
             "strd {x0}, {x1}, [{wb}, #-16]",
             "bne 2b",

@@ -19,7 +19,7 @@ use tdquant_core::int::linear::{add_stream, LinearCall, MAX_K};
 use tdquant_core::int::{I32Src, OpError, STREAM_LIMIT};
 use tdquant_core::BitWidth;
 
-use crate::dsp::{dot4_block, expand_codes, usat, RowGroup};
+use crate::dsp::{dot4_block, expand_codes, usat, RowGroup, TokenSums};
 
 /// Tokens per block (as the oracle).
 const TOKEN_BLOCK: usize = 64;
@@ -38,8 +38,7 @@ trait Epilogue {
         token0: usize,
         j: usize,
         g: usize,
-        acc: &[[i32; GROUP]],
-        sb: &[i64],
+        sums: &[TokenSums],
         bases: [i64; GROUP],
         a: i64,
     );
@@ -88,14 +87,13 @@ impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
         token0: usize,
         j: usize,
         g: usize,
-        acc: &[[i32; GROUP]],
-        sb: &[i64],
+        sums: &[TokenSums],
         bases: [i64; GROUP],
         a: i64,
     ) {
         for (r, &base) in bases.iter().enumerate().take(g) {
-            for (t, (x, &s)) in acc.iter().zip(sb).enumerate() {
-                (self.0)(token0 + t, j + r, i64::from(x[r]) * a + (s + base));
+            for (t, s) in sums.iter().enumerate() {
+                (self.0)(token0 + t, j + r, i64::from(s.acc[r]) * a + (s.sb + base));
             }
         }
     }
@@ -115,8 +113,7 @@ impl Epilogue for Codes<'_> {
         token0: usize,
         j: usize,
         g: usize,
-        acc: &[[i32; GROUP]],
-        sb: &[i64],
+        sums: &[TokenSums],
         bases: [i64; GROUP],
         a: i64,
     ) {
@@ -129,7 +126,7 @@ impl Epilogue for Codes<'_> {
         else {
             return;
         };
-        let tokens = out.chunks_mut(rows.max(1)).zip(acc.iter().zip(sb));
+        let tokens = out.chunks_mut(rows.max(1)).zip(sums);
         if frac >= 33 {
             // Only the high word of t matters (with the rounding in the
             // bases); codes of a b-bit quantizer (N = 2^b − 1) clamp with
@@ -138,7 +135,7 @@ impl Epilogue for Codes<'_> {
             let (shift, m) = (frac - 32, Multiplier::new(a));
             macro_rules! codes {
                 ($clamp:expr) => {
-                    for (dst, (acc_t, &s)) in tokens {
+                    for (dst, TokenSums { acc: acc_t, sb: s }) in tokens {
                         for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                             *o = $clamp(m.high_word(x, s + base) >> shift) as u8;
                         });
@@ -153,7 +150,7 @@ impl Epilogue for Codes<'_> {
                 _ => codes!(|v: i32| v.clamp(0, i32::from(levels))),
             }
         } else {
-            for (dst, (acc_t, &s)) in tokens {
+            for (dst, TokenSums { acc: acc_t, sb: s }) in tokens {
                 for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                     let v = i64::from(x) * a + (s + base);
                     *o = clamp_code(rshift_round(v, frac), levels);
@@ -219,15 +216,14 @@ impl Stream<'_, '_> {
         &mut self,
         token0: usize,
         j: usize,
-        acc: &[[i32; GROUP]],
-        sb: &[i64],
+        sums: &[TokenSums],
         mut f: impl FnMut(&mut [i32], &[i32; GROUP], i64),
     ) {
         let pos = self.pos.get(token0..).unwrap_or(&[]);
-        for ((&p, acc_t), &s) in pos.iter().zip(acc).zip(sb) {
+        for (&p, s) in pos.iter().zip(sums) {
             let start = p.saturating_mul(self.stride).saturating_add(j);
             if let Some(dst) = self.r.get_mut(start..) {
-                f(dst, acc_t, s);
+                f(dst, &s.acc, s.sb);
             }
         }
     }
@@ -239,8 +235,7 @@ impl Epilogue for Stream<'_, '_> {
         token0: usize,
         j: usize,
         g: usize,
-        acc: &[[i32; GROUP]],
-        sb: &[i64],
+        sums: &[TokenSums],
         bases: [i64; GROUP],
         a: i64,
     ) {
@@ -252,7 +247,7 @@ impl Epilogue for Stream<'_, '_> {
             // quotient is beyond ±2^31 and clamps to ±L by the sign of `hi`.
             let bases = rounding_in(bases, frac);
             let (right, left) = (frac & 31, (32 - frac) & 31);
-            self.tokens(token0, j, acc, sb, |dst, acc_t, s| {
+            self.tokens(token0, j, sums, |dst, acc_t, s| {
                 for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                     let w = raw(x, a, s + base);
                     let (lo, hi) = (w as u32, (w >> 32) as i32);
@@ -272,13 +267,13 @@ impl Epilogue for Stream<'_, '_> {
             // frac − 32 (|w| < 2^63: it fits i32).
             let bases = rounding_in(bases, frac);
             let (shift, m) = (frac - 32, Multiplier::new(a));
-            self.tokens(token0, j, acc, sb, |dst, acc_t, s| {
+            self.tokens(token0, j, sums, |dst, acc_t, s| {
                 for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                     *o = add_clamped(*o, m.high_word(x, s + base) >> shift);
                 });
             });
         } else {
-            self.tokens(token0, j, acc, sb, |dst, acc_t, s| {
+            self.tokens(token0, j, sums, |dst, acc_t, s| {
                 for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                     *o = add_stream(*o, rshift_round(i64::from(x) * a + (s + base), frac));
                 });
@@ -459,8 +454,7 @@ impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
         token0: usize,
         j: usize,
         g: usize,
-        acc: &[[i32; GROUP]],
-        sb: &[i64],
+        sums: &[TokenSums],
         bases: [i64; GROUP],
         a: i64,
     ) {
@@ -473,17 +467,17 @@ impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
         else {
             return;
         };
-        let tokens = out.chunks_mut(rows.max(1)).zip(acc.iter().zip(sb));
+        let tokens = out.chunks_mut(rows.max(1)).zip(sums);
         match &self.search {
             Some(search) => {
-                for (dst, (acc_t, &s)) in tokens {
+                for (dst, TokenSums { acc: acc_t, sb: s }) in tokens {
                     for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                         *o = search.code(raw(x, a, s + base));
                     });
                 }
             }
             None => {
-                for (dst, (acc_t, &s)) in tokens {
+                for (dst, TokenSums { acc: acc_t, sb: s }) in tokens {
                     for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                         *o = gelu_code(raw(x, a, s + base), self.words);
                     });
@@ -576,21 +570,20 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
     // Per group of 4 inputs: GROUP rows × (even pair, odd pair).
     let mut group = RowGroup::<{ MAX_K / 4 * GROUP * 2 }>::new();
     let mut tails = [[0u8; 3]; GROUP];
-    let mut asum_b = [0i64; TOKEN_BLOCK];
-    let mut acc = [[0i32; GROUP]; TOKEN_BLOCK];
+    let mut sums = [TokenSums::default(); TOKEN_BLOCK];
     // The block's input codes expanded once for all its row groups.
     let mut xexp = [0u32; TOKEN_BLOCK * MAX_K / 2];
     let xexp_len = k4 / 2;
     for (block_index, block) in input.chunks(TOKEN_BLOCK * k).enumerate() {
         let token0 = block_index * TOKEN_BLOCK;
         let m = block.len() / k;
-        for ((s, x), xe) in asum_b
+        for ((s, x), xe) in sums
             .iter_mut()
             .zip(block.chunks_exact(k))
             .zip(xexp.chunks_exact_mut(xexp_len.max(1)))
         {
             let sum = x.iter().fold(0i32, |a, &v| a + i32::from(v));
-            *s = i64::from(sum) * affine.b;
+            s.sb = i64::from(sum) * affine.b;
             expand_codes(&x[..k4], xe);
         }
         let mut j = 0;
@@ -630,12 +623,12 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
                 }
                 tail[..k - k4].copy_from_slice(&codes[k4..k]);
             }
-            let acc = &mut acc[..m];
-            dot4_block(&xexp[..m * xexp_len], &mut group, k4 / 4, acc);
+            let sums = &mut sums[..m];
+            dot4_block(&xexp[..m * xexp_len], &mut group, k4 / 4, sums);
             if k4 < k {
-                for (acc_t, x) in acc.iter_mut().zip(block.chunks_exact(k)) {
+                for (s, x) in sums.iter_mut().zip(block.chunks_exact(k)) {
                     for (i, &xv) in x[k4..].iter().enumerate() {
-                        for (a, tail) in acc_t.iter_mut().zip(&tails) {
+                        for (a, tail) in s.acc.iter_mut().zip(&tails) {
                             *a += i32::from(xv) * i32::from(tail[i]);
                         }
                     }
@@ -645,7 +638,7 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
             for (r, b) in bases.iter_mut().enumerate().take(g) {
                 *b = i64::from(c.at(j + r)) << affine.c_shift;
             }
-            epi.block(token0, j, g, acc, &asum_b[..m], bases, affine.a);
+            epi.block(token0, j, g, sums, bases, affine.a);
             j += g;
         }
     }

@@ -198,9 +198,10 @@ const _: () = assert!(core::mem::size_of::<TokenSums>() == 24);
 /// `sums[t].acc[r] = Σ_i x_t,i·c_r,i` for the tokens `t < sums.len()` of `x`
 /// (each `2·groups` words expanded by [`expand_codes`], one after the
 /// other) and the four rows of `rows`: per group of four inputs one `LDRD`
-/// of `x`, four of `w` and eight `SMLAD`, two groups per iteration (one
-/// before the loop when their number is odd). Does nothing unless `x` and
-/// `rows.w` hold every group of every token.
+/// of `x`, four of `w` and eight `SMLAD`. The network's two depths (15 and
+/// 30 groups) run fully unrolled; any other runs a loop of two groups per
+/// iteration. Does nothing unless `x` and `rows.w` hold every group of every
+/// token.
 #[inline(always)]
 pub fn dot4_block<const WORDS: usize>(
     x: &[u32],
@@ -213,6 +214,94 @@ pub fn dot4_block<const WORDS: usize>(
     if tokens == 0 || !fits {
         return;
     }
+    let out = sums.as_mut_ptr();
+    match groups {
+        // SAFETY (both arms): `x` holds 2·groups words per token and
+        // `rows.w` 8·groups words (checked above); `out` has `tokens` records.
+        15 => unsafe {
+            dot4_unrolled!(x.as_ptr(), rows.w.as_ptr(), out, tokens; 0;
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
+        },
+        30 => unsafe {
+            dot4_unrolled!(x.as_ptr(), rows.w.as_ptr(), out, tokens; 0;
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                21, 22, 23, 24, 25, 26, 27, 28, 29)
+        },
+        _ => dot4_loop(x, rows, groups, sums),
+    }
+}
+
+/// One token loop over a fixed number of groups, written out in full: the
+/// first group starts the sums with `SMUAD`, each weight word is addressed
+/// by its offset from the rows' base (`LDRD` reaches 1,020 bytes, 31
+/// groups), and the loop keeps the output pointer and the token count in
+/// registers, so a token costs its groups plus two `STRD`, `SUBS` and `BNE`.
+macro_rules! dot4_unrolled {
+    ($x:expr, $w:expr, $out:expr, $tokens:expr; $first:literal; $($q:literal),*) => {
+        asm!(
+            "2:",
+            "ldrd {x0}, {x1}, [{xp}], #8",
+            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, ")]"),
+            "smuad {a0}, {x0}, {w0}",
+            "smlad {a0}, {x1}, {w1}, {a0}",
+            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, "+8)]"),
+            "smuad {a1}, {x0}, {w0}",
+            "smlad {a1}, {x1}, {w1}, {a1}",
+            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, "+16)]"),
+            "smuad {a2}, {x0}, {w0}",
+            "smlad {a2}, {x1}, {w1}, {a2}",
+            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, "+24)]"),
+            "smuad {a3}, {x0}, {w0}",
+            "smlad {a3}, {x1}, {w1}, {a3}",
+            $(
+                "ldrd {x0}, {x1}, [{xp}], #8",
+                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, ")]"),
+                "smlad {a0}, {x0}, {w0}, {a0}",
+                "smlad {a0}, {x1}, {w1}, {a0}",
+                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, "+8)]"),
+                "smlad {a1}, {x0}, {w0}, {a1}",
+                "smlad {a1}, {x1}, {w1}, {a1}",
+                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, "+16)]"),
+                "smlad {a2}, {x0}, {w0}, {a2}",
+                "smlad {a2}, {x1}, {w1}, {a2}",
+                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, "+24)]"),
+                "smlad {a3}, {x0}, {w0}, {a3}",
+                "smlad {a3}, {x1}, {w1}, {a3}",
+            )*
+            "strd {a0}, {a1}, [{out}], #8",
+            "strd {a2}, {a3}, [{out}], #16",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            xp = inout(reg) $x => _,
+            wb = in(reg) $w,
+            out = inout(reg) $out => _,
+            n = inout(reg) $tokens => _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+use dot4_unrolled;
+
+/// [`dot4_block`] for any group count: two groups per iteration (one before
+/// the loop when their number is odd), with the token loop's state in
+/// front of the rows. The caller has checked that `x` and `rows.w` hold
+/// every group of every token and that there is at least one token.
+#[inline(always)]
+fn dot4_loop<const WORDS: usize>(
+    x: &[u32],
+    rows: &mut RowGroup<WORDS>,
+    groups: usize,
+    sums: &mut [TokenSums],
+) {
+    let tokens = sums.len();
     rows.out = sums.as_mut_ptr() as u32;
     rows.tokens = tokens as u32;
     rows.groups = groups as u32;

@@ -196,6 +196,9 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
         4 => 127,
         5 => 60,
         7 => 120,
+        // A third of the random cases take the network's depths (and their
+        // 1–3 input tails), which run dot4_block's unrolled paths.
+        _ if rng.one_in(3) => [60, 120][rng.below(2)] + rng.below(4),
         _ => rng.range(1, 128) as usize,
     };
     let total_rows = rng.range(1, 12) as usize;

@@ -580,9 +580,11 @@ fn attention<K: IntKernels>(
     let mut labels = [0u8; TOKENS];
     let w = model.w_attn();
     let ln1 = decode_ln(&bp.ln1);
-    let [quant_q, quant_k, quant_v] =
-        [bp.fq_q, bp.fq_k, bp.fq_v].map(|fq| LnQuantizer::new(&ln1, &fq));
-    let (quant_q, quant_k, quant_v) = (quant_q?, quant_k?, quant_v?);
+    // One at a time: each is a 4 KiB table, and a temporary array of three
+    // results would sit beside the three on a firmware's stack.
+    let quant_q = LnQuantizer::new(&ln1, &bp.fq_q)?;
+    let quant_k = LnQuantizer::new(&ln1, &bp.fq_k)?;
+    let quant_v = LnQuantizer::new(&ln1, &bp.fq_v)?;
     for wy in 0..hp / WINDOW {
         for wx in 0..wp / WINDOW {
             window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);

@@ -38,7 +38,7 @@ const WORDS: usize = CONTEXT * CONTEXT * runner::WORDS_PER_PIXEL;
 /// One row of cores of output: `core·s` HR rows.
 const STRIP: usize = TILING.tile * MAX_SCALE * IMAGE_W * MAX_SCALE * 3;
 /// Bytes below the initial stack pointer painted to measure stack use.
-const STACK_PROBE: usize = 32 * 1024;
+const STACK_PROBE: usize = 128 * 1024;
 const PAINT: u32 = 0x5AA5_C33C;
 
 static mut SCRATCH_WORDS: [i32; WORDS] = [0; WORDS];
@@ -186,6 +186,12 @@ fn run() -> bool {
     let digest = core::str::from_utf8(&digest).unwrap_or("?");
     let scratch = WORDS * 4 + runner::WORK_BYTES;
     let stack = stack_used(sp);
+    if stack >= STACK_PROBE {
+        // Every painted word was overwritten: the true high-water mark is
+        // unknown, so no RAM figure would be honest.
+        defmt::error!("TDQ stack use reached the {=usize}-byte probe", STACK_PROBE);
+        return false;
+    }
     defmt::info!(
         "TDQ ram scratch_bytes={=usize} strip_bytes={=usize} scratch+strip={=usize} stack_high_water={=usize} total={=usize} (limit 262144)",
         scratch,

@@ -4,11 +4,11 @@
 //!
 //! | operator | oracle | here |
 //! |---|---|---|
-//! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream`, `IntKernels::linear_gelu` | [`linear`]: a block's input codes `UXTB16`-unpacked once, 4 weight rows expanded to 16-bit pairs, `LDRD` + `SMLAD` (one asm loop, two groups per iteration); code and stream epilogues on the high word when `frac ≥ 33` |
+//! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream`, `IntKernels::linear_gelu` | [`linear`]: a block's input codes `UXTB16`-unpacked once, 4 weight rows expanded to 16-bit pairs, [`crate::dsp::dot4_block`]: `LDRD` + `SMLAD`, fully unrolled for the network's depths (60 and 120 inputs), each token's four sums stored beside its `Σa·B` in one [`crate::dsp::TokenSums`] record; code and stream epilogues on the high word when `frac ≥ 33` |
 //! | `q·kᵀ` → softmax → codes | `attention::softmax_codes` | [`attention::softmax_codes`]: `SMLAD` `q·k`, then per row the assembly loops of [`softmax_row`]: 64-bit logits and their maximum, the 32-bit `exp2`, codes by an `ADC` binary-search descent over sorted decision edges |
-//! | `P·v` → codes | `attention::av_codes` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD` |
-//! | 3×3 conv (int8 weights) | `conv::Conv::run` | [`conv::run`]: `SSAT`-clamped 16-bit patch pairs × `SXTB16` weights, `SMLALD` (i64, exact for any input) |
-//! | LayerNorm `x̂` | `layernorm::normalize` | [`layernorm::normalize`]: 64-bit sums, the `x̂` products without `i128` |
+//! | `P·v` → codes | `attention::av_codes` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD`; the probability row sums by `USADA8` |
+//! | 3×3 conv (int8 weights) | `conv::Conv::run` | [`conv::run`]: `SSAT`-clamped 16-bit patch pairs × `SXTB16` weights, `SMLALD` (i64, exact for any input); a sum that fits `i32` requantized by the 64-bit `Requantizer::apply_i32` |
+//! | LayerNorm `x̂` | `layernorm::normalize` | [`layernorm::normalize`]: 64-bit sums, the reciprocal from one `UDIV` and a Newton step (`recip63`), the `x̂` products without `i128` |
 //!
 //! Accumulator bounds are the oracle's (docs/integer-semantics.md): `SMLAD`
 //! sums of u8 × u8 codes stay below `2^23` for `K ≤ 128`; conv sums use the
@@ -20,7 +20,8 @@ pub mod layernorm;
 pub mod linear;
 pub mod softmax_row;
 
-/// The DSP kernels (stateless: every buffer is on the stack, ≤ 4 KiB).
+/// The DSP kernels (stateless: every buffer is on the stack; the linear
+/// layers' are the largest, 19 KiB, most of it a block's unpacked codes).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DspKernels;
 

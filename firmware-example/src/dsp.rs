@@ -193,6 +193,10 @@ pub struct TokenSums {
     pub sb: i64,
 }
 
+impl TokenSums {
+    pub const ZERO: Self = Self { acc: [0; 4], sb: 0 };
+}
+
 const _: () = assert!(core::mem::size_of::<TokenSums>() == 24);
 
 /// `sums[t].acc[r] = Σ_i x_t,i·c_r,i` for the tokens `t < sums.len()` of `x`

@@ -8,6 +8,7 @@
 
 use cortex_m_rt::entry;
 use defmt_semihosting as _;
+use tdquant_firmware_example::kernels::DspKernels;
 use tdquant_firmware_example::parity::{cases, Rng};
 use tdquant_firmware_example::{exit, parse_u32_or};
 
@@ -16,7 +17,7 @@ const CASES: u32 = parse_u32_or(option_env!("TDQ_PARITY_CASES"), 1000);
 /// Seed of the case generator.
 const SEED: u32 = parse_u32_or(option_env!("TDQ_PARITY_SEED"), 20261204);
 
-type Check = fn(&mut Rng, u32) -> bool;
+type Check = fn(&mut DspKernels, &mut Rng, u32) -> bool;
 
 #[entry]
 fn main() -> ! {
@@ -32,13 +33,16 @@ fn main() -> ! {
         ("rho", cases::rho),
         ("linear_gelu", cases::linear_gelu),
     ];
+    // One instance for every case: the kernels keep their buffers between
+    // calls, so a case would see anything a previous one left behind.
+    let mut dsp = DspKernels::new();
     let mut failed = 0u32;
     for (index, (name, check)) in kernels.iter().enumerate() {
         let mut rng = Rng::new(u64::from(SEED) << 8 | index as u64);
         let total = cases::EDGES + CASES;
         let mut mismatches = 0u32;
         for case in 0..total {
-            if !check(&mut rng, case) {
+            if !check(&mut dsp, &mut rng, case) {
                 mismatches += 1;
             }
         }

@@ -159,7 +159,7 @@ fn run() -> bool {
     let clock = Clock::start(cp.SYST);
     let t0 = clock.ticks();
     let result = runner::upscale_tiled_with(
-        &mut DspKernels,
+        &mut DspKernels::new(),
         &model,
         IMAGE,
         IMAGE_H,

@@ -122,7 +122,7 @@ fn run() -> bool {
     let (result, spent, calls) = if SCALAR {
         infer(ScalarKernels, &clock, &model, out, words, bytes)
     } else {
-        infer(DspKernels, &clock, &model, out, words, bytes)
+        infer(DspKernels::new(), &clock, &model, out, words, bytes)
     };
     let elapsed = clock.ticks() - t0;
     if let Err(e) = result {

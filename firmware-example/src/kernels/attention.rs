@@ -84,21 +84,27 @@ struct EdgeTree {
 }
 
 impl EdgeTree {
-    fn new(levels: usize) -> Self {
+    const EMPTY: Self = Self {
+        tree: [u32::MAX; 256],
+        slot: [0; MAX_LEVELS],
+        steps: 0,
+    };
+
+    /// The tree for `levels` edges, every node at `u32::MAX` until
+    /// [`Self::set`]; only the `2^steps` nodes a descent reads are touched.
+    fn reset(&mut self, levels: usize) {
         let steps = usize::BITS - levels.min(MAX_LEVELS).leading_zeros();
-        let mut slot = [0u8; MAX_LEVELS];
         for i in 1usize..1 << steps {
             let d = usize::BITS - 1 - i.leading_zeros();
             let rank = ((2 * (i - (1 << d)) + 1) << (steps - d - 1)) - 1;
-            if let Some(s) = slot.get_mut(rank) {
+            if let Some(s) = self.slot.get_mut(rank) {
                 *s = i as u8;
             }
         }
-        Self {
-            tree: [u32::MAX; 256],
-            slot,
-            steps,
+        if let Some(used) = self.tree.get_mut(..1 << steps) {
+            used.fill(u32::MAX);
         }
+        self.steps = steps;
     }
 
     #[inline(always)]
@@ -118,6 +124,42 @@ impl EdgeTree {
     }
 }
 
+/// The attention kernels' working buffers (9 KiB). A call writes every
+/// element it reads before reading it, so they are kept between calls
+/// instead of being cleared.
+pub struct AttentionScratch {
+    levels_sorted: [i64; MAX_LEVELS],
+    keys: [[u32; PAIRS]; TOKENS],
+    kb_b: [i64; TOKENS],
+    bias: [i64; RPB_ROWS],
+    edges: EdgeTree,
+    acc: [i32; TOKENS],
+    rows: RowBuffers,
+    /// `P·v`'s transposed head of `v`.
+    vp: [[[u32; 2]; HEAD_DIM]; TOKENS / 4],
+}
+
+impl AttentionScratch {
+    pub const fn new() -> Self {
+        Self {
+            levels_sorted: [0; MAX_LEVELS],
+            keys: [[0; PAIRS]; TOKENS],
+            kb_b: [0; TOKENS],
+            bias: [0; RPB_ROWS],
+            edges: EdgeTree::EMPTY,
+            acc: [0; TOKENS],
+            rows: RowBuffers::new(),
+            vp: [[[0; 2]; HEAD_DIM]; TOKENS / 4],
+        }
+    }
+}
+
+impl Default for AttentionScratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Head row `t` of `codes` as five `lo | hi << 16` pairs.
 #[inline(always)]
 fn head_pairs(codes: &[u8], t: usize, stride: usize, col: usize) -> [u32; PAIRS] {
@@ -133,45 +175,50 @@ fn head_pairs(codes: &[u8], t: usize, stride: usize, col: usize) -> [u32; PAIRS]
 
 /// See the [module docs](self).
 pub fn softmax_codes<W: I32Src + ?Sized>(
+    scratch: &mut AttentionScratch,
     call: &SoftmaxCall<'_, W>,
     probs: &mut [u8],
 ) -> Result<(), OpError> {
     call.check(probs.len())?;
+    let AttentionScratch {
+        levels_sorted,
+        keys,
+        kb_b,
+        bias,
+        edges,
+        acc,
+        rows: buffers,
+        ..
+    } = scratch;
     let (q, k, stride, col) = (call.q, call.k, call.stride, call.col);
     let (qk, rpb, labels, thresholds) = (call.qk, call.rpb, call.labels, call.thresholds);
 
     let levels = (thresholds.len() / 2).min(MAX_LEVELS);
-    let mut levels_sorted = [0i64; MAX_LEVELS];
     let levels_sorted = &mut levels_sorted[..levels];
     for (i, l) in levels_sorted.iter_mut().enumerate() {
         *l = thresholds.at_i64(2 * i);
     }
     levels_sorted.sort_unstable();
 
-    let mut keys = [[0u32; PAIRS]; TOKENS];
-    let mut kb_b = [0i64; TOKENS];
     for (j, (key, kbb)) in keys.iter_mut().zip(kb_b.iter_mut()).enumerate() {
         *key = head_pairs(k, j, stride, col);
         let kb: u32 = key.iter().map(|&p| (p & 0xFFFF) + (p >> 16)).sum();
         *kbb = i64::from(kb) * qk.b;
     }
-    let mut bias = [0i64; RPB_ROWS];
     for (idx, b) in bias.iter_mut().enumerate() {
         *b = i64::from(rpb.at(idx)) << qk.rpb_shift;
     }
-    let mut edges = EdgeTree::new(levels);
-    let mut acc = [0i32; TOKENS];
+    edges.reset(levels);
     // The keys hold kb_j·B plus the mask of the current row's label (rows
     // of one label are mostly consecutive, so they are rebuilt only when
     // the label changes).
-    let mut buffers = RowBuffers::new();
     if labels.is_none() {
-        buffers.keys = kb_b;
+        buffers.keys = *kb_b;
     }
     let mut masked_label = None;
     for (i, row) in probs.chunks_exact_mut(TOKENS).enumerate() {
         let qp = head_pairs(q, i, stride, col);
-        dot5_keys(&qp, &keys, &mut acc);
+        dot5_keys(&qp, keys, acc);
         if let Some(l) = labels {
             let li = l[i];
             if masked_label != Some(li) {
@@ -190,8 +237,8 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
             .ok_or(OpError::Param {
                 what: "softmax bias window",
             })?;
-        let m = logits_row(&acc, &mut buffers, window, qk.a);
-        exp2_row(&mut buffers, m);
+        let m = logits_row(acc, buffers, window, qk.a);
+        exp2_row(buffers, m);
         let sum: u64 = (0..TOKENS).map(|j| u64::from(buffers.exp(j))).sum();
         // Edges at 0 count for every e; below the first other edge the code
         // is their number (most probabilities of a row land there). Edges
@@ -211,9 +258,9 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
             continue;
         };
         match edges.steps {
-            2 => codes_row_2(&buffers, &edges.tree, first, zeros, row),
-            3 => codes_row_3(&buffers, &edges.tree, first, zeros, row),
-            4 => codes_row_4(&buffers, &edges.tree, first, zeros, row),
+            2 => codes_row_2(buffers, &edges.tree, first, zeros, row),
+            3 => codes_row_3(buffers, &edges.tree, first, zeros, row),
+            4 => codes_row_4(buffers, &edges.tree, first, zeros, row),
             _ => {
                 for (j, out) in row.iter_mut().enumerate() {
                     let ej = buffers.exp(j);
@@ -230,13 +277,17 @@ pub fn softmax_codes<W: I32Src + ?Sized>(
 }
 
 /// See the [module docs](self).
-pub fn av_codes(call: &AvCall<'_>, out: &mut [u8]) -> Result<(), OpError> {
+pub fn av_codes(
+    scratch: &mut AttentionScratch,
+    call: &AvCall<'_>,
+    out: &mut [u8],
+) -> Result<(), OpError> {
     call.check(out.len())?;
     let (probs, v, stride, col) = (call.probs, call.v, call.stride, call.col);
     let (av, levels, out_stride) = (call.av, call.levels, call.out_stride);
 
     // vp[g][d] = (v[4g][d] | v[4g+2][d] << 16, v[4g+1][d] | v[4g+3][d] << 16).
-    let mut vp = [[[0u32; 2]; HEAD_DIM]; TOKENS / 4];
+    let vp = &mut scratch.vp;
     let mut vs_c = [0i64; HEAD_DIM];
     let at = |j: usize, d: usize| u32::from(v[j * stride + col + d]);
     for (g, group) in vp.iter_mut().enumerate() {

@@ -23,9 +23,9 @@ pub fn normalize(x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError>
     check_len("layernorm output", n, xhat.len())?;
     check_param("layernorm eps term", (1..=MAX_EPS_T).contains(&eps_t))?;
     // Each input clamped once, in 32 bits (the oracle's `clamp_stream` of
-    // an `i32` is this clamp).
-    let mut clamped = [0i32; MAX_CHANNELS];
-    let clamped = &mut clamped[..n];
+    // an `i32` is this clamp), into `xhat`, which each value's `x̂` then
+    // replaces (no buffer of its own to clear).
+    let clamped = xhat;
     for (c, &v) in clamped.iter_mut().zip(x) {
         *c = v.clamp(-STREAM_LIMIT, STREAM_LIMIT);
     }
@@ -46,7 +46,8 @@ pub fn normalize(x: &[i32], eps_t: i64, xhat: &mut [i32]) -> Result<(), OpError>
     let t = (q + eps_t).max(1) as u128;
     let rho = rho(t as u64); // ≤ 2^61
     let (rho_h, rho_l) = ((rho >> 31) as i64, (rho & 0x7FFF_FFFF) as i64);
-    for (o, &v) in xhat.iter_mut().zip(clamped.iter()) {
+    for o in clamped.iter_mut() {
+        let v = *o;
         // n·d: one SMULL (|n·d| ≤ 2^31 needs the 64-bit result).
         let num = i64::from(v - mu) * i64::from(n32) - e;
         let p1 = num * rho_h;

@@ -20,18 +20,38 @@ pub mod layernorm;
 pub mod linear;
 pub mod softmax_row;
 
-/// The DSP kernels (stateless: every buffer is on the stack; the linear
-/// layers' are the largest, 19 KiB, most of it a block's unpacked codes).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DspKernels;
+/// The DSP kernels, with the working buffers of the linear layers (19 KiB,
+/// most of it a block's unpacked codes) and of attention (9 KiB), kept
+/// between calls so that no call clears them; the other kernels' buffers
+/// are on the stack, each under 2 KiB.
+#[derive(Default)]
+pub struct DspKernels {
+    linear: linear::LinearScratch,
+    attention: attention::AttentionScratch,
+}
+
+impl DspKernels {
+    pub const fn new() -> Self {
+        Self {
+            linear: linear::LinearScratch::new(),
+            attention: attention::AttentionScratch::new(),
+        }
+    }
+}
 
 impl_int_kernels!([] DspKernels {
-    linear(self, call, emit) => linear::linear(call, emit);
-    linear_gelu(self, call, gelu, out) => linear::linear_gelu(call, gelu, out);
-    linear_codes(self, call, levels, out) => linear::linear_codes(call, levels, out);
-    linear_stream(self, call, pos, stride, r) => linear::linear_stream(call, pos, stride, r);
-    softmax_codes(self, call, probs) => attention::softmax_codes(call, probs);
-    av_codes(self, call, out) => attention::av_codes(call, out);
+    linear(self, call, emit) => linear::linear(&mut self.linear, call, emit);
+    linear_gelu(self, call, gelu, out) => linear::linear_gelu(&mut self.linear, call, gelu, out);
+    linear_codes(self, call, levels, out) => {
+        linear::linear_codes(&mut self.linear, call, levels, out)
+    };
+    linear_stream(self, call, pos, stride, r) => {
+        linear::linear_stream(&mut self.linear, call, pos, stride, r)
+    };
+    softmax_codes(self, call, probs) => {
+        attention::softmax_codes(&mut self.attention, call, probs)
+    };
+    av_codes(self, call, out) => attention::av_codes(&mut self.attention, call, out);
     conv(self, conv, input, h, w, emit) => conv::run(conv, input, h, w, emit);
     normalize(self, x, eps_t, xhat) => layernorm::normalize(x, eps_t, xhat);
 });

@@ -121,23 +121,23 @@ fn bits(rng: &mut Rng) -> BitWidth {
 }
 
 /// Packed linear layer with the correction terms, `emit` interface.
-pub fn linear(rng: &mut Rng, case: u32) -> bool {
-    linear_mode(rng, case, 0)
+pub fn linear(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
+    linear_mode(dsp, rng, case, 0)
 }
 
 /// The linear layer producing codes (q, k, v).
-pub fn linear_codes(rng: &mut Rng, case: u32) -> bool {
-    linear_mode(rng, case, 1)
+pub fn linear_codes(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
+    linear_mode(dsp, rng, case, 1)
 }
 
 /// The linear layer added to the residual stream (proj, fc2).
-pub fn linear_stream(rng: &mut Rng, case: u32) -> bool {
-    linear_mode(rng, case, 2)
+pub fn linear_stream(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
+    linear_mode(dsp, rng, case, 2)
 }
 
 /// fc1 with the GELU-threshold quantizer.
-pub fn linear_gelu(rng: &mut Rng, case: u32) -> bool {
-    linear_mode(rng, case, 3)
+pub fn linear_gelu(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
+    linear_mode(dsp, rng, case, 3)
 }
 
 /// A GELU threshold table (`4N` words) for outputs like `ts`: nested as a
@@ -185,7 +185,7 @@ fn gelu_table(rng: &mut Rng, ts: &[i64], table: &mut [i32; 4 * 20]) -> usize {
     4 * n
 }
 
-fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
+fn linear_mode(dsp: &mut DspKernels, rng: &mut Rng, case: u32, mode: u32) -> bool {
     let bw = bits(rng);
     let levels = bw.levels();
     let k = match case {
@@ -286,7 +286,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
         0 => {
             let mut got = Emits::new();
             let mut want = Emits::new();
-            let rd = DspKernels.linear(&call, |t, j, v| got.push(t, j, v));
+            let rd = dsp.linear(&call, |t, j, v| got.push(t, j, v));
             let ro = ScalarKernels.linear(&call, |t, j, v| want.push(t, j, v));
             same_emits("linear", case, (&rd, &got), (&ro, &want))
         }
@@ -302,7 +302,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
                 levels
             };
             let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
-            let rd = DspKernels.linear_codes(&call, lv, g);
+            let rd = dsp.linear_codes(&call, lv, g);
             let ro = ScalarKernels.linear_codes(&call, lv, o);
             same_outputs("linear_codes", "byte #", case, (&rd, &got), (&ro, &want))
         }
@@ -328,7 +328,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             let o_len = (tokens * rows).saturating_sub(usize::from(rng.one_in(30)));
             let o_len = o_len.min(70 * 12 + 1);
             let (g, o) = (&mut got[..o_len], &mut want[..o_len]);
-            let rd = DspKernels.linear_gelu(&call, table, g);
+            let rd = dsp.linear_gelu(&call, table, g);
             let ro = ScalarKernels.linear_gelu(&call, table, o);
             same_outputs("linear_gelu", "byte #", case, (&rd, &got), (&ro, &want))
         }
@@ -352,7 +352,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
             }
             let mut want = got;
             let pos = &pos[..n_pos];
-            let rd = DspKernels.linear_stream(&call, pos, stride, &mut got);
+            let rd = dsp.linear_stream(&call, pos, stride, &mut got);
             let ro = ScalarKernels.linear_stream(&call, pos, stride, &mut want);
             same_outputs("linear_stream", "word #", case, (&rd, &got), (&ro, &want))
         }
@@ -360,7 +360,7 @@ fn linear_mode(rng: &mut Rng, case: u32, mode: u32) -> bool {
 }
 
 /// `q·kᵀ` + bias + mask → softmax → AttnProb codes.
-pub fn softmax(rng: &mut Rng, case: u32) -> bool {
+pub fn softmax(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
     let levels = [3u8, 7, 15][rng.below(3)];
     let stride = match case {
         0 => 10,
@@ -450,13 +450,13 @@ pub fn softmax(rng: &mut Rng, case: u32) -> bool {
         labels: mask,
         thresholds: th,
     };
-    let rd = DspKernels.softmax_codes(&call, &mut got);
+    let rd = dsp.softmax_codes(&call, &mut got);
     let ro = ScalarKernels.softmax_codes(&call, &mut want);
     same_outputs("softmax", "byte #", case, (&rd, &got), (&ro, &want))
 }
 
 /// `P·v` → ProjInput codes.
-pub fn av(rng: &mut Rng, case: u32) -> bool {
+pub fn av(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
     // Half the random cases at a realistic scale, where the codes are not
     // saturated and the rounding and the clamp both matter.
     let realistic = case > 4 && rng.one_in(2);
@@ -517,13 +517,13 @@ pub fn av(rng: &mut Rng, case: u32) -> bool {
         levels,
         out_stride,
     };
-    let rd = DspKernels.av_codes(&call, &mut got[..o_len]);
+    let rd = dsp.av_codes(&call, &mut got[..o_len]);
     let ro = ScalarKernels.av_codes(&call, &mut want[..o_len]);
     same_outputs("av", "byte #", case, (&rd, &got), (&ro, &want))
 }
 
 /// 3×3 convolution, int8 weights, 64-bit accumulation, requantization.
-pub fn conv(rng: &mut Rng, case: u32) -> bool {
+pub fn conv(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
     let cin = match case {
         0 | 1 => 64,
         2 => 3,
@@ -589,13 +589,13 @@ pub fn conv(rng: &mut Rng, case: u32) -> bool {
     let mut got = Emits::new();
     let mut want = Emits::new();
     let input = &input[..in_len];
-    let rd = DspKernels.conv(&conv, input, h, w, |p, o, v| got.push(p, o, v));
+    let rd = dsp.conv(&conv, input, h, w, |p, o, v| got.push(p, o, v));
     let ro = ScalarKernels.conv(&conv, input, h, w, |p, o, v| want.push(p, o, v));
     same_emits("conv", case, (&rd, &got), (&ro, &want))
 }
 
 /// LayerNorm `x̂` (Q24).
-pub fn normalize(rng: &mut Rng, case: u32) -> bool {
+pub fn normalize(dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
     let n = match case {
         0 | 1 => 64,
         2 => 1,
@@ -636,7 +636,7 @@ pub fn normalize(rng: &mut Rng, case: u32) -> bool {
     }
     let mut got = [0x1234_5678i32; 64];
     let mut want = [0x1234_5678i32; 64];
-    let rd = DspKernels.normalize(&x[..n_arg], eps, &mut got[..out_len]);
+    let rd = dsp.normalize(&x[..n_arg], eps, &mut got[..out_len]);
     let ro = ScalarKernels.normalize(&x[..n_arg], eps, &mut want[..out_len]);
     same_outputs("normalize", "channel ", case, (&rd, &got), (&ro, &want))
 }
@@ -645,7 +645,7 @@ pub fn normalize(rng: &mut Rng, case: u32) -> bool {
 /// the oracle's `u64` `exp2_neg_q31(m − z_j)`. Edge cases put one
 /// hand-picked `d = m − z` in every key (cycling through the list); random
 /// ones draw each `d` at a random scale.
-pub fn exp2(rng: &mut Rng, case: u32) -> bool {
+pub fn exp2(_dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
     const PICKED: [u64; 10] = [
         0,
         0xFFFF_FFFF,
@@ -688,7 +688,7 @@ pub fn exp2(rng: &mut Rng, case: u32) -> bool {
 }
 
 /// The LayerNorm reciprocal square root against `isqrt(⌊2^122/T⌋)`.
-pub fn rho(rng: &mut Rng, case: u32) -> bool {
+pub fn rho(_dsp: &mut DspKernels, rng: &mut Rng, case: u32) -> bool {
     let t: u64 = match case {
         0 => 1,
         1 => 2,

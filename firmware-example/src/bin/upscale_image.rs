@@ -80,53 +80,75 @@ impl PixelSink for StreamingSink<'_> {
     }
 }
 
-/// Paints `STACK_PROBE` bytes below the current stack pointer.
-fn paint_stack() -> usize {
+extern "C" {
+    /// The initial stack pointer, the top of RAM (cortex-m-rt's `link.x`).
+    static _stack_start: u32;
+}
+
+/// The address the stack grows down from.
+fn stack_top() -> usize {
+    // Only the symbol's address is taken (safe for an extern static).
+    core::ptr::addr_of!(_stack_start) as usize
+}
+
+/// Paints the `STACK_PROBE` bytes below the top of the stack that lie
+/// below the current frame (called from `main` before the work starts).
+fn paint_stack() {
     let sp = cortex_m::register::msp::read() as usize;
-    let low = sp - STACK_PROBE;
-    let mut p = low;
+    let mut p = stack_top() - STACK_PROBE;
     while p < sp - 256 {
-        // SAFETY: [low, sp − 256) lies below every live stack frame (the
-        // stack grows down from `sp`) and above the statics (RAM is 4 MiB,
-        // the statics well under 1 MiB); nothing else uses it yet.
+        // SAFETY: [top − STACK_PROBE, sp − 256) lies below every live stack
+        // frame (the stack grows down from `sp`) and above the statics (RAM
+        // is 4 MiB, the statics well under 1 MiB); nothing else uses it yet.
         unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
         p += 4;
     }
-    sp
 }
 
-/// Bytes of stack below `sp` that no longer hold the paint.
-fn stack_used(sp: usize) -> usize {
-    let low = sp - STACK_PROBE;
-    let mut p = low;
-    // SAFETY: reads the painted region of `paint_stack`.
-    while p < sp && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+/// Bytes from the top of the stack down to the lowest word that no longer
+/// holds the paint: every frame, `main`'s and the reset handler's included.
+fn stack_used() -> usize {
+    let top = stack_top();
+    let mut p = top - STACK_PROBE;
+    // SAFETY: reads the region of `paint_stack`, below every live frame.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
         p += 4;
     }
-    sp - p
+    top - p
 }
 
 #[entry]
 fn main() -> ! {
+    paint_stack();
     let ok = run();
     exit(ok)
 }
 
-fn run() -> bool {
-    let sp = paint_stack();
-    let Some(cp) = cortex_m::Peripherals::take() else {
-        return false;
-    };
-    let model = match IntModel::parse(MODEL) {
-        Ok(m) => m,
-        Err(e) => {
+/// The embedded model, parsed in a frame of its own: the parser's
+/// temporaries (about 12 KiB) are gone before the kernels' buffers are
+/// allocated in `run`'s.
+#[inline(never)]
+fn parse_model() -> Option<IntModel<'static>> {
+    IntModel::parse(MODEL)
+        .map_err(|e| {
             defmt::error!(
                 "TDQ model rejected ({=usize} bytes): {}",
                 MODEL.len(),
                 defmt::Display2Format(&e)
             );
-            return false;
-        }
+        })
+        .ok()
+}
+
+/// Everything after the paint, in a frame of its own so that its locals
+/// (the kernels' 28 KiB of buffers among them) land in the painted region.
+#[inline(never)]
+fn run() -> bool {
+    let Some(cp) = cortex_m::Peripherals::take() else {
+        return false;
+    };
+    let Some(model) = parse_model() else {
+        return false;
     };
     let s = model.scale();
     let row_bytes = IMAGE_W * s * 3;
@@ -185,7 +207,7 @@ fn run() -> bool {
     let digest = hex(&sink.hasher.finalize().into());
     let digest = core::str::from_utf8(&digest).unwrap_or("?");
     let scratch = WORDS * 4 + runner::WORK_BYTES;
-    let stack = stack_used(sp);
+    let stack = stack_used();
     if stack >= STACK_PROBE {
         // Every painted word was overwritten: the true high-water mark is
         // unknown, so no RAM figure would be honest.

@@ -84,8 +84,10 @@ struct EdgeTree {
 }
 
 impl EdgeTree {
+    /// All zeros (so a scratch holding it starts as one cleared block):
+    /// [`Self::reset`] fills the nodes a descent reads.
     const EMPTY: Self = Self {
-        tree: [u32::MAX; 256],
+        tree: [0; 256],
         slot: [0; MAX_LEVELS],
         steps: 0,
     };

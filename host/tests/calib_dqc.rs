@@ -282,7 +282,10 @@ fn cli_threads_and_resume_are_deterministic() {
         "1",
         "--obs-patch",
         "16",
+        // Two micro-batches: at 2 threads they run in parallel.
         "--batch",
+        "2",
+        "--micro-batch",
         "1",
         "--patch",
         "16",

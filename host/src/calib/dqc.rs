@@ -75,10 +75,12 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::data::{CalibPool, SplitMix64};
+use super::fakequant::FakeQuantizer;
+use super::par;
 use super::quantmodel::{HookMode, QuantHook};
 use super::schedule::{AdamConfig, FlatAdam, LrSchedule};
 use crate::model::hook::{FeatureRecorder, FeatureTap};
@@ -116,9 +118,11 @@ pub struct DqcConfig {
     /// Patches per batch.
     pub batch: usize,
     /// Run the batch in micro-batches of this many patches, accumulating
-    /// the gradients (same loss and gradient up to f32 summation order;
-    /// bounds memory: ~1.1 GB per 64×64 patch of a micro-batch). 0 = the
-    /// whole batch at once.
+    /// the gradients (same loss and gradient up to f32 summation order).
+    /// Micro-batches run in parallel, one per worker thread, and are summed
+    /// in batch order, so the result does not depend on the thread count;
+    /// memory: ~1.1 GB per 64×64 patch of a micro-batch, times the threads
+    /// that hold one. 0 = the whole batch at once (one thread).
     #[serde(default)]
     pub micro_batch: usize,
     /// LR patch size (multiple of 8).
@@ -395,6 +399,71 @@ pub fn teacher(model: &SwinIR, x: &Tensor) -> anyhow::Result<(Tensor, Vec<Tensor
     ))
 }
 
+/// What one micro-batch adds to a DQC step: the loss gradient of each bound
+/// variable (`None` where the loss does not reach it) and the loss terms.
+struct MicroStep {
+    grads: Vec<Option<f32>>,
+    total: f64,
+    output: f64,
+    feature: f64,
+}
+
+/// The teacher and fake-quant student passes, loss and backward of the `n`
+/// samples of `x` from `start`, part of a batch of `full_batch`, through a
+/// hook over `quantizers` (another thread's, sharing their variables).
+#[allow(clippy::too_many_arguments)]
+fn micro_step(
+    model: &SwinIR,
+    bits: u8,
+    quantizers: &[FakeQuantizer],
+    vars: &[Var],
+    x: &Tensor,
+    start: usize,
+    n: usize,
+    cfg: &DqcConfig,
+    full_batch: usize,
+) -> anyhow::Result<MicroStep> {
+    let xc = if n == full_batch {
+        x.clone()
+    } else {
+        x.narrow(0, start, n)?
+    };
+    let hook = QuantHook::sharing(bits, quantizers)?;
+    let t0 = Instant::now();
+    let (out_fp, feats_fp) = teacher(model, &xc)?;
+    let t_teacher = t0.elapsed().as_secs_f64();
+    hook.set_differentiable(true);
+    hook.record_features(true);
+    let out_q = model.forward_with(&xc, &hook)?;
+    let feats_q = hook.take_features()?;
+    let loss = dqc_loss_part(&out_q, &out_fp, &feats_q, &feats_fp, cfg, full_batch)?;
+    let t_student = t0.elapsed().as_secs_f64() - t_teacher;
+    let grads = loss.total.backward()?;
+    if std::env::var_os("TDQUANT_DQC_TIMING").is_some() {
+        let t_backward = t0.elapsed().as_secs_f64() - t_teacher - t_student;
+        eprintln!(
+            "dqc step ({n} samples): teacher {t_teacher:.3} s, student+loss {t_student:.3} s, backward {t_backward:.3} s"
+        );
+    }
+    drop(feats_q);
+    drop(out_q);
+    let grads = vars
+        .iter()
+        .map(|var| {
+            grads
+                .get(var.as_tensor())
+                .map(|t| anyhow::Ok(t.flatten_all()?.to_vec1::<f32>()?[0]))
+                .transpose()
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(MicroStep {
+        grads,
+        total: loss.total.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+        output: loss.output,
+        feature: loss.feature,
+    })
+}
+
 /// One DQC iteration on batch `x`: teacher pass, student pass with the
 /// bounds of `state` as variables, loss, backward, Adam step at `lr`.
 /// Returns the loss record (the caller pushes it).
@@ -412,48 +481,37 @@ pub fn dqc_step(
     };
     hook.set_bounds(&state.bounds)?;
     hook.set_mode(HookMode::Quantize);
-    let timing = std::env::var_os("TDQUANT_DQC_TIMING").is_some();
     let vars = hook.vars();
+    let (bits, quantizers) = (hook.bits(), hook.quantizers());
+    // Each micro-batch on a worker thread, through a hook of its own that
+    // shares the bound variables; the sums below run in micro-batch order,
+    // exactly as a serial loop would add them.
+    let parts = par::map_blocks(batch.div_ceil(micro), 1, |k| {
+        let start = k.start * micro;
+        micro_step(
+            model,
+            bits,
+            quantizers,
+            &vars,
+            x,
+            start,
+            micro.min(batch - start),
+            cfg,
+            batch,
+        )
+    });
     let mut g = vec![0f64; vars.len()];
     let (mut total, mut output, mut feature) = (0f64, 0f64, 0f64);
-    let mut start = 0;
-    while start < batch {
-        let n = micro.min(batch - start);
-        let xc = if n == batch {
-            x.clone()
-        } else {
-            x.narrow(0, start, n)?
-        };
-        let t0 = Instant::now();
-        let (out_fp, feats_fp) = teacher(model, &xc)?;
-        let t_teacher = t0.elapsed().as_secs_f64();
-        hook.set_differentiable(true);
-        hook.record_features(true);
-        let out_q = model.forward_with(&xc, hook);
-        let feats_q = hook.take_features();
-        hook.record_features(false);
-        hook.set_differentiable(false);
-        let (out_q, feats_q) = (out_q?, feats_q?);
-        let loss = dqc_loss_part(&out_q, &out_fp, &feats_q, &feats_fp, cfg, batch)?;
-        let t_student = t0.elapsed().as_secs_f64() - t_teacher;
-        let grads = loss.total.backward()?;
-        if timing {
-            let t_backward = t0.elapsed().as_secs_f64() - t_teacher - t_student;
-            eprintln!(
-                "dqc step ({n} samples): teacher {t_teacher:.3} s, student+loss {t_student:.3} s, backward {t_backward:.3} s"
-            );
-        }
-        drop(feats_q);
-        drop(out_q);
-        for (acc, var) in g.iter_mut().zip(&vars) {
-            if let Some(t) = grads.get(var.as_tensor()) {
-                *acc += f64::from(t.flatten_all()?.to_vec1::<f32>()?[0]);
+    for part in parts {
+        let part = part?;
+        for (acc, grad) in g.iter_mut().zip(&part.grads) {
+            if let Some(v) = grad {
+                *acc += f64::from(*v);
             }
         }
-        total += loss.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        output += loss.output;
-        feature += loss.feature;
-        start += n;
+        total += part.total;
+        output += part.output;
+        feature += part.feature;
     }
     // One micro-batch: the f32 gradients pass through f64 unchanged.
     let g: Vec<f32> = g.into_iter().map(|v| v as f32).collect();
@@ -542,7 +600,7 @@ pub fn bench_dqc_step(
     micro_batch: usize,
     patch: usize,
     iters: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<DqcBench> {
     let mut rng = SplitMix64::new(1);
     let n = batch * 3 * patch * patch;
     let data: Vec<f32> = (0..n)
@@ -563,15 +621,48 @@ pub fn bench_dqc_step(
     };
     let mut state = DqcState::new(hook.bounds()?, &cfg, rng);
     let mut times = Vec::new();
+    let mut cpu = 0.0;
     for i in 0..=iters.max(1) {
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), process_cpu_seconds());
         dqc_step(model, &hook, &mut state, &x, &cfg)?;
         if i > 0 {
             times.push(t0.elapsed().as_secs_f64());
+            cpu += process_cpu_seconds() - c0;
         }
     }
+    let wall: f64 = times.iter().sum();
     times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(DqcBench {
+        median_s: times[times.len() / 2],
+        cpu_per_wall: cpu / wall,
+    })
+}
+
+/// [`bench_dqc_step`]'s figures.
+#[derive(Clone, Copy, Debug)]
+pub struct DqcBench {
+    /// Median wall seconds of a step.
+    pub median_s: f64,
+    /// CPU seconds (user + system, all threads) per wall second over the
+    /// timed steps: how many cores a step keeps busy.
+    pub cpu_per_wall: f64,
+}
+
+/// CPU seconds (user + system) the process has used, all threads; NaN
+/// where `getrusage` is unavailable.
+fn process_cpu_seconds() -> f64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage writes only the struct it is given, which is
+        // plain data (all-zero is a valid value).
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `u` outlives the call.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } == 0 {
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+            return secs(u.ru_utime) + secs(u.ru_stime);
+        }
+    }
+    f64::NAN
 }
 
 #[cfg(test)]

@@ -415,6 +415,24 @@ impl QuantHook {
         Ok(h)
     }
 
+    /// A hook in [`HookMode::Quantize`] over clones of `quantizers` (another
+    /// hook's): the bound [`Var`]s are shared, so the gradients a pass
+    /// through this hook reaches are those of the other hook's bounds. A
+    /// hook keeps per-pass state in cells, so a worker thread builds its own.
+    pub fn sharing(bits: u8, quantizers: &[FakeQuantizer]) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            quantizers.len() == NUM_SITES,
+            "expected {NUM_SITES} quantizers, got {}",
+            quantizers.len()
+        );
+        let hook = Self {
+            quantizers: quantizers.to_vec(),
+            ..Self::new(InitPlan::dobi(bits, DobiMode::Paper)?)?
+        };
+        hook.set_mode(HookMode::Quantize);
+        Ok(hook)
+    }
+
     /// Bit width (W = A).
     pub fn bits(&self) -> u8 {
         self.bits

@@ -33,8 +33,10 @@ pub enum BenchCommand {
         /// Patches per batch.
         #[arg(long, default_value_t = 4)]
         batch: usize,
-        /// Micro-batch size (gradient accumulation); 0 = whole batch.
-        #[arg(long, default_value_t = 0)]
+        /// Micro-batch size (gradient accumulation; micro-batches run in
+        /// parallel, one per thread); 0 = whole batch. The default is the
+        /// quick preset's.
+        #[arg(long, default_value_t = 2)]
         micro_batch: usize,
         /// LR patch size (multiple of 8).
         #[arg(long, default_value_t = 48)]

@@ -1,6 +1,9 @@
-//! The Cortex-M4 DSP-extension instructions the kernels use, one inline
-//! `asm!` each. They only compute on registers (no memory, no flags), which
-//! is all the `unsafe` in the kernels.
+//! The Cortex-M4 DSP-extension instructions the kernels use: one inline
+//! `asm!` each for those below, which only compute on registers, and the
+//! dot-product loops ([`dot4_block`], [`dot2_i16_i8`], [`dot5_keys`], …),
+//! which read their slices within bounds their callers' lengths are checked
+//! against (each `SAFETY` comment says how). With the assembly row loops of
+//! `kernels::softmax_row`, that is all the `unsafe` in the kernels.
 //!
 //! | function | instruction | result |
 //! |---|---|---|
@@ -41,17 +44,40 @@ pub fn smlald(x: u32, y: u32, acc: i64) -> i64 {
     (i64::from(hi as i32) << 32) | i64::from(lo)
 }
 
-/// Bytes 0 and 2 of `x`, zero-extended into the low and high halves.
-#[inline(always)]
-pub fn uxtb16(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only arithmetic.
-    unsafe {
-        asm!("uxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
+/// `pub fn $name(x: u32) -> u32`: the one register-only instruction `$insn`
+/// (its operands named `{r}` and `{x}`).
+macro_rules! unary_insn {
+    ($(#[$doc:meta])* $name:ident = $insn:literal) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub fn $name(x: u32) -> u32 {
+            let r: u32;
+            // SAFETY: register-only arithmetic.
+            unsafe {
+                asm!($insn, r = lateout(reg) r, x = in(reg) x,
+                     options(pure, nomem, nostack, preserves_flags));
+            }
+            r
+        }
+    };
 }
+
+unary_insn!(
+    /// Bytes 0 and 2 of `x`, zero-extended into the low and high halves.
+    uxtb16 = "uxtb16 {r}, {x}"
+);
+unary_insn!(
+    /// Bytes 1 and 3 of `x`, zero-extended into the low and high halves.
+    uxtb16_ror8 = "uxtb16 {r}, {x}, ror #8"
+);
+unary_insn!(
+    /// Bytes 0 and 2 of `x`, sign-extended into the low and high halves.
+    sxtb16 = "sxtb16 {r}, {x}"
+);
+unary_insn!(
+    /// Bytes 1 and 3 of `x`, sign-extended into the low and high halves.
+    sxtb16_ror8 = "sxtb16 {r}, {x}, ror #8"
+);
 
 /// `x` clamped to `[0, 2^B − 1]` (`B ≤ 31`).
 #[inline(always)]
@@ -86,42 +112,6 @@ pub fn byte_sum(p: &[u8; 64]) -> u32 {
     })
 }
 
-/// Bytes 1 and 3 of `x`, zero-extended into the low and high halves.
-#[inline(always)]
-pub fn uxtb16_ror8(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only arithmetic.
-    unsafe {
-        asm!("uxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// Bytes 0 and 2 of `x`, sign-extended into the low and high halves.
-#[inline(always)]
-pub fn sxtb16(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only arithmetic.
-    unsafe {
-        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
-/// Bytes 1 and 3 of `x`, sign-extended into the low and high halves.
-#[inline(always)]
-pub fn sxtb16_ror8(x: u32) -> u32 {
-    let r: u32;
-    // SAFETY: register-only arithmetic.
-    unsafe {
-        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
-             options(pure, nomem, nostack, preserves_flags));
-    }
-    r
-}
-
 /// `lo`'s low half in the low half, `hi`'s low half in the high half.
 #[inline(always)]
 pub fn pkhbt(lo: u32, hi: u32) -> u32 {
@@ -148,9 +138,9 @@ pub fn expand_codes(x: &[u8], out: &mut [u32]) {
 
 /// Four weight rows expanded like the codes of [`expand_codes`],
 /// `w[8i + 2r..8i + 2r + 2] = (c_r,4i | c_r,4i+2 << 16, c_r,4i+1 | c_r,4i+3 << 16)`
-/// (`8` words per group of four inputs), with [`dot4_block`]'s token-loop
-/// state in front of them: its loop keeps twelve operands in registers and
-/// reads the rest from `[w − 16]`.
+/// (`8` words per group of four inputs), with the token-loop state of
+/// [`dot4_block`]'s generic path in front of them: that loop keeps twelve
+/// operands in registers and reads the rest from `[w − 16]`.
 #[repr(C, align(8))]
 pub struct RowGroup<const WORDS: usize> {
     /// Address of the next [`TokenSums`].

@@ -76,11 +76,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::data::{CalibPool, SplitMix64};
 use super::fakequant::FakeQuantizer;
-use super::par;
 use super::quantmodel::{HookMode, QuantHook};
 use super::schedule::{AdamConfig, FlatAdam, LrSchedule};
 use crate::model::hook::{FeatureRecorder, FeatureTap};
@@ -483,23 +483,27 @@ pub fn dqc_step(
     hook.set_mode(HookMode::Quantize);
     let vars = hook.vars();
     let (bits, quantizers) = (hook.bits(), hook.quantizers());
-    // Each micro-batch on a worker thread, through a hook of its own that
-    // shares the bound variables; the sums below run in micro-batch order,
-    // exactly as a serial loop would add them.
-    let parts = par::map_blocks(batch.div_ceil(micro), 1, |k| {
-        let start = k.start * micro;
-        micro_step(
-            model,
-            bits,
-            quantizers,
-            &vars,
-            x,
-            start,
-            micro.min(batch - start),
-            cfg,
-            batch,
-        )
-    });
+    // Each micro-batch on a rayon worker, through a hook of its own that
+    // shares the bound variables, in rounds of one per worker (a worker
+    // waiting inside a kernel could otherwise steal and start another
+    // micro-batch, and each holds its whole graph); the sums below run in
+    // micro-batch order, exactly as a serial loop would add them.
+    let n_micro = batch.div_ceil(micro);
+    let round = rayon::current_num_threads().max(1);
+    let mut parts = Vec::with_capacity(n_micro);
+    for first in (0..n_micro).step_by(round) {
+        let last = (first + round).min(n_micro);
+        parts.extend(
+            (first..last)
+                .into_par_iter()
+                .map(|k| {
+                    let start = k * micro;
+                    let n = micro.min(batch - start);
+                    micro_step(model, bits, quantizers, &vars, x, start, n, cfg, batch)
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
     let mut g = vec![0f64; vars.len()];
     let (mut total, mut output, mut feature) = (0f64, 0f64, 0f64);
     for part in parts {

@@ -8,7 +8,12 @@ use std::ops::Range;
 
 /// Number of worker threads: the same knob candle uses (`RAYON_NUM_THREADS`,
 /// else the number of logical CPUs).
+/// Inside a rayon worker (one of DQC's parallel micro-batches) it is 1: the
+/// pool's threads are busy already, and blocks run on the caller.
 pub(crate) fn threads() -> usize {
+    if rayon::current_thread_index().is_some() {
+        return 1;
+    }
     candle_core::utils::get_num_threads().max(1)
 }
 

@@ -37,7 +37,7 @@ const CONTEXT: usize = (TILING.tile + 2 * TILING.halo).div_ceil(8) * 8;
 const WORDS: usize = CONTEXT * CONTEXT * runner::WORDS_PER_PIXEL;
 /// One row of cores of output: `core·s` HR rows.
 const STRIP: usize = TILING.tile * MAX_SCALE * IMAGE_W * MAX_SCALE * 3;
-/// Bytes below the initial stack pointer painted to measure stack use.
+/// Bytes below the top of the stack painted to measure stack use.
 const STACK_PROBE: usize = 128 * 1024;
 const PAINT: u32 = 0x5AA5_C33C;
 

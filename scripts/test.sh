@@ -92,3 +92,4 @@ bash scripts/firmware-image-check.sh 4 8 4 woman
 
 step "fuzz smoke: the stable mutation fuzzer, 20 s per input parser, then the regression corpus"
 bash scripts/fuzz.sh --smoke
+python3 fuzz/regressions/make_crafted.py --check

@@ -213,11 +213,11 @@ pub fn dot4_block<const WORDS: usize>(
         // SAFETY (both arms): `x` holds 2·groups words per token and
         // `rows.w` 8·groups words (checked above); `out` has `tokens` records.
         15 => unsafe {
-            dot4_unrolled!(x.as_ptr(), rows.w.as_ptr(), out, tokens; 0;
+            dot4_unrolled!(x.as_ptr(), rows.w.as_ptr(), out, tokens;
                 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)
         },
         30 => unsafe {
-            dot4_unrolled!(x.as_ptr(), rows.w.as_ptr(), out, tokens; 0;
+            dot4_unrolled!(x.as_ptr(), rows.w.as_ptr(), out, tokens;
                 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
                 21, 22, 23, 24, 25, 26, 27, 28, 29)
         },
@@ -225,43 +225,48 @@ pub fn dot4_block<const WORDS: usize>(
     }
 }
 
+/// One group of four inputs for [`dot4_block`]'s asm: one `LDRD` of `x`
+/// (`{xp}`, post-incremented), then per row `r` one `LDRD` of its weight
+/// pair and two multiply-accumulates into `{a_r}`. `start` begins the sums
+/// with `SMUAD`, `add` adds to them; the weights are read at `post`
+/// (`[{wp}], #8`, post-incremented) or at the immediate offset of group `q`
+/// from `{wb}`.
+macro_rules! dot4_group {
+    ($op:ident, $at:tt) => {
+        concat!(
+            "ldrd {x0}, {x1}, [{xp}], #8\n",
+            dot4_group!(@row $op, $at, "a0", 0),
+            dot4_group!(@row $op, $at, "a1", 8),
+            dot4_group!(@row $op, $at, "a2", 16),
+            dot4_group!(@row $op, $at, "a3", 24),
+        )
+    };
+    (@row $op:ident, $at:tt, $a:literal, $r:literal) => {
+        concat!(
+            "ldrd {w0}, {w1}, ", dot4_group!(@at $at, $r), "\n",
+            dot4_group!(@first $op, $a), "\n",
+            "smlad {", $a, "}, {x1}, {w1}, {", $a, "}\n",
+        )
+    };
+    (@at post, $r:literal) => { "[{wp}], #8" };
+    (@at $q:literal, $r:literal) => { concat!("[{wb}, #(32*", $q, "+", $r, ")]") };
+    (@first start, $a:literal) => { concat!("smuad {", $a, "}, {x0}, {w0}") };
+    (@first add, $a:literal) => { concat!("smlad {", $a, "}, {x0}, {w0}, {", $a, "}") };
+}
+use dot4_group;
+
 /// One token loop over a fixed number of groups, written out in full: the
 /// first group starts the sums with `SMUAD`, each weight word is addressed
 /// by its offset from the rows' base (`LDRD` reaches 1,020 bytes, 31
 /// groups), and the loop keeps the output pointer and the token count in
 /// registers, so a token costs its groups plus two `STRD`, `SUBS` and `BNE`.
+/// `$q` lists the groups after the first.
 macro_rules! dot4_unrolled {
-    ($x:expr, $w:expr, $out:expr, $tokens:expr; $first:literal; $($q:literal),*) => {
+    ($x:expr, $w:expr, $out:expr, $tokens:expr; $($q:literal),*) => {
         asm!(
             "2:",
-            "ldrd {x0}, {x1}, [{xp}], #8",
-            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, ")]"),
-            "smuad {a0}, {x0}, {w0}",
-            "smlad {a0}, {x1}, {w1}, {a0}",
-            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, "+8)]"),
-            "smuad {a1}, {x0}, {w0}",
-            "smlad {a1}, {x1}, {w1}, {a1}",
-            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, "+16)]"),
-            "smuad {a2}, {x0}, {w0}",
-            "smlad {a2}, {x1}, {w1}, {a2}",
-            concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $first, "+24)]"),
-            "smuad {a3}, {x0}, {w0}",
-            "smlad {a3}, {x1}, {w1}, {a3}",
-            $(
-                "ldrd {x0}, {x1}, [{xp}], #8",
-                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, ")]"),
-                "smlad {a0}, {x0}, {w0}, {a0}",
-                "smlad {a0}, {x1}, {w1}, {a0}",
-                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, "+8)]"),
-                "smlad {a1}, {x0}, {w0}, {a1}",
-                "smlad {a1}, {x1}, {w1}, {a1}",
-                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, "+16)]"),
-                "smlad {a2}, {x0}, {w0}, {a2}",
-                "smlad {a2}, {x1}, {w1}, {a2}",
-                concat!("ldrd {w0}, {w1}, [{wb}, #(32*", $q, "+24)]"),
-                "smlad {a3}, {x0}, {w0}, {a3}",
-                "smlad {a3}, {x1}, {w1}, {a3}",
-            )*
+            dot4_group!(start, 0),
+            $(dot4_group!(add, $q),)*
             "strd {a0}, {a1}, [{out}], #8",
             "strd {a2}, {a3}, [{out}], #16",
             "subs {n}, {n}, #1",
@@ -299,25 +304,6 @@ fn dot4_loop<const WORDS: usize>(
     rows.out = sums.as_mut_ptr() as u32;
     rows.tokens = tokens as u32;
     rows.groups = groups as u32;
-    macro_rules! group {
-        () => {
-            concat!(
-                "ldrd {x0}, {x1}, [{xp}], #8\n",
-                "ldrd {w0}, {w1}, [{wp}], #8\n",
-                "smlad {a0}, {x0}, {w0}, {a0}\n",
-                "smlad {a0}, {x1}, {w1}, {a0}\n",
-                "ldrd {w0}, {w1}, [{wp}], #8\n",
-                "smlad {a1}, {x0}, {w0}, {a1}\n",
-                "smlad {a1}, {x1}, {w1}, {a1}\n",
-                "ldrd {w0}, {w1}, [{wp}], #8\n",
-                "smlad {a2}, {x0}, {w0}, {a2}\n",
-                "smlad {a2}, {x1}, {w1}, {a2}\n",
-                "ldrd {w0}, {w1}, [{wp}], #8\n",
-                "smlad {a3}, {x0}, {w0}, {a3}\n",
-                "smlad {a3}, {x1}, {w1}, {a3}\n",
-            )
-        };
-    }
     // SAFETY: reads words 0..2·groups·tokens of `x` (checked above; the
     // tokens' words are consecutive) and per token words 0..8·groups of
     // `rows.w` (≤ WORDS, checked), both word-aligned as LDRD needs; reads
@@ -336,12 +322,12 @@ fn dot4_loop<const WORDS: usize>(
             "movs {a3}, #0",
             "lsrs {n}, {n}, #1",
             "bcc 3f",
-            group!(),
+            dot4_group!(add, post),
             "3:",
             "beq 5f",
             "4:",
-            group!(),
-            group!(),
+            dot4_group!(add, post),
+            dot4_group!(add, post),
             "subs {n}, {n}, #1",
             "bne 4b",
             "5:",

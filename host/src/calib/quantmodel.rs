@@ -392,7 +392,12 @@ impl QuantHook {
         let quantizers = (0..NUM_SITES)
             .map(|_| FakeQuantizer::new(0.0, 1.0, bits).expect("bits checked"))
             .collect();
-        Ok(Self {
+        Ok(Self::over(plan, bits, quantizers))
+    }
+
+    /// A hook in [`HookMode::Observe`] over `quantizers`, with no pass state.
+    fn over(plan: InitPlan, bits: u8, quantizers: Vec<FakeQuantizer>) -> Self {
+        Self {
             bits,
             quantizers,
             mode: Cell::new(HookMode::Observe),
@@ -403,7 +408,7 @@ impl QuantHook {
             record: Cell::new(false),
             features: RefCell::new(Default::default()),
             on_observe: RefCell::new(None),
-        })
+        }
     }
 
     /// A hook in [`HookMode::Quantize`] with the given bounds (384 pairs
@@ -425,10 +430,8 @@ impl QuantHook {
             "expected {NUM_SITES} quantizers, got {}",
             quantizers.len()
         );
-        let hook = Self {
-            quantizers: quantizers.to_vec(),
-            ..Self::new(InitPlan::dobi(bits, DobiMode::Paper)?)?
-        };
+        let plan = InitPlan::dobi(bits, DobiMode::Paper)?;
+        let hook = Self::over(plan, check_bits(bits)?, quantizers.to_vec());
         hook.set_mode(HookMode::Quantize);
         Ok(hook)
     }

@@ -85,7 +85,7 @@ bash scripts/firmware-kernel-check.sh 1000
 step "integer SwinIR-light on the Cortex-M4 under QEMU, bit-exact with the host (W4A4 x4, 32x32 tile)"
 bash scripts/firmware-int-check.sh 4 32
 
-# The README's whole-image figures are baby (128x128, about 9 minutes of QEMU):
+# The README's whole-image figures are baby (128x128, about 3.5 minutes of QEMU):
 # `bash scripts/firmware-image-check.sh 4 8 4 baby`.
 step "a whole Set5 LR image (woman, 57x86) x4 on the Cortex-M4 under QEMU, tile by tile in <= 256 KiB, bit-exact with the host"
 bash scripts/firmware-image-check.sh 4 8 4 woman

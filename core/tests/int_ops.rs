@@ -12,7 +12,7 @@ use common::Rng;
 use proptest::prelude::*;
 use tdquant_core::int::arith::{isqrt_u128, rshift_round, rshift_round_i128};
 use tdquant_core::int::attention::{
-    av_codes, rpb_index, softmax_codes, AvParams, QkParams, MASK_Z, PROB_FRAC,
+    rpb_index, AvCall, AvParams, QkParams, SoftmaxCall, MASK_Z, PROB_FRAC,
 };
 use tdquant_core::int::conv::{Conv, ConvWeights};
 use tdquant_core::int::exp2::{exp2_neg_q31, EXP2_LUT, LN2_Q32};
@@ -570,17 +570,17 @@ fn softmax_codes_match_f64() {
             let (qk, table, thresholds) = qk_constants(&case);
             let mut probs = vec![0u8; TOKENS * TOKENS];
             for head in 0..6 {
-                softmax_codes(
-                    &case.q,
-                    &case.k,
-                    60,
-                    head * 10,
-                    &qk,
-                    LeI16::new(&table),
-                    case.labels.as_deref(),
-                    &thresholds[..],
-                    &mut probs,
-                )
+                SoftmaxCall {
+                    q: &case.q,
+                    k: &case.k,
+                    stride: 60,
+                    col: head * 10,
+                    qk: &qk,
+                    rpb: LeI16::new(&table),
+                    labels: case.labels.as_deref(),
+                    thresholds: &thresholds[..],
+                }
+                .run(&mut probs)
                 .unwrap();
                 let reference = softmax_reference(&case, head);
                 for (got, want) in probs.iter().zip(reference) {
@@ -618,7 +618,17 @@ fn av_codes_match_f64() {
             };
             let mut out = vec![0u8; TOKENS * 60];
             for head in 0..6 {
-                av_codes(&probs, &case.v, 60, head * 10, &av, n, &mut out, 60).unwrap();
+                AvCall {
+                    probs: &probs,
+                    v: &case.v,
+                    stride: 60,
+                    col: head * 10,
+                    av: &av,
+                    levels: n,
+                    out_stride: 60,
+                }
+                .run(&mut out)
+                .unwrap();
             }
             for i in 0..TOKENS {
                 for ch in 0..60 {
@@ -647,7 +657,17 @@ fn attention_rejects_bad_arguments() {
     let th = [0i32; 6];
     let mut probs = vec![0u8; TOKENS * TOKENS];
     let run = |col: usize, q: &[u8], table: &[u8], th: &[i32], qk: &QkParams, probs: &mut [u8]| {
-        softmax_codes(q, &codes, 60, col, qk, LeI16::new(table), None, th, probs)
+        SoftmaxCall {
+            q,
+            k: &codes,
+            stride: 60,
+            col,
+            qk,
+            rpb: LeI16::new(table),
+            labels: None,
+            thresholds: th,
+        }
+        .run(probs)
     };
     assert!(run(0, &codes, &table, &th, &qk, &mut probs).is_ok());
     assert!(run(51, &codes, &table, &th, &qk, &mut probs).is_err());
@@ -675,17 +695,17 @@ fn attention_rejects_bad_arguments() {
     let t16: Vec<u8> = (0..RPB_ROWS)
         .flat_map(|i| if i % 2 == 0 { i16::MIN } else { i16::MAX }.to_le_bytes())
         .collect();
-    softmax_codes(
-        &full,
-        &full,
-        60,
-        50,
-        &big,
-        LeI16::new(&t16),
-        Some(&[0u8; 64]),
-        &th[..],
-        &mut probs,
-    )
+    SoftmaxCall {
+        q: &full,
+        k: &full,
+        stride: 60,
+        col: 50,
+        qk: &big,
+        rpb: LeI16::new(&t16),
+        labels: Some(&[0u8; 64]),
+        thresholds: &th[..],
+    }
+    .run(&mut probs)
     .unwrap();
     assert!(probs.iter().all(|&p| p <= 4));
 }

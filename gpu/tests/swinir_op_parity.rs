@@ -1157,17 +1157,17 @@ fn core_softmax(c: &SoftmaxCase) -> Result<Vec<u8>, TestCaseError> {
     let rpb = le_bytes_i16(&c.rpb);
     let words = i64_words(&c.thresholds);
     let mut probs = vec![0u8; TOKENS * TOKENS];
-    let res = attention::softmax_codes(
-        &c.q,
-        &c.k,
-        c.stride,
-        c.col,
-        &c.qk,
-        LeI16::new(&rpb),
-        c.labels.as_deref(),
-        words.as_slice(),
-        &mut probs,
-    );
+    let res = attention::SoftmaxCall {
+        q: &c.q,
+        k: &c.k,
+        stride: c.stride,
+        col: c.col,
+        qk: &c.qk,
+        rpb: LeI16::new(&rpb),
+        labels: c.labels.as_deref(),
+        thresholds: words.as_slice(),
+    }
+    .run(&mut probs);
     prop_assert!(res.is_ok(), "core softmax_codes refused: {:?}", res);
     Ok(probs)
 }
@@ -1495,9 +1495,16 @@ fn av_case() -> impl Strategy<Value = AvCase> {
 fn core_av(c: &AvCase) -> Result<Vec<u8>, TestCaseError> {
     prop_assert!(c.av.validate().is_ok(), "invalid {:?}", c.av);
     let mut out = c.out.clone();
-    let res = attention::av_codes(
-        &c.probs, &c.v, c.stride, c.col, &c.av, c.levels, &mut out, c.stride,
-    );
+    let res = attention::AvCall {
+        probs: &c.probs,
+        v: &c.v,
+        stride: c.stride,
+        col: c.col,
+        av: &c.av,
+        levels: c.levels,
+        out_stride: c.stride,
+    }
+    .run(&mut out);
     prop_assert!(res.is_ok(), "core av_codes refused: {:?}", res);
     Ok(out)
 }

@@ -26,7 +26,7 @@ use std::cell::RefCell;
 
 use candle_core::{Device, Tensor};
 use tdquant_core::int::arith::clamp_stream;
-use tdquant_core::int::attention::{av_codes, softmax_codes};
+use tdquant_core::int::attention::{AvCall, SoftmaxCall};
 use tdquant_core::int::gelu::gelu_code;
 use tdquant_core::int::layernorm::normalize;
 use tdquant_core::int::linear::{linear, linear_codes, LinearCall};
@@ -228,30 +228,30 @@ impl Harness<'_> {
             let range = win * plane..(win + 1) * plane;
             for h in 0..HEADS {
                 let rpb = bp.rpb.sub(h * RPB_ROWS, RPB_ROWS);
-                softmax_codes(
-                    &q_t[range.clone()],
-                    &k_t[range.clone()],
-                    EMBED,
-                    h * HEAD_DIM,
-                    &bp.qk,
+                SoftmaxCall {
+                    q: &q_t[range.clone()],
+                    k: &k_t[range.clone()],
+                    stride: EMBED,
+                    col: h * HEAD_DIM,
+                    qk: &bp.qk,
                     rpb,
-                    mask,
-                    &bp.prob,
-                    &mut probs,
-                )
+                    labels: mask,
+                    thresholds: &bp.prob,
+                }
+                .run(&mut probs)
                 .unwrap();
                 let at = (win * HEADS + h) * TOKENS * TOKENS;
                 p_got[at..at + TOKENS * TOKENS].copy_from_slice(&probs);
-                av_codes(
-                    &p_true[at..at + TOKENS * TOKENS],
-                    &v_t[range.clone()],
-                    EMBED,
-                    h * HEAD_DIM,
-                    &bp.av,
-                    n,
-                    &mut o_got[range.clone()],
-                    EMBED,
-                )
+                AvCall {
+                    probs: &p_true[at..at + TOKENS * TOKENS],
+                    v: &v_t[range.clone()],
+                    stride: EMBED,
+                    col: h * HEAD_DIM,
+                    av: &bp.av,
+                    levels: n,
+                    out_stride: EMBED,
+                }
+                .run(&mut o_got[range.clone()])
                 .unwrap();
             }
         }

@@ -1,6 +1,6 @@
 //! Window attention on codes: `q·kᵀ` + relative-position bias + shift mask →
-//! softmax → AttnProb codes ([`softmax_codes`]), and `P·v` → ProjInput codes
-//! ([`av_codes`]).
+//! softmax → AttnProb codes ([`SoftmaxCall::run`]), and `P·v` → ProjInput codes
+//! ([`AvCall::run`]).
 //!
 //! # Logits (base-2, Q32)
 //!
@@ -115,7 +115,7 @@ pub const fn rpb_index(i: usize, j: usize) -> usize {
     (yi + WINDOW - 1 - yj) * (2 * WINDOW - 1) + (xi + WINDOW - 1 - xj)
 }
 
-/// The inputs of one attention head of one window ([`softmax_codes`]).
+/// The inputs of one attention head of one window (the reference: [`SoftmaxCall::run`]).
 #[derive(Debug)]
 pub struct SoftmaxCall<'a, W: ?Sized> {
     /// `64 × stride` query codes; this head's `D = 10` columns start at `col`.
@@ -173,33 +173,6 @@ impl<W: I32Src + ?Sized> SoftmaxCall<'_, W> {
         softmax_unchecked(self, probs);
         Ok(())
     }
-}
-
-/// The codes of one attention head of one window ([`SoftmaxCall`] names the
-/// inputs; `probs`: the `64 × 64` output codes, row = query).
-#[allow(clippy::too_many_arguments)]
-pub fn softmax_codes<W: I32Src + ?Sized>(
-    q: &[u8],
-    k: &[u8],
-    stride: usize,
-    col: usize,
-    qk: &QkParams,
-    rpb: LeI16<'_>,
-    labels: Option<&[u8]>,
-    thresholds: &W,
-    probs: &mut [u8],
-) -> Result<(), OpError> {
-    SoftmaxCall {
-        q,
-        k,
-        stride,
-        col,
-        qk,
-        rpb,
-        labels,
-        thresholds,
-    }
-    .run(probs)
 }
 
 /// Largest N handled on the stack by the row thresholds.
@@ -262,7 +235,7 @@ fn softmax_unchecked<W: I32Src + ?Sized>(call: &SoftmaxCall<'_, W>, probs: &mut 
     }
 }
 
-/// The inputs of `P·v` for one head of one window ([`av_codes`]).
+/// The inputs of `P·v` for one head of one window (the reference: [`AvCall::run`]).
 #[derive(Debug)]
 pub struct AvCall<'a> {
     /// `64 × 64` AttnProb codes (row = query).
@@ -304,31 +277,6 @@ impl AvCall<'_> {
         av_unchecked(self, out);
         Ok(())
     }
-}
-
-/// `P·v` for one head of one window (module docs; [`AvCall`] names the
-/// inputs).
-#[allow(clippy::too_many_arguments)]
-pub fn av_codes(
-    probs: &[u8],
-    v: &[u8],
-    stride: usize,
-    col: usize,
-    av: &AvParams,
-    levels: u8,
-    out: &mut [u8],
-    out_stride: usize,
-) -> Result<(), OpError> {
-    AvCall {
-        probs,
-        v,
-        stride,
-        col,
-        av,
-        levels,
-        out_stride,
-    }
-    .run(out)
 }
 
 // Indices: j < 64, d < 10 = the array lengths; bounds of t in the module docs.

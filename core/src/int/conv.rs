@@ -62,6 +62,37 @@ impl ConvWeights<'_> {
     }
 }
 
+/// Gathers the 3×3 neighbourhood of pixel `(y, x)` of the `h × w × cin`
+/// map `input` into `patch`, tap-major (row by row, `cin` values per tap),
+/// each value mapped by `value`; taps outside the map are zero (the
+/// convolutions' padding of 1). Every integer conv path (this oracle, the
+/// host's scalar kernel, the Cortex-M4 one) gathers through it, so they
+/// agree on the border by construction. An `input` shorter than the map
+/// leaves the missing values untouched; callers check the length first.
+#[inline(always)]
+#[allow(clippy::arithmetic_side_effects)] // y, x < h, w, so (yy·w + xx + 1)·cin ≤ input.len()
+pub fn gather_patch<T: Copy + Default>(
+    input: &[i32],
+    (h, w, cin): (usize, usize, usize),
+    (y, x): (usize, usize),
+    patch: &mut [T],
+    value: impl Fn(i32) -> T,
+) {
+    for (tap, chunk) in patch.chunks_exact_mut(cin).take(9).enumerate() {
+        let (yy, xx) = ((y + tap / 3).checked_sub(1), (x + tap % 3).checked_sub(1));
+        match (yy, xx) {
+            (Some(yy), Some(xx)) if yy < h && xx < w => {
+                let start = (yy * w + xx) * cin;
+                let src = input.get(start..start + cin).unwrap_or(&[]);
+                for (dst, &v) in chunk.iter_mut().zip(src) {
+                    *dst = value(v);
+                }
+            }
+            _ => chunk.fill(T::default()),
+        }
+    }
+}
+
 /// A convolution's constants.
 #[derive(Clone, Copy, Debug)]
 pub struct Conv<'a, W> {
@@ -171,21 +202,9 @@ impl<W: I32Src> Conv<'_, W> {
         let mut patch = [0i32; 9 * MAX_CIN];
         for y in 0..h {
             for x in 0..w {
-                for (tap, chunk) in patch.chunks_exact_mut(cin).take(9).enumerate() {
-                    let (yy, xx) = ((y + tap / 3).checked_sub(1), (x + tap % 3).checked_sub(1));
-                    match (yy, xx) {
-                        (Some(yy), Some(xx)) if yy < h && xx < w => {
-                            let start = (yy * w + xx) * cin;
-                            for (dst, &src) in chunk
-                                .iter_mut()
-                                .zip(input.get(start..start + cin).unwrap_or(&[]))
-                            {
-                                *dst = clamp_i16(i64::from(src));
-                            }
-                        }
-                        _ => chunk.fill(0),
-                    }
-                }
+                gather_patch(input, (h, w, cin), (y, x), &mut patch, |v| {
+                    clamp_i16(i64::from(v))
+                });
                 let pixel = y * w + x;
                 for o in 0..self.cout {
                     let acc = self.dot(o, &patch[..taps]);

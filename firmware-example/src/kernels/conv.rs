@@ -9,7 +9,7 @@
 //! a sum that fits `i32` (nearly all) is requantized by the 64-bit
 //! `apply_i32`, which returns exactly what the oracle's `i128` `apply_i64` does.
 
-use tdquant_core::int::conv::{Conv, ConvWeights, MAX_CIN};
+use tdquant_core::int::conv::{gather_patch, Conv, ConvWeights, MAX_CIN};
 use tdquant_core::int::{I32Src, OpError};
 use tdquant_core::requant::Requantizer;
 
@@ -63,18 +63,7 @@ pub fn run<W: I32Src, F: FnMut(usize, usize, i64)>(
     let mut pairs = [0u32; MAX_TAPS / 2];
     for y in 0..h {
         for x in 0..w {
-            for (tap, chunk) in patch.chunks_exact_mut(cin).take(9).enumerate() {
-                let (yy, xx) = ((y + tap / 3).checked_sub(1), (x + tap % 3).checked_sub(1));
-                match (yy, xx) {
-                    (Some(yy), Some(xx)) if yy < h && xx < w => {
-                        let start = (yy * w + xx) * cin;
-                        for (dst, &src) in chunk.iter_mut().zip(&input[start..start + cin]) {
-                            *dst = clamp_i16(src);
-                        }
-                    }
-                    _ => chunk.fill(0),
-                }
-            }
+            gather_patch(input, (h, w, cin), (y, x), &mut patch, clamp_i16);
             for (pq, aq) in pairs[..t4 / 2]
                 .chunks_exact_mut(2)
                 .zip(patch[..t4].chunks_exact(4))

@@ -420,6 +420,19 @@ impl GeluSplit {
     #[inline(always)]
     fn code(&self, t: i64) -> u8 {
         let i: u32;
+        // One level of the descent: `i ← 2i + [t ≥ tree[i]]`, the 64-bit
+        // compare's carry added by `ADC`.
+        macro_rules! step {
+            () => {
+                concat!(
+                    "add {a}, {tp}, {i}, lsl #3\n",
+                    "ldrd {a}, {b}, [{a}]\n",
+                    "cmp {lo}, {a}\n",
+                    "sbcs {a}, {hi}, {b}\n",
+                    "adc {i}, {i}, {i}\n",
+                )
+            };
+        }
         // SAFETY: reads `split` and, from the side chosen, slot 0 and the
         // tree slots `1..16` (the descent's `i < 16` before each probe), all
         // within `self` and 8-aligned for LDRD; registers and flags
@@ -437,26 +450,10 @@ impl GeluSplit {
                 "2:",
                 "eor {hi}, {hi}, #0x80000000",
                 "mov {i}, #1",
-                "add {a}, {tp}, {i}, lsl #3",
-                "ldrd {a}, {b}, [{a}]",
-                "cmp {lo}, {a}",
-                "sbcs {a}, {hi}, {b}",
-                "adc {i}, {i}, {i}",
-                "add {a}, {tp}, {i}, lsl #3",
-                "ldrd {a}, {b}, [{a}]",
-                "cmp {lo}, {a}",
-                "sbcs {a}, {hi}, {b}",
-                "adc {i}, {i}, {i}",
-                "add {a}, {tp}, {i}, lsl #3",
-                "ldrd {a}, {b}, [{a}]",
-                "cmp {lo}, {a}",
-                "sbcs {a}, {hi}, {b}",
-                "adc {i}, {i}, {i}",
-                "add {a}, {tp}, {i}, lsl #3",
-                "ldrd {a}, {b}, [{a}]",
-                "cmp {lo}, {a}",
-                "sbcs {a}, {hi}, {b}",
-                "adc {i}, {i}, {i}",
+                step!(),
+                step!(),
+                step!(),
+                step!(),
                 "ldr {a}, [{tp}]",
                 "add {i}, {i}, {a}",
                 "sub {i}, {i}, #16",

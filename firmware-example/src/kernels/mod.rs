@@ -5,8 +5,8 @@
 //! | operator | oracle | here |
 //! |---|---|---|
 //! | packed linear + correction | `linear::linear`, `linear_codes`, `linear_stream`, `IntKernels::linear_gelu` | [`linear`]: a block's input codes `UXTB16`-unpacked once, 4 weight rows expanded to 16-bit pairs, [`crate::dsp::dot4_block`]: `LDRD` + `SMLAD`, fully unrolled for the network's depths (60 and 120 inputs), each token's four sums stored beside its `Σa·B` in one [`crate::dsp::TokenSums`] record; code and stream epilogues on the high word when `frac ≥ 33` |
-//! | `q·kᵀ` → softmax → codes | `attention::softmax_codes` | [`attention::softmax_codes`]: `SMLAD` `q·k`, then per row the assembly loops of [`softmax_row`]: 64-bit logits and their maximum, the 32-bit `exp2`, codes by an `ADC` binary-search descent over sorted decision edges |
-//! | `P·v` → codes | `attention::av_codes` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD`; the probability row sums by `USADA8` |
+//! | `q·kᵀ` → softmax → codes | `attention::SoftmaxCall::run` | [`attention::softmax_codes`]: `SMLAD` `q·k`, then per row the assembly loops of [`softmax_row`]: 64-bit logits and their maximum, the 32-bit `exp2`, codes by an `ADC` binary-search descent over sorted decision edges |
+//! | `P·v` → codes | `attention::AvCall::run` | [`attention::av_codes`]: `UXTB16` probabilities × paired `v`, `SMLAD`; the probability row sums by `USADA8` |
 //! | 3×3 conv (int8 weights) | `conv::Conv::run` | [`conv::run`]: `SSAT`-clamped 16-bit patch pairs × `SXTB16` weights, `SMLALD` (i64, exact for any input); a sum that fits `i32` requantized by the 64-bit `Requantizer::apply_i32` |
 //! | LayerNorm `x̂` | `layernorm::normalize` | [`layernorm::normalize`]: 64-bit sums, the reciprocal from one `UDIV` and a Newton step (`recip63`), the `x̂` products without `i128` |
 //!

@@ -413,7 +413,7 @@ pub mod swinir_arith {
         Some(unsafe { tdq_host_gelu_code(t, hi.as_ptr(), lo.as_ptr(), hi.len() as u32) })
     }
 
-    /// `tdq_softmax_row`: row `i` of `core::int::attention::softmax_codes`.
+    /// `tdq_softmax_row`: row `i` of `core::int::attention::SoftmaxCall::run`.
     #[allow(clippy::too_many_arguments)]
     pub fn softmax_row(
         q: &[u8],
@@ -456,7 +456,7 @@ pub mod swinir_arith {
         Some(out)
     }
 
-    /// `tdq_av_row`: row of `core::int::attention::av_codes`; writes
+    /// `tdq_av_row`: row of `core::int::attention::AvCall::run`; writes
     /// `out_row[col .. col + 10]`.
     pub fn av_row(
         probs_row: &[u8],

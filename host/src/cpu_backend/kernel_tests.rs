@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
-use tdquant_core::int::attention::{av_codes, rpb_index, softmax_codes, AvParams, QkParams};
+use tdquant_core::int::attention::{rpb_index, AvCall, AvParams, QkParams, SoftmaxCall};
 use tdquant_core::int::conv::{Conv, ConvWeights};
 use tdquant_core::int::exp2::exp2_neg_q31;
 use tdquant_core::int::gelu::gelu_code;
@@ -261,10 +261,8 @@ isa_kernel_test! {
         let thresholds = i64_words(&t);
         let col = head * HEAD_DIM;
         let mut want = vec![0u8; TOKENS * TOKENS];
-        softmax_codes(
-            &q, &k, EMBED, col, &qk, LeI16::new(&rpb_bytes),
-            masked.then_some(&labels[..]), &thresholds[..], &mut want,
-        ).unwrap();
+        SoftmaxCall { q: &q, k: &k, stride: EMBED, col, qk: &qk, rpb: LeI16::new(&rpb_bytes), labels: masked.then_some(&labels[..]), thresholds: &thresholds[..] }
+.run(&mut want).unwrap();
         let bias: Vec<i64> = (0..TOKENS * TOKENS)
             .map(|n| i64::from(rpb[rpb_index(n / TOKENS, n % TOKENS)]) << rpb_shift)
             .collect();
@@ -319,7 +317,8 @@ isa_kernel_test! {
         let av = AvParams { a, b, c, d, frac };
         let col = head * HEAD_DIM;
         let mut want = vec![0u8; TOKENS * EMBED];
-        av_codes(&probs, &v, EMBED, col, &av, levels, &mut want, EMBED).unwrap();
+        AvCall { probs: &probs, v: &v, stride: EMBED, col, av: &av, levels, out_stride: EMBED }
+.run(&mut want).unwrap();
         let mut got = vec![0u8; TOKENS * EMBED];
         let head = HeadAv {
             v: &v,

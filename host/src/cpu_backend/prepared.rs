@@ -54,6 +54,17 @@ impl FastConv {
             v,
         })
     }
+
+    /// `dst[o] = requant_o(acc[o]) + bias_o` for `o < dst.len()`: core's
+    /// `Conv::run` output of one pixel from its `i32` sums.
+    #[inline(always)]
+    pub(crate) fn requantize_i32(&self, acc: &[i32], dst: &mut [i64]) {
+        for (o, (d, &a)) in dst.iter_mut().zip(acc).enumerate() {
+            *d = self.requant[o]
+                .apply_i64(i64::from(a))
+                .saturating_add(self.bias[o]);
+        }
+    }
 }
 
 /// Per-block constants, decoded.

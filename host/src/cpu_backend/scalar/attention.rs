@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Result};
 use tdquant_core::int::arith::{ceil_shift_i128, rshift_round};
-use tdquant_core::int::attention::{av_codes, MASK_Z, PROB_FRAC};
+use tdquant_core::int::attention::{AvCall, MASK_Z, PROB_FRAC};
 use tdquant_core::int::exp2::exp2_neg_q31;
 use tdquant_core::int::layernorm::normalize;
 use tdquant_core::int::runner::window_tokens;
@@ -61,8 +61,17 @@ pub(crate) fn window(
     for h in 0..HEADS {
         let col = h * HEAD_DIM;
         softmax_head(&qc, &kc, col, fb, h, mask, &mut probs);
-        av_codes(&probs, &vc, EMBED, col, &bp.av, levels, &mut oc, EMBED)
-            .map_err(|e| anyhow!("{e}"))?;
+        AvCall {
+            probs: &probs,
+            v: &vc,
+            stride: EMBED,
+            col,
+            av: &bp.av,
+            levels,
+            out_stride: EMBED,
+        }
+        .run(&mut oc)
+        .map_err(|e| anyhow!("{e}"))?;
     }
     let frac = bp.aff_proj.frac;
     linear(&oc, &fb.lproj, &bp.aff_proj, &fb.c_proj, |t, j, v| {

@@ -2,6 +2,7 @@
 //! `i32` sums (exact for int8 weights) added in `i64`.
 
 use tdquant_core::int::arith::clamp_i16;
+use tdquant_core::int::conv::gather_patch;
 
 use crate::cpu_backend::prepared::FastConv;
 
@@ -21,18 +22,9 @@ pub(crate) fn conv_row(
     let taps = 9 * cin;
     let mut patch = vec![0i16; taps];
     for x in 0..w {
-        for (tap, chunk) in patch.chunks_exact_mut(cin).enumerate() {
-            let (yy, xx) = ((y + tap / 3).checked_sub(1), (x + tap % 3).checked_sub(1));
-            match (yy, xx) {
-                (Some(yy), Some(xx)) if yy < h && xx < w => {
-                    let start = (yy * w + xx) * cin;
-                    for (dst, &src) in chunk.iter_mut().zip(&input[start..start + cin]) {
-                        *dst = clamp_i16(i64::from(src)) as i16;
-                    }
-                }
-                _ => chunk.fill(0),
-            }
-        }
+        gather_patch(input, (h, w, cin), (y, x), &mut patch, |v| {
+            clamp_i16(i64::from(v)) as i16
+        });
         for (o, dst) in orow[x * cout..(x + 1) * cout].iter_mut().enumerate() {
             let wrow = &this.weights[o * taps..(o + 1) * taps];
             let acc = if this.small {

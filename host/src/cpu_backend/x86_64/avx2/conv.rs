@@ -59,10 +59,7 @@ pub(crate) unsafe fn conv_row(
         }
         for p in 0..m {
             let dst = &mut orow[(x0 + p) * cout..(x0 + p + 1) * cout];
-            for (o, d) in dst.iter_mut().enumerate() {
-                let a = i64::from(acc[p * cp + o]);
-                *d = conv.requant[o].apply_i64(a).saturating_add(conv.bias[o]);
-            }
+            conv.requantize_i32(&acc[p * cp..(p + 1) * cp], dst);
         }
         x0 += m;
     }

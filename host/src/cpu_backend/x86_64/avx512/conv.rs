@@ -70,14 +70,13 @@ pub(crate) unsafe fn conv_row(
             }
         }
         for p in 0..m {
-            let dst = &mut orow[(x0 + p) * cout..(x0 + p + 1) * cout];
-            if let Some(epi) = &cv.epi {
-                conv_epilogue_v(&acc[p * cp..(p + 1) * cp], epi, dst);
-                continue;
-            }
-            for (o, d) in dst.iter_mut().enumerate() {
-                let a = i64::from(acc[p * cp + o]);
-                *d = conv.requant[o].apply_i64(a).saturating_add(conv.bias[o]);
+            let (dst, sums) = (
+                &mut orow[(x0 + p) * cout..(x0 + p + 1) * cout],
+                &acc[p * cp..(p + 1) * cp],
+            );
+            match &cv.epi {
+                Some(epi) => conv_epilogue_v(sums, epi, dst),
+                None => conv.requantize_i32(sums, dst),
             }
         }
         x0 += m;

@@ -14,7 +14,7 @@ import sys
 
 LAYERS = [
     # utilities with no knowledge of the model
-    ["data_root", "output", "progress", "cpu_features", "input_file"],
+    ["data_root", "output", "progress", "cpu_features", "compute_device", "input_file"],
     # inputs: weights files, images, MATLAB bicubic
     ["weights", "bicubic"],
     ["image_io"],

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use crate::compute_device::ComputeDevice;
 use crate::eval::{self, EvalReport, RgbImageF32};
 use crate::input_file::PathContext;
 use crate::model::{self, SwinIR};
@@ -24,11 +25,12 @@ use crate::output::write_atomic;
 /// prints the table and writes `eval.json` and `eval.md` into `out_dir`.
 pub fn eval_fp(
     model_path: &Path,
+    device: ComputeDevice,
     data_root: &Path,
     sets: &[String],
     out_dir: &Path,
 ) -> Result<EvalReport> {
-    let model = load_model(model_path)?;
+    let model = load_model(model_path, device)?;
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     check_sets_exist(data_root, &sets)?;
     fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -45,9 +47,19 @@ pub fn eval_fp(
     Ok(report)
 }
 
-/// Loads SwinIR-light weights, naming the file in the error.
-fn load_model(model_path: &Path) -> Result<SwinIR> {
-    SwinIR::load(model_path).path_context("loading model", model_path)
+/// Loads SwinIR-light weights onto `device`, naming the file in the error.
+fn load_model(model_path: &Path, device: ComputeDevice) -> Result<SwinIR> {
+    let device = device.open()?;
+    SwinIR::load_on(model_path, &device).path_context("loading model", model_path)
+}
+
+/// `N threads` on the CPU, `cuda` on a GPU: the benchmarks' resource column.
+fn device_label(model: &SwinIR) -> String {
+    if model.device().is_cpu() {
+        format!("{} threads", candle_core::utils::get_num_threads())
+    } else {
+        format!("{:?}", model.device().location())
+    }
 }
 
 /// Prints the evaluation table and writes `eval.json` and `eval.md` into
@@ -61,16 +73,22 @@ fn publish_eval_report(report: &EvalReport, out_dir: &Path) -> Result<()> {
 }
 
 /// `tdquant bench fp`: median FP forward time for an `h × w` LR image.
-pub fn bench_fp(model_path: &Path, h: usize, w: usize, iters: usize) -> Result<f64> {
-    let model = load_model(model_path)?;
+pub fn bench_fp(
+    model_path: &Path,
+    device: ComputeDevice,
+    h: usize,
+    w: usize,
+    iters: usize,
+) -> Result<f64> {
+    let model = load_model(model_path, device)?;
     let t = model::bench_fp_forward(&model, h, w, iters)?;
     let secs = t.as_secs_f64();
     println!(
-        "fp forward  x{}  LR {h}x{w}  median of {iters}: {:.3} s  ({:.3} images/s, {} threads)",
+        "fp forward  x{}  LR {h}x{w}  median of {iters}: {:.3} s  ({:.3} images/s, {})",
         model.scale(),
         secs,
         1.0 / secs,
-        candle_core::utils::get_num_threads()
+        device_label(&model)
     );
     Ok(secs)
 }
@@ -83,6 +101,7 @@ pub fn bench_fp(model_path: &Path, h: usize, w: usize, iters: usize) -> Result<f
 /// processed. Prints the table and writes `eval.json` and `eval.md`.
 pub fn eval_quant(
     model_path: &Path,
+    device: ComputeDevice,
     bounds_path: &Path,
     bits: Option<u8>,
     data_root: &Path,
@@ -94,7 +113,7 @@ pub fn eval_quant(
     if let Some(b) = bits {
         crate::calib::check_bits(b)?;
     }
-    let model = load_model(model_path)?;
+    let model = load_model(model_path, device)?;
     let loaded = load_bounds(
         bounds_path,
         &BoundsExpect {
@@ -165,6 +184,7 @@ pub fn calibrate(
 /// inputs at W`bits`A`bits`.
 pub fn bench_dqc(
     model_path: &Path,
+    device: ComputeDevice,
     bits: u8,
     batch: usize,
     micro_batch: usize,
@@ -173,14 +193,14 @@ pub fn bench_dqc(
 ) -> Result<f64> {
     crate::calib::check_bits(bits)?;
     crate::calib::data::check_patch(patch)?;
-    let model = load_model(model_path)?;
+    let model = load_model(model_path, device)?;
     let bench = crate::calib::dqc::bench_dqc_step(&model, bits, batch, micro_batch, patch, iters)?;
     let secs = bench.median_s;
     println!(
-        "dqc step  x{}  W{bits}A{bits}  batch {batch} x {patch}x{patch}  micro-batch {micro_batch}  median of {iters}: {secs:.3} s  ({:.2} it/s, {} threads, CPU/wall {:.2})",
+        "dqc step  x{}  W{bits}A{bits}  batch {batch} x {patch}x{patch}  micro-batch {micro_batch}  median of {iters}: {secs:.3} s  ({:.2} it/s, {}, CPU/wall {:.2})",
         model.scale(),
         1.0 / secs,
-        candle_core::utils::get_num_threads(),
+        device_label(&model),
         bench.cpu_per_wall
     );
     Ok(secs)

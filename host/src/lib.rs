@@ -11,6 +11,7 @@
 pub mod app;
 pub mod bicubic;
 pub mod calib;
+pub mod compute_device;
 pub mod cpu_backend;
 pub mod cpu_features;
 pub mod data_root;

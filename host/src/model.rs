@@ -37,7 +37,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
 
 pub use self::geometry::Geometry;
 pub use self::hook::{FeatureRecorder, FeatureTap, FpHook, Site, SiteHook, SiteId, NUM_SITES};
@@ -64,17 +64,6 @@ pub fn attn_scale() -> f64 {
 /// [`kernels::layer_norm`].
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     kernels::layer_norm(x, weight, bias)
-}
-
-/// The same LayerNorm from plain candle ops (reference for tests).
-pub fn layer_norm_reference(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let xc = x.broadcast_sub(&mean)?;
-    let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-    let rstd = (var + LN_EPS)?.sqrt()?.recip()?;
-    xc.broadcast_mul(&rstd)?
-        .broadcast_mul(weight)?
-        .broadcast_add(bias)
 }
 
 /// `x·wᵀ + b` over the last dimension of `x` (`w` is `[out, in]`): the fused
@@ -332,6 +321,20 @@ impl SwinIR {
     /// [`weights::load`]).
     pub fn load(path: impl AsRef<Path>) -> std::result::Result<SwinIR, WeightsError> {
         SwinIR::from_weights(&weights::load(path)?)
+    }
+
+    /// Loads a checkpoint as [`SwinIR::load`] does, with every weight on `device`.
+    pub fn load_on(
+        path: impl AsRef<Path>,
+        device: &Device,
+    ) -> std::result::Result<SwinIR, WeightsError> {
+        let mut w = weights::load(path)?;
+        if !device.is_cpu() {
+            for t in w.tensors.values_mut() {
+                *t = t.to_device(device)?;
+            }
+        }
+        SwinIR::from_weights(&w)
     }
 
     /// Builds the model from an in-memory state dict (validated like a file).

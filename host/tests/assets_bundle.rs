@@ -54,7 +54,14 @@ fn bundle_default_model_is_the_safetensors_and_evaluates_like_pytorch() {
         model_path.display()
     );
     let out = std::env::temp_dir().join(format!("tdq-assets-eval-{}", std::process::id()));
-    let report = app::eval_fp(&model_path, &root, &["Set5".to_string()], &out).unwrap();
+    let report = app::eval_fp(
+        &model_path,
+        tdquant_host::compute_device::ComputeDevice::Cpu,
+        &root,
+        &["Set5".to_string()],
+        &out,
+    )
+    .unwrap();
     let _ = std::fs::remove_dir_all(&out);
     let set = &report.sets[0];
     // x4_local_metrics.json (PyTorch + BasicSR): Set5 29.2973 / 0.8284.

@@ -259,6 +259,7 @@ fn resume_refuses_a_flipped_checkpoint() {
         stop_after: Some(3),
         progress: false,
         skip_eval: true,
+        ..Default::default()
     };
     calibrate(&c, &out, false, &opts).unwrap();
     let ck = out.join("checkpoint.safetensors");

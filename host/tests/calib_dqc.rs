@@ -210,6 +210,7 @@ fn resume_gives_byte_identical_bounds() {
         stop_after: None,
         progress: false,
         skip_eval: true,
+        ..Default::default()
     };
     let t0 = Instant::now();
     let full = fresh_dir("dqc_full");

@@ -265,6 +265,7 @@ fn calibrate_fails_before_long_work() {
         stop_after: None,
         progress: false,
         skip_eval: false,
+        ..Default::default()
     };
     let base = CalibConfig::preset(Preset::Quick, &root);
     let out = tmp("runs");
@@ -347,11 +348,18 @@ fn eval_rejects_foreign_bounds() {
     save_bounds(&p, &bounds(), &meta(4, SHA_A)).unwrap();
     let sets = vec!["Set5".to_string()];
     let m = err_chain(tdquant_host::app::eval_quant(
-        &model, &p, None, &root, &sets, &d,
+        &model,
+        tdquant_host::compute_device::ComputeDevice::Cpu,
+        &p,
+        None,
+        &root,
+        &sets,
+        &d,
     ));
     assert!(m.contains("another model"), "{m}");
     let m = err_chain(tdquant_host::app::eval_quant(
         &model,
+        tdquant_host::compute_device::ComputeDevice::Cpu,
         &p,
         Some(5),
         &root,
@@ -363,6 +371,7 @@ fn eval_rejects_foreign_bounds() {
     save_bounds(&p, &bounds(), &meta(4, &sha)).unwrap();
     let m = err_chain(tdquant_host::app::eval_quant(
         &model,
+        tdquant_host::compute_device::ComputeDevice::Cpu,
         &p,
         Some(2),
         &root,
@@ -375,7 +384,13 @@ fn eval_rejects_foreign_bounds() {
     );
     let golden = root.join("golden/dobi_released_w2.safetensors");
     let m = err_chain(tdquant_host::app::eval_quant(
-        &model, &golden, None, &root, &sets, &d,
+        &model,
+        tdquant_host::compute_device::ComputeDevice::Cpu,
+        &golden,
+        None,
+        &root,
+        &sets,
+        &d,
     ));
     assert!(m.contains("--bits"), "{m}");
 }

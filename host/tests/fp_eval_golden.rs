@@ -25,6 +25,7 @@ fn eval_reproduces_reference_metrics_on_set5_set14_b100() {
     let out = std::env::temp_dir().join(format!("tdq-fp-eval-{}", std::process::id()));
     let report = app::eval_fp(
         &tdquant_host::data_root::default_model(&root),
+        tdquant_host::compute_device::ComputeDevice::Cpu,
         &root,
         &sets,
         &out,

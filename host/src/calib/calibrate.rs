@@ -57,6 +57,7 @@ use super::quantmodel::{
     InitMethod, InitPlan, QuantHook, SiteInit,
 };
 use super::report::{write_loss_csv, write_loss_png, CalibReport, EvalRow, StageTime};
+use crate::compute_device::ComputeDevice;
 use crate::eval::check_sets_exist;
 use crate::eval::{self, EvalReport};
 use crate::input_file::PathContext;
@@ -360,6 +361,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Skip the evaluation stage.
     pub skip_eval: bool,
+    /// Where the model, observation, DQC and evaluation run (not part of the
+    /// configuration: a run may be resumed on another device).
+    pub device: ComputeDevice,
 }
 
 /// What a finished (or stopped) run produced.
@@ -373,8 +377,8 @@ pub struct CalibOutcome {
     pub report: Option<CalibReport>,
 }
 
-fn load_model(cfg: &CalibConfig) -> Result<(SwinIR, String)> {
-    let model = SwinIR::load(&cfg.model).path_context("loading model", &cfg.model)?;
+fn load_model(cfg: &CalibConfig, device: &Device) -> Result<(SwinIR, String)> {
+    let model = SwinIR::load_on(&cfg.model, device).path_context("loading model", &cfg.model)?;
     let sha = model
         .weights_sha256()
         .map(str::to_string)
@@ -437,7 +441,7 @@ pub fn calibrate(
     // ---- 1. checks ----
     let t0 = Instant::now();
     cfg.validate()?;
-    let (model, sha) = load_model(cfg)?;
+    let (model, sha) = load_model(cfg, &opts.device.open()?)?;
     let pool = CalibPool::open(&cfg.calib_dir, model.scale(), cfg.max_patch())?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let config_path = out_dir.join("config.json");
@@ -484,7 +488,7 @@ pub fn calibrate(
         eprintln!("resuming from {}", out_dir.display());
     } else {
         let t0 = Instant::now();
-        let x = pool.sample_batch(&mut rng, cfg.obs_batch, cfg.obs_patch, &Device::Cpu)?;
+        let x = pool.sample_batch(&mut rng, cfg.obs_batch, cfg.obs_patch, model.device())?;
         let (b, _) = observe(&model, plan.clone(), &x, opts.progress)?;
         init_bounds = b;
         save_bounds(
@@ -513,7 +517,7 @@ pub fn calibrate(
                 // resume without a checkpoint: redraw it to advance the RNG).
                 if resume {
                     let _ =
-                        pool.sample_batch(&mut rng, cfg.obs_batch, cfg.obs_patch, &Device::Cpu)?;
+                        pool.sample_batch(&mut rng, cfg.obs_batch, cfg.obs_patch, model.device())?;
                 }
                 DqcState::new(init_bounds.clone(), &cfg.dqc, rng)
             }

@@ -487,9 +487,15 @@ pub fn dqc_step(
     // shares the bound variables, in rounds of one per worker (a worker
     // waiting inside a kernel could otherwise steal and start another
     // micro-batch, and each holds its whole graph); the sums below run in
-    // micro-batch order, exactly as a serial loop would add them.
+    // micro-batch order, exactly as a serial loop would add them. On a GPU
+    // one at a time: the device is already busy with one, and each graph
+    // holds its activations in device memory.
     let n_micro = batch.div_ceil(micro);
-    let round = rayon::current_num_threads().max(1);
+    let round = if model.device().is_cpu() {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    };
     let mut parts = Vec::with_capacity(n_micro);
     for first in (0..n_micro).step_by(round) {
         let last = (first + round).min(n_micro);

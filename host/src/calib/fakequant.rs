@@ -37,12 +37,13 @@
 
 use std::sync::Mutex;
 
-use candle_core::backend::BackendStorage;
 use candle_core::{
     bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, Var,
 };
 
 use super::par;
+use crate::model::kernels::cpu_fwd;
+use crate::model::kernels::portable::fused_on;
 
 /// Bit widths accepted by the quantizer (codes must fit a `u8`).
 pub const MIN_BITS: u8 = 1;
@@ -280,35 +281,15 @@ pub fn bound_grads(grid: &QuantGrid, x: f32) -> (f64, f64) {
     (at_lo + frac, at_hi - frac)
 }
 
-/// Borrow the f32 data of a contiguous CPU storage.
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        bail!(
-            "tdquant fake quantizer: {what} must be f32, got {:?}",
-            s.dtype()
-        );
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("tdquant fake quantizer: {what} must be contiguous"),
+/// The value of a one-element bound.
+fn one_value(v: &[f32], what: &str) -> Result<f32> {
+    match v {
+        [x] => Ok(*x),
+        _ => bail!(
+            "tdquant fake quantizer: {what} must have one element, has {}",
+            v.len()
+        ),
     }
-}
-
-/// Read a one-element f32 CPU storage (a bound).
-fn f32_scalar(s: &CpuStorage, l: &Layout, what: &str) -> Result<f32> {
-    let CpuStorage::F32(v) = s else {
-        bail!(
-            "tdquant fake quantizer: {what} must be f32, got {:?}",
-            s.dtype()
-        );
-    };
-    if l.shape().elem_count() != 1 {
-        bail!(
-            "tdquant fake quantizer: {what} must have one element, has shape {:?}",
-            l.shape()
-        );
-    }
-    Ok(v[l.start_offset()])
 }
 
 /// Read a one-element f32 tensor.
@@ -332,22 +313,12 @@ impl CustomOp3 for FakeQuantOp {
         "tdquant-fake-quant"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "input")?;
-        let lo = f32_scalar(s2, l2, "lower bound")?;
-        let up = f32_scalar(s3, l3, "upper bound")?;
+    cpu_fwd!(|op, (x, l1), (lo, l2), (up, l3)| {
+        let (lo, up) = (one_value(lo, "lower bound")?, one_value(up, "upper bound")?);
         let mut out = vec![0f32; x.len()];
-        fake_quant_f32_slice(x, lo, up, self.bits, &mut out)?;
+        fake_quant_f32_slice(x, lo, up, op.bits, &mut out)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
+    });
 
     fn bwd(
         &self,
@@ -386,15 +357,7 @@ impl CustomOp2 for FakeQuantBwdOp {
         "tdquant-fake-quant-bwd"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "input")?;
-        let g = f32_slice(s2, l2, "output gradient")?;
+    cpu_fwd!(|op, (x, l1), (g, l2)| {
         if x.len() != g.len() {
             bail!(
                 "fake-quant backward: input has {} elements, gradient {}",
@@ -402,7 +365,7 @@ impl CustomOp2 for FakeQuantBwdOp {
                 g.len()
             );
         }
-        let grid = self.grid;
+        let grid = op.grid;
         let mut dx = vec![0f32; x.len()];
         let parts = par::map_blocks_mut(&mut dx, BLOCK, |r, o| {
             bwd_block_dispatch(&x[r.clone()], &g[r], &grid, o)
@@ -410,31 +373,75 @@ impl CustomOp2 for FakeQuantBwdOp {
         let sums = parts
             .into_iter()
             .fold((0f64, 0f64), |(a, b), (c, d)| (a + c, b + d));
-        *self
-            .sums
+        *op.sums
             .lock()
             .map_err(|_| candle_core::Error::Msg("fake-quant backward: poisoned lock".into()))? =
             Some(sums);
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
-    }
+    });
 }
 
 /// Apply the differentiable fake quantizer to `x` with bound tensors `lower`,
 /// `upper` (one element each, f32, usually [`Var`]s). Gradients flow to `x`,
-/// `lower` and `upper` as in the released STE (module docs). CPU only.
+/// `lower` and `upper` as in the released STE (module docs). On the CPU one
+/// fused op; on another device (CUDA) the same quantizer from candle ops.
 pub fn fake_quant(x: &Tensor, lower: &Tensor, upper: &Tensor, bits: u8) -> Result<Tensor> {
-    levels(bits)?;
+    let n = levels(bits)?;
     if x.dtype() != DType::F32 {
         bail!(
             "tdquant fake quantizer: input must be f32, got {:?}",
             x.dtype()
         );
     }
+    if !fused_on(x.device()) {
+        return fake_quant_portable(x, lower, upper, n);
+    }
     x.contiguous()?.apply_op3(
         &lower.contiguous()?,
         &upper.contiguous()?,
         FakeQuantOp { bits },
     )
+}
+
+/// The fake quantizer from candle tensor ops (any device), with the same
+/// forward (the same f32 operations in the same order, so the same values) and the released
+/// straight-through backward, which autograd derives from two detached corrections:
+///
+/// - `c = clamp(x) + (z − z̄)` with `z = x·[l ≤ x ≤ u] + l·[x ≤ l] + u·[x ≥ u]` and `z̄` its
+///   detached copy: the value is exactly `clamp(x)`, the gradient is the released clip's (an
+///   element at a bound feeds both `x` and the bound);
+/// - `R = t + (r − t)̄` with `r` = `t` rounded half to even: the value is exactly `r`, the
+///   gradient the identity.
+///
+/// The bound gradients are summed by candle in f32 (the CPU kernel sums in f64).
+fn fake_quant_portable(x: &Tensor, lower: &Tensor, upper: &Tensor, levels: f32) -> Result<Tensor> {
+    let dev = x.device();
+    let shape = x.shape();
+    let (l, u) = (lower.reshape(())?, upper.reshape(())?);
+    let n = Tensor::new(levels, dev)?;
+    let s = (&u - &l)?.div(&n)?;
+    let (lb, ub) = (l.broadcast_as(shape)?, u.broadcast_as(shape)?);
+    let below = x.le(&lb)?.to_dtype(DType::F32)?;
+    let above = x.ge(&ub)?.to_dtype(DType::F32)?;
+    let inside = (x.ge(&lb)? * x.le(&ub)?)?.to_dtype(DType::F32)?;
+    let clamped = x.maximum(&lb)?.minimum(&ub)?.detach();
+    let z = ((x * &inside)? + (&lb * &below)? + (&ub * &above)?)?;
+    let c = (clamped + (&z - z.detach())?)?;
+    let t = c.broadcast_sub(&l)?.broadcast_div(&s)?;
+    let r = round_half_even_nonneg(&t.detach())?;
+    let rounded = (&t + (r - &t)?.detach())?;
+    rounded.broadcast_mul(&s)?.broadcast_add(&l)
+}
+
+/// `t` rounded half to even, for `t ≥ 0` (exact: `t − ⌊t⌋` and `r/2` are exact in f32).
+fn round_half_even_nonneg(t: &Tensor) -> Result<Tensor> {
+    let fl = t.floor()?;
+    let frac = (t - &fl)?;
+    let half = Tensor::new(0.5f32, t.device())?.broadcast_as(t.shape())?;
+    let up = frac.gt(&half)?.to_dtype(DType::F32)?;
+    let tie = frac.eq(&half)?.to_dtype(DType::F32)?;
+    let odd = (&fl - ((&fl * 0.5)?.floor()? * 2.0)?)?;
+    fl + (up + (tie * odd)?)?
 }
 
 /// A 2DQuant quantizer with learnable per-tensor bounds (`lower_bound`,
@@ -540,5 +547,100 @@ mod tests {
             .is_nan());
         assert!(levels(0).is_err() && levels(9).is_err());
         assert_eq!(levels(8).unwrap(), 255.0);
+    }
+
+    #[test]
+    fn round_half_even_is_exact_at_ties_and_near_them() {
+        let t = Tensor::new(
+            &[
+                0.0f32,
+                0.5,
+                1.5,
+                2.5,
+                3.5,
+                0.499_999_97,
+                2.500_000_2,
+                7.0,
+                254.5,
+                255.0,
+            ],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let got = round_half_even_nonneg(&t)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let want: Vec<f32> = t
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.round_ties_even())
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    /// The quantizer from candle ops (the CUDA path) equals the fused CPU op
+    /// on the CPU: the same values bit for bit, the same input gradient, and
+    /// bound gradients within f32 summation error (the fused op sums in f64).
+    #[test]
+    fn portable_quantizer_matches_the_fused_op() {
+        let dev = candle_core::Device::Cpu;
+        let (lo, up) = (-0.75f32, 1.25f32);
+        let mut xs: Vec<f32> = (0..4000)
+            .map(|i| ((i * 7919) % 4001) as f32 / 1000.0 - 2.0)
+            .collect();
+        // At the bounds, on grid ties, NaN-free extremes.
+        let grid = QuantGrid::new(lo, up, 3).unwrap();
+        xs.extend([lo, up, lo - 1e-3, up + 1e-3, -1e6, 1e6]);
+        xs.extend((0..7).map(|k| grid.dequantize(k as f32 + 0.5)));
+        let x = Tensor::from_vec(xs.clone(), xs.len(), &dev).unwrap();
+        let g = Tensor::from_vec(
+            (0..xs.len())
+                .map(|i| ((i % 13) as f32 - 6.0) / 7.0)
+                .collect::<Vec<_>>(),
+            xs.len(),
+            &dev,
+        )
+        .unwrap();
+        let run = |portable: bool| {
+            let (xv, lv, uv) = (
+                Var::from_tensor(&x).unwrap(),
+                Var::new(&[lo], &dev).unwrap(),
+                Var::new(&[up], &dev).unwrap(),
+            );
+            let y = if portable {
+                fake_quant_portable(xv.as_tensor(), lv.as_tensor(), uv.as_tensor(), 7.0)
+            } else {
+                fake_quant(xv.as_tensor(), lv.as_tensor(), uv.as_tensor(), 3)
+            }
+            .unwrap();
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let get = |v: &Var| {
+                grads
+                    .get(v)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            };
+            (
+                y.to_vec1::<f32>().unwrap(),
+                get(&xv),
+                get(&lv)[0],
+                get(&uv)[0],
+            )
+        };
+        let (yf, dxf, dlf, duf) = run(false);
+        let (yp, dxp, dlp, dup) = run(true);
+        assert_eq!(yf, yp, "values");
+        assert_eq!(dxf, dxp, "input gradient");
+        for (what, a, b) in [("lower", dlf, dlp), ("upper", duf, dup)] {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "{what} bound gradient: fused {a}, portable {b}"
+            );
+        }
     }
 }

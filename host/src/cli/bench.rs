@@ -4,17 +4,21 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use tdquant_host::app;
+use tdquant_host::compute_device::ComputeDevice;
 
 use super::{bits_parser, model_or_default};
 
 /// The benchmarks of `tdquant bench`.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Full-precision forward time (candle, CPU) for one LR image.
+    /// Full-precision forward time (candle) for one LR image.
     Fp {
         /// SwinIR-light weights. Default: the stand-in x4 model.
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Where the model runs (cuda: needs a build with `--features cuda`).
+        #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
+        device: ComputeDevice,
         /// LR image size (square).
         #[arg(long, default_value_t = 256)]
         size: usize,
@@ -27,6 +31,9 @@ pub enum BenchCommand {
         /// SwinIR-light weights. Default: the stand-in x4 model.
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Where the step runs (cuda: needs a build with `--features cuda`).
+        #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
+        device: ComputeDevice,
         /// Bit width (W = A).
         #[arg(long, default_value_t = 4, value_parser = bits_parser())]
         bits: u8,
@@ -71,11 +78,17 @@ pub enum BenchCommand {
 impl BenchCommand {
     pub fn run(self, root: &Path) -> anyhow::Result<()> {
         match self {
-            Self::Fp { model, size, iters } => {
-                app::bench_fp(&model_or_default(model, root), size, size, iters).map(|_| ())
+            Self::Fp {
+                model,
+                device,
+                size,
+                iters,
+            } => {
+                app::bench_fp(&model_or_default(model, root), device, size, size, iters).map(|_| ())
             }
             Self::Dqc {
                 model,
+                device,
                 bits,
                 batch,
                 micro_batch,
@@ -83,6 +96,7 @@ impl BenchCommand {
                 iters,
             } => app::bench_dqc(
                 &model_or_default(model, root),
+                device,
                 bits,
                 batch,
                 micro_batch,

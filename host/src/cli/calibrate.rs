@@ -7,6 +7,7 @@ use tdquant_host::app;
 use tdquant_host::calib::calibrate::{read_run_config, CalibConfig, Method, Preset, RunOptions};
 use tdquant_host::calib::dqc::{LossNorm, ScheduleKind};
 use tdquant_host::calib::quantmodel::DobiMode;
+use tdquant_host::compute_device::ComputeDevice;
 
 use super::bits_parser;
 
@@ -90,6 +91,11 @@ pub struct CalibrateArgs {
     /// Skip the evaluation.
     #[arg(long)]
     no_eval: bool,
+    /// Where the model, DOBI's observation, DQC and the evaluation run
+    /// (cuda: needs a build with `--features cuda`). Not part of the
+    /// configuration: a run may be resumed on another device.
+    #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
+    device: ComputeDevice,
     /// Run folder.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -118,6 +124,7 @@ impl CalibrateArgs {
             stop_after: self.stop_after,
             progress: !self.quiet,
             skip_eval: self.no_eval,
+            device: self.device,
         };
         if let Some(dir) = &self.resume {
             let given = any_given! {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use tdquant_host::compute_device::ComputeDevice;
 use tdquant_host::tiling::TileChoice;
 
 use super::{bits_parser, model_or_default};
@@ -29,6 +30,10 @@ pub struct EvalArgs {
     /// against the metadata otherwise.
     #[arg(long, value_parser = bits_parser())]
     bits: Option<u8>,
+    /// Where the FP or fake-quant model runs (cuda: needs a build with
+    /// `--features cuda`).
+    #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
+    device: ComputeDevice,
     /// Evaluate the integer-only model in this `.tdq` file (from
     /// `tdquant export`) instead.
     #[arg(long, conflicts_with_all = ["model", "bounds", "bits"])]
@@ -51,11 +56,17 @@ impl EvalArgs {
             out,
             bounds,
             bits,
+            device,
             int,
             tile,
             halo,
         } = self;
         if let Some(int) = int {
+            if device != ComputeDevice::Cpu {
+                anyhow::bail!(
+                    "--int runs the integer model on the CPU (`tdquant parity --b cuda` runs it on a GPU); drop --device"
+                );
+            }
             let tiles = tile.map(|t| TileChoice {
                 tile: Some(t),
                 halo,
@@ -65,12 +76,15 @@ impl EvalArgs {
         }
         let model = model_or_default(model, root);
         match (bounds, bits) {
-            (None, None) => tdquant_host::app::eval_fp(&model, root, &sets, &out).map(|_| ()),
+            (None, None) => {
+                tdquant_host::app::eval_fp(&model, device, root, &sets, &out).map(|_| ())
+            }
             (None, Some(_)) => {
                 anyhow::bail!("--bits needs --bounds (the FP model has no bit width)")
             }
             (Some(bounds), bits) => {
-                tdquant_host::app::eval_quant(&model, &bounds, bits, root, &sets, &out).map(|_| ())
+                tdquant_host::app::eval_quant(&model, device, &bounds, bits, root, &sets, &out)
+                    .map(|_| ())
             }
         }
     }

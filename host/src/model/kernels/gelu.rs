@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_slice, fast_erf, fast_exp, has_avx2_fma, zip2_par, CHUNK};
+use super::{fast_erf, fast_exp, has_avx2_fma, portable, zip2_par, CHUNK};
 
 struct GeluOp;
 struct GeluGradOp;
@@ -63,5 +63,8 @@ impl CustomOp2 for GeluGradOp {
 
 /// GELU, exact (erf) form, as `torch.nn.GELU()`. Differentiable.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !portable::fused_on(x.device()) {
+        return portable::gelu_erf(x);
+    }
     x.contiguous()?.apply_op1(GeluOp)
 }

@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_slice;
+use super::portable;
 
 /// `[B, H·W, C] → [B, H·W, 9·C]`: for each pixel, its 3×3 neighbourhood (zero outside), in
 /// `(ky, kx, c)` order.
@@ -104,5 +104,8 @@ impl CustomOp1 for Col2Im {
 /// The 3×3 (padding 1) patch matrix of a token map `[B, h·w, C]` → `[B, h·w, 9·C]`, in
 /// `(ky, kx, c)` order. Differentiable.
 pub fn im2col3x3(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    if !portable::fused_on(x.device()) {
+        return portable::im2col3x3(x, h, w);
+    }
     x.contiguous()?.apply_op1(Im2Col { h, w })
 }

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use crate::model::LN_EPS;
 
-use super::{f32_slice, has_avx2_fma};
+use super::{has_avx2_fma, portable};
 
 struct LayerNormOp;
 
@@ -115,6 +115,9 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     let c = x.dim(D::Minus1)?;
     if w.elem_count() != c || b.elem_count() != c {
         candle_core::bail!("layer_norm: {:?} with weight {:?}", x.dims(), w.dims());
+    }
+    if !portable::fused_on(x.device()) {
+        return portable::layer_norm(x, w, b);
     }
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &b.contiguous()?, LayerNormOp)

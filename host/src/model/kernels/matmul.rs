@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::f32_slice;
+use super::portable;
 
 /// `dst[m×n] (row-major) = alpha·dst + beta·lhs·rhs`, with explicit strides (elements).
 #[allow(clippy::too_many_arguments)]
@@ -130,6 +130,9 @@ pub fn linear_scaled(x: &Tensor, w: &Tensor, b: &Tensor, scale: f64) -> Result<T
             b.dims()
         );
     }
+    if !portable::fused_on(x.device()) {
+        return portable::linear_scaled(x, w, b, scale);
+    }
     x.contiguous()?.apply_op3(
         &w.contiguous()?,
         &b.contiguous()?,
@@ -215,12 +218,18 @@ impl CustomOp2 for BmmOp {
 
 /// Batched `a·b` (`[…, m, k]·[…, k, n]`, same leading dims). Differentiable.
 pub fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !portable::fused_on(a.device()) {
+        return portable::bmm(a, b, false);
+    }
     a.contiguous()?
         .apply_op2(&b.contiguous()?, BmmOp { transpose_b: false })
 }
 
 /// Batched `a·bᵀ` (`[…, m, k]·[…, n, k]ᵀ`, same leading dims). Differentiable.
 pub fn bmm_nt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !portable::fused_on(a.device()) {
+        return portable::bmm(a, b, true);
+    }
     a.contiguous()?
         .apply_op2(&b.contiguous()?, BmmOp { transpose_b: true })
 }

@@ -13,6 +13,9 @@
 //! ~1e-6 of PyTorch. Backward passes are written with candle tensor ops (or a fused
 //! forward-only op for col2im and the GELU derivative).
 //!
+//! Each operator runs its fused kernel on a CPU tensor and, on any other candle device (CUDA),
+//! its composition of candle ops in [`portable`].
+//!
 //! One file per operator family: `softmax` (attention softmax and the fused attention
 //! probabilities), `layer_norm`, `gelu`, `im2col` (conv as a matmul), `matmul` (fused linear,
 //! batched matmul), `residual` (residual adds); this file holds what they share.
@@ -23,7 +26,8 @@ use rayon::prelude::*;
 /// Tokens per window (64) = attention row length.
 const N: usize = 64;
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The `f32` data of a contiguous CPU storage (`what` names the op in the error).
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
@@ -67,20 +71,24 @@ macro_rules! cpu_fwd {
     (|$op:ident, $(($x:ident, $l:ident)),+| $body:block) => {
         fn cpu_fwd(&self, $($x: &CpuStorage, $l: &Layout),+) -> Result<(CpuStorage, Shape)> {
             let $op = self;
-            $(let $x = f32_slice($x, $l, $op.name())?;)+
+            $(let $x = $crate::model::kernels::f32_slice($x, $l, $op.name())?;)+
             $body
         }
     };
 }
+pub(crate) use cpu_fwd;
 
-/// `e^x` for f32, ≈1 ulp on [−87, 88]; 0 below −87.3 (no denormals), clamped above.
+/// [`fast_exp`] is 0 below this (no denormals); the portable softmax zeroes the same entries.
+pub const EXP_ZERO_BELOW: f32 = -87.3;
+
+/// `e^x` for f32, ≈1 ulp on [−87, 88]; 0 below [`EXP_ZERO_BELOW`] (no denormals), clamped above.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     const MAGIC: f32 = 12_582_912.0; // 1.5·2^23: adding it rounds to an integer
-    let xc = x.clamp(-87.3, 88.3);
+    let xc = x.clamp(EXP_ZERO_BELOW, 88.3);
     let t = xc * LOG2E + MAGIC;
     let n = t - MAGIC;
     let r = xc - n * C1 - n * C2;
@@ -93,7 +101,7 @@ pub fn fast_exp(x: f32) -> f32 {
     let e = p * r * r + r + 1.0;
     let ni = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     let scale = f32::from_bits(((ni + 127) << 23) as u32);
-    if x < -87.3 {
+    if x < EXP_ZERO_BELOW {
         0.0
     } else {
         e * scale
@@ -140,6 +148,7 @@ mod gelu;
 mod im2col;
 mod layer_norm;
 mod matmul;
+pub mod portable;
 mod residual;
 mod softmax;
 

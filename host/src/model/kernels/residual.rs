@@ -5,7 +5,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_slice, zip2_par};
+use super::{portable, zip2_par};
 
 /// `a + b` (same shape).
 struct AddOp;
@@ -39,6 +39,9 @@ impl CustomOp2 for AddOp {
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if a.dims() != b.dims() {
         candle_core::bail!("add: {:?} vs {:?}", a.dims(), b.dims());
+    }
+    if !portable::fused_on(a.device()) {
+        return a + b;
     }
     a.contiguous()?.apply_op2(&b.contiguous()?, AddOp)
 }
@@ -99,6 +102,9 @@ pub fn window_reverse_add(
 ) -> Result<Tensor> {
     if x.dims() != o.dims() {
         candle_core::bail!("window reverse add: {:?} vs {:?}", x.dims(), o.dims());
+    }
+    if !portable::fused_on(x.device()) {
+        return portable::window_reverse_add(x, o, inverse);
     }
     x.contiguous()?.apply_op2(
         &o.contiguous()?,

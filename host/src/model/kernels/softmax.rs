@@ -10,7 +10,8 @@ use crate::model::geometry::ShiftMask;
 
 use super::layer_norm::sum8;
 use super::matmul::{bmm, sgemm};
-use super::{f32_slice, fast_exp, has_avx2_fma, N};
+use super::portable;
+use super::{fast_exp, has_avx2_fma, N};
 
 /// The position terms of window attention, added to the logits before the
 /// softmax: the relative-position bias (`heads·64·64` values) and, in a
@@ -154,6 +155,9 @@ pub fn attention_softmax(logits: &Tensor, terms: &WindowTerms) -> Result<Tensor>
         candle_core::bail!("attention_softmax: bad shape {:?}", logits.dims());
     }
     terms.check("attention_softmax", bw, h)?;
+    if !portable::fused_on(logits.device()) {
+        return portable::attention_softmax(logits, terms);
+    }
     logits.contiguous()?.apply_op1(AttnSoftmax(terms.clone()))
 }
 
@@ -230,6 +234,9 @@ pub fn attention_probs(q: &Tensor, k: &Tensor, terms: &WindowTerms) -> Result<Te
         candle_core::bail!("attention_probs: bad shape {:?}", q.dims());
     }
     terms.check("attention_probs", bw, h)?;
+    if !portable::fused_on(q.device()) {
+        return portable::attention_probs(q, k, terms);
+    }
     q.contiguous()?
         .apply_op2(&k.contiguous()?, AttnProbs(terms.clone()))
 }

@@ -7,10 +7,13 @@
 #                                 validate each file with `ptxas -arch=sm_90`;
 #                                 compile tdq_arith.cuh as plain C11
 #   scripts/gpu-ptx.sh --install  only install the pinned nvcc (scripts/setup.sh)
+#   scripts/gpu-ptx.sh --bin-dir  install it if needed, print its bin folder
+#                                 (PATH for candle's kernel build, host --features cuda)
 #
 # nvcc comes from PyPI (no CUDA install needed): nvidia-cuda-nvcc 13.0.88 and
 # its three dependencies, ALL pinned to 13.0.88 — the nvcc wheel does not pin
-# them, and an unpinned nvidia-nvvm (cicc) would be the newest 13.x. The target
+# them, and an unpinned nvidia-nvvm (cicc) would be the newest 13.x — and the
+# CUDA 13.0 CCCL headers (13.0.85). The target
 # H200 machine's driver is CUDA 13.0, which JIT-compiles PTX ISA ≤ 9.0 only;
 # nvcc 13.0 writes `.version 9.0`, and this script rejects anything newer.
 # The venv lives outside the repo (default ~/.cache/tdquant/nvcc-13.0.88,
@@ -19,6 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NVCC_VERSION=13.0.88
+# The CUDA 13.0 C++ core libraries (<nv/target>, <cuda/std/...>), which
+# candle's kernels include (host `--features cuda`); our kernels do not.
+CCCL_VERSION=13.0.85
 VENV="${TDQ_NVCC_VENV:-$HOME/.cache/tdquant/nvcc-$NVCC_VERSION}"
 ARCH=compute_90          # PTX for Hopper (H200 = sm_90); JIT by the driver
 SM=sm_90                 # ptxas validation target
@@ -33,7 +39,8 @@ nv_root() { ls -d "$VENV"/lib/python3*/site-packages/nvidia/cu13 2>/dev/null | h
 install_nvcc() {
   local root; root="$(nv_root || true)"
   if [ -n "$root" ] && [ -x "$root/bin/nvcc" ] \
-     && "$root/bin/nvcc" --version | grep -q "V$NVCC_VERSION"; then
+     && "$root/bin/nvcc" --version | grep -q "V$NVCC_VERSION" \
+     && [ -f "$root/include/cccl/nv/target" ]; then
     return 0
   fi
   log "installing nvcc $NVCC_VERSION (pip, ~120 MB) into $VENV"
@@ -42,7 +49,8 @@ install_nvcc() {
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-cache-dir \
     "nvidia-cuda-nvcc==$NVCC_VERSION" "nvidia-nvvm==$NVCC_VERSION" \
-    "nvidia-cuda-crt==$NVCC_VERSION" "nvidia-cuda-runtime==$NVCC_VERSION"
+    "nvidia-cuda-crt==$NVCC_VERSION" "nvidia-cuda-runtime==$NVCC_VERSION" \
+    "nvidia-cuda-cccl==$CCCL_VERSION"
   root="$(nv_root)"
   "$root/bin/nvcc" --version | grep -q "V$NVCC_VERSION" || die "nvcc in $VENV is not $NVCC_VERSION"
 }
@@ -67,6 +75,7 @@ compile_all() {
 mode="${1:-write}"
 case "$mode" in
   --install) install_nvcc; exit 0 ;;
+  --bin-dir) install_nvcc; echo "$(nv_root)/bin"; exit 0 ;;
   write|--check) ;;
   *) die "usage: $0 [--check|--install]" ;;
 esac

@@ -73,7 +73,7 @@ cargo test --workspace --release
 step "gpu: committed PTX is current, ptxas -arch=sm_90 accepts it"
 bash scripts/gpu-ptx.sh --check
 
-step "gpu: cuda feature against the stub libcuda (no-device path; GPU tests SKIPPED)"
+step "gpu + host: cuda features against the stub CUDA libraries (no-device paths; GPU tests SKIPPED)"
 bash scripts/gpu-cuda-test.sh
 
 step "firmware under QEMU, compared with the host"

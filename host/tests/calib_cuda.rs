@@ -3,12 +3,24 @@
 //! - Without the `cuda` feature: the device is refused with a message naming the feature.
 //! - With it and no device (CI links and runs against the stub CUDA libraries of
 //!   gpu/cuda-stub, `TDQ_EXPECT_NO_DEVICE=1`): the "cannot be used" error, naming the driver's.
-//! - With a device: the stand-in model's FP and W4A4 fake-quant outputs and the DQC bound
-//!   gradients on the GPU equal the CPU's within float reassociation (the same bounds as
-//!   `portable_model.rs`, which checks the same compositions on the CPU). Without a device
-//!   this records `SKIPPED` in the skip log, or fails under `TDQ_REQUIRE_GPU=1`.
+//! - With a device (scripts/gpu-check.sh runs this binary with `TDQ_REQUIRE_GPU=1`):
+//!   - the stand-in model's FP and W4A4 fake-quant outputs and the DQC bound gradients on the
+//!     GPU equal the CPU's within float reassociation (the same bounds as
+//!     `portable_model.rs`, which checks the same compositions on the CPU);
+//!   - DOBI, observing the quick preset's batch on each device, picks for every site a
+//!     candidate at most one step from the CPU's;
+//!   - the W4A4 fake-quant model with the golden released-DOBI bounds scores Set5 within
+//!     0.01 dB PSNR-Y of the CPU.
+//!
+//!   Without a device these record `SKIPPED` in the skip log, or fail under
+//!   `TDQ_REQUIRE_GPU=1`.
+
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use tdquant_host::calib::bounds_file::{load_bounds, BoundsExpect};
+use tdquant_host::calib::calibrate::{eval_bounds, observe, CalibConfig, Preset};
+use tdquant_host::calib::data::{CalibPool, SplitMix64};
 use tdquant_host::calib::dqc::{dqc_loss, teacher, DqcConfig};
 use tdquant_host::calib::quantmodel::{HookMode, InitMethod, InitPlan};
 use tdquant_host::calib::QuantHook;
@@ -74,18 +86,16 @@ fn pass(model: &SwinIR, x: &Tensor, bounds: &[(f32, f32)]) -> (Vec<f32>, Vec<f32
     )
 }
 
-#[test]
-fn gpu_matches_cpu_on_the_stand_in_model() {
-    let test = "gpu_matches_cpu_on_the_stand_in_model";
-    let Some(root) = data_root_for(test, TestData::Bundle) else {
-        return;
-    };
+/// The data root and the stand-in model on the CPU and on the GPU, or `None` after recording
+/// why `test` skips (a failure under `TDQ_REQUIRE_GPU=1`).
+fn cpu_and_gpu(test: &str) -> Option<(std::path::PathBuf, SwinIR, SwinIR)> {
+    let root = data_root_for(test, TestData::Bundle)?;
     let dev = match ComputeDevice::Cuda.open() {
         Ok(dev) => dev,
         Err(e) if env_is_1("TDQ_REQUIRE_GPU") => panic!("{test}: TDQ_REQUIRE_GPU=1: {e:#}"),
         Err(e) => {
             record_skip(test, &format!("{e:#}"));
-            return;
+            return None;
         }
     };
     let path = default_model(&root);
@@ -93,6 +103,14 @@ fn gpu_matches_cpu_on_the_stand_in_model() {
         SwinIR::load(&path).unwrap(),
         SwinIR::load_on(&path, &dev).unwrap(),
     );
+    Some((root, cpu, gpu))
+}
+
+#[test]
+fn gpu_matches_cpu_on_the_stand_in_model() {
+    let Some((_, cpu, gpu)) = cpu_and_gpu("gpu_matches_cpu_on_the_stand_in_model") else {
+        return;
+    };
     let pixels: Vec<f32> = (0..2 * 3 * 16 * 16u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 8) as f32 / (1u32 << 24) as f32)
         .collect();
@@ -120,4 +138,70 @@ fn gpu_matches_cpu_on_the_stand_in_model() {
     assert!(mean_diff(&q_c, &q_g) <= 1e-5 && max_diff(&q_c, &q_g) <= 0.05);
     assert!((loss_c - loss_g).abs() <= 1e-3 * loss_c.abs());
     assert!(norm(&dg) <= 1e-3 * norm(&g_c));
+}
+
+#[test]
+fn dobi_on_gpu_picks_the_cpu_candidates_within_one_step() {
+    let test = "dobi_on_gpu_picks_the_cpu_candidates_within_one_step";
+    let Some((root, cpu, gpu)) = cpu_and_gpu(test) else {
+        return;
+    };
+    let cfg = CalibConfig::preset(Preset::Quick, &root);
+    let pool = CalibPool::open(&cfg.calib_dir, cpu.scale(), cfg.max_patch()).unwrap();
+    let run = |model: &SwinIR| {
+        let mut rng = SplitMix64::new(cfg.seed);
+        let x = pool
+            .sample_batch(&mut rng, cfg.obs_batch, cfg.obs_patch, model.device())
+            .unwrap();
+        observe(model, cfg.init_plan().unwrap(), &x, false)
+            .unwrap()
+            .1
+    };
+    let (on_cpu, on_gpu) = (run(&cpu), run(&gpu));
+    let (mut worst, mut moved) = (0usize, 0usize);
+    for (i, (c, g)) in on_cpu.iter().zip(&on_gpu).enumerate() {
+        let (ci, gi) = (c.index.expect("DOBI index"), g.index.expect("DOBI index"));
+        let d = ci.abs_diff(gi);
+        worst = worst.max(d);
+        moved += usize::from(d > 0);
+        assert!(
+            d <= 1,
+            "site {i}: CPU candidate {ci} ({}, {}), GPU {gi} ({}, {})",
+            c.lower,
+            c.upper,
+            g.lower,
+            g.upper
+        );
+    }
+    println!(
+        "DOBI on {} sites: {moved} pick another candidate on the GPU, at most {worst} step(s) away",
+        on_cpu.len()
+    );
+}
+
+#[test]
+fn set5_fake_quant_psnr_on_gpu_is_the_cpus() {
+    let Some((root, cpu, gpu)) = cpu_and_gpu("set5_fake_quant_psnr_on_gpu_is_the_cpus") else {
+        return;
+    };
+    let golden = root.join("golden").join("dobi_released_w4.safetensors");
+    let expect = BoundsExpect {
+        bits: Some(4),
+        weights_sha256: None,
+        scale: Some(4),
+    };
+    let bounds = load_bounds(Path::new(&golden), &expect).unwrap().bounds;
+    let sets = ["Set5".to_string()];
+    let psnr = |model: &SwinIR| {
+        eval_bounds(model, &root, &sets, 4, Some(&bounds))
+            .unwrap()
+            .sets[0]
+            .mean_psnr_y
+    };
+    let (c, g) = (psnr(&cpu), psnr(&gpu));
+    println!(
+        "Set5 x4 W4A4 (golden DOBI bounds) PSNR-Y: CPU {c:.4} dB, GPU {g:.4} dB, |Δ| {:.4} dB",
+        (c - g).abs()
+    );
+    assert!((c - g).abs() <= 0.01, "CPU {c} dB vs GPU {g} dB");
 }

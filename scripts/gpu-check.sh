@@ -45,6 +45,23 @@ calib_budget_s=420   # step 4 (the CPU side of 4a runs on the GPU machine's core
 log() { printf '[gpu-check] %s\n' "$*"; }
 die() { printf '[gpu-check] FAILED: %s\n' "$*" >&2; exit 1; }
 
+# bundle_test NAME -p PACKAGE: builds the `--features cuda` test binary NAME
+# of PACKAGE and copies it to the bundle.
+bundle_test() {
+  local name="$1"; shift
+  cargo test "$@" --release --features cuda --test "$name" --no-run --message-format=json \
+    | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try: msg = json.loads(line)
+    except ValueError: continue
+    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == sys.argv[1]:
+        print(msg["executable"])' "$name" >"$bundle/executables.txt"
+  [ -s "$bundle/executables.txt" ] || die "no $name test executable was built"
+  while read -r exe; do cp "$exe" "$bundle/$name"; done <"$bundle/executables.txt"
+  rm "$bundle/executables.txt"
+}
+
 build_bundle() {
   local stub=target/cuda-stub
   bash gpu/cuda-stub/build.sh "$stub" >/dev/null
@@ -54,36 +71,15 @@ build_bundle() {
   # (needs the pip nvcc; TDQ_SKIP_PTX_CHECK=1 on an offline machine).
   if [ "${TDQ_SKIP_PTX_CHECK:-0}" != 1 ]; then bash scripts/gpu-ptx.sh --check; fi
   rm -rf "$bundle"; mkdir -p "$bundle"
-  cargo test -p tdquant-gpu --release --features cuda --test cuda_backend --no-run \
-    --message-format=json \
-    | python3 -c '
-import json, sys
-for line in sys.stdin:
-    try: msg = json.loads(line)
-    except ValueError: continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "cuda_backend":
-        print(msg["executable"])' >"$bundle/executables.txt"
-  [ -s "$bundle/executables.txt" ] || die "no cuda_backend test executable was built"
-  while read -r exe; do cp "$exe" "$bundle/cuda_backend"; done <"$bundle/executables.txt"
-  rm "$bundle/executables.txt"
+  bundle_test cuda_backend -p tdquant-gpu
   cargo build -p tdquant-gpu --release --features cuda --example gpu_parity
   cp target/release/examples/gpu_parity "$bundle/gpu_parity"
   # Calibration on candle's CUDA backend (its kernels built by the pinned nvcc).
-  PATH="$(bash scripts/gpu-ptx.sh --bin-dir):$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}" \
-    cargo test -p tdquant-host --release --features cuda --test calib_cuda --no-run \
-    --message-format=json \
-    | python3 -c '
-import json, sys
-for line in sys.stdin:
-    try: msg = json.loads(line)
-    except ValueError: continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "calib_cuda":
-        print(msg["executable"])' >"$bundle/executables.txt"
-  [ -s "$bundle/executables.txt" ] || die "no calib_cuda test executable was built"
-  while read -r exe; do cp "$exe" "$bundle/calib_cuda"; done <"$bundle/executables.txt"
-  rm "$bundle/executables.txt"
-  PATH="$(bash scripts/gpu-ptx.sh --bin-dir):$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}" \
-    cargo build -p tdquant-host --release --features cuda --bin tdquant
+  local nvcc_bin
+  nvcc_bin="$(bash scripts/gpu-ptx.sh --bin-dir)"
+  export PATH="$nvcc_bin:$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
+  bundle_test calib_cuda -p tdquant-host
+  cargo build -p tdquant-host --release --features cuda --bin tdquant
   cp target/release/tdquant "$bundle/tdquant"
   # Later builds without the feature must not pick up this binary.
   cargo build -p tdquant-host --release --bin tdquant

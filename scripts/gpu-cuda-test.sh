@@ -18,8 +18,8 @@ cd "$(dirname "$0")/.."
 stub=target/cuda-stub
 bash gpu/cuda-stub/build.sh "$stub" >/dev/null
 export CUDA_LIBRARY_PATH="$PWD/$stub"
-PATH="$(bash scripts/gpu-ptx.sh --bin-dir):$PATH"
-export PATH CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
+nvcc_bin="$(bash scripts/gpu-ptx.sh --bin-dir)"
+export PATH="$nvcc_bin:$PATH" CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 
 cargo clippy -p tdquant-gpu --no-deps --all-targets --release --features cuda -- -D warnings
 cargo clippy -p tdquant-host --no-deps --all-targets --release --features cuda -- -D warnings

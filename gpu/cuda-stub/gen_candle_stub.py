@@ -1,19 +1,20 @@
-"""Writes candle_stub.c: link/run stubs for the CUDA libraries that candle's CUDA
-backend links (cudarc's `dynamic-linking`, candle-kernels' libmoe.a), for machines
-without the CUDA toolkit or a GPU. NOT a CUDA implementation: every function
-reports an error, as the stub libcuda does (cuda_stub.c).
+"""Writes the C source of link/run stubs for the CUDA libraries that candle's
+CUDA backend links (cudarc's `dynamic-linking`, candle-kernels' libmoe.a), for
+machines without the CUDA toolkit or a GPU. NOT a CUDA implementation: every
+function reports an error, as the stub libcuda does (cuda_stub.c).
 
-    python3 gpu/cuda-stub/gen_candle_stub.py SYMBOLS > gpu/cuda-stub/candle_stub.c
+    python3 gpu/cuda-stub/gen_candle_stub.py gpu/cuda-stub/candle_symbols.txt > candle_stub.c
 
-SYMBOLS lists the undefined symbols of a `--features cuda` build of tdquant-host;
-recipe (after `cargo build -p tdquant-host --release --features cuda --lib`):
+build.sh runs it. candle_symbols.txt lists the undefined symbols of a
+`--features cuda` build of tdquant-host (candle 0.11.1, cudarc 0.19.10);
+regenerate it when candle or cudarc is upgraded, after
+`cargo build -p tdquant-host --release --features cuda --lib`:
 
     cd target/release && for f in deps/libcudarc-*.rlib deps/libcandle_core-*.rlib \\
         build/candle-kernels-*/out/libmoe.a; do nm -u --format=just-symbols "$f"; done \\
-      | sort -u | grep -E '^(cu|__cuda|nvrtc|curand)'
+      | sort -u | grep -E '^(cu|__cuda|nvrtc|curand)' > ../../gpu/cuda-stub/candle_symbols.txt
 
-Regenerate when candle or cudarc is upgraded. Each library is one section of the
-output, chosen by -DTDQ_STUB_<lib> (build.sh compiles it once per library).
+Each library is one section of the output, chosen by -DTDQ_STUB_<lib>.
 """
 import re
 import sys

@@ -15,15 +15,15 @@
 //!   Without a device these record `SKIPPED` in the skip log, or fail under
 //!   `TDQ_REQUIRE_GPU=1`.
 
+#[path = "common/device_pass.rs"]
+mod device_pass;
+
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use device_pass::{assert_same_within_reassociation, minmax_bounds, pass, test_batch};
 use tdquant_host::calib::bounds_file::{load_bounds, BoundsExpect};
 use tdquant_host::calib::calibrate::{eval_bounds, observe, CalibConfig, Preset};
 use tdquant_host::calib::data::{CalibPool, SplitMix64};
-use tdquant_host::calib::dqc::{dqc_loss, teacher, DqcConfig};
-use tdquant_host::calib::quantmodel::{HookMode, InitMethod, InitPlan};
-use tdquant_host::calib::QuantHook;
 use tdquant_host::compute_device::ComputeDevice;
 use tdquant_host::data_root::{data_root_for, default_model, record_skip, TestData};
 use tdquant_host::model::SwinIR;
@@ -58,34 +58,6 @@ fn cuda_device_is_refused_or_opened() {
     assert!(ComputeDevice::Cpu.open().unwrap().is_cpu());
 }
 
-/// FP output, W4A4 output, DQC loss and bound gradients of `x` on the model's device.
-fn pass(model: &SwinIR, x: &Tensor, bounds: &[(f32, f32)]) -> (Vec<f32>, Vec<f32>, f32, Vec<f32>) {
-    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let x = x.to_device(model.device()).unwrap();
-    let fp = model.forward(&x).unwrap();
-    let hook = QuantHook::from_bounds(4, bounds).unwrap();
-    hook.set_mode(HookMode::Quantize);
-    let quant = model.forward_with(&x, &hook).unwrap();
-    let (out_fp, feats_fp) = teacher(model, &x).unwrap();
-    hook.set_differentiable(true);
-    hook.record_features(true);
-    let out_q = model.forward_with(&x, &hook).unwrap();
-    let feats_q = hook.take_features().unwrap();
-    let loss = dqc_loss(&out_q, &out_fp, &feats_q, &feats_fp, &DqcConfig::paper()).unwrap();
-    let grads = loss.total.backward().unwrap();
-    let g = hook
-        .vars()
-        .iter()
-        .map(|v| grads.get(v.as_tensor()).map_or(0.0, |g| flat(g)[0]))
-        .collect();
-    (
-        flat(&fp),
-        flat(&quant),
-        loss.total.to_vec0::<f32>().unwrap(),
-        g,
-    )
-}
-
 /// The data root and the stand-in model on the CPU and on the GPU, or `None` after recording
 /// why `test` skips (a failure under `TDQ_REQUIRE_GPU=1`).
 fn cpu_and_gpu(test: &str) -> Option<(std::path::PathBuf, SwinIR, SwinIR)> {
@@ -111,33 +83,10 @@ fn gpu_matches_cpu_on_the_stand_in_model() {
     let Some((_, cpu, gpu)) = cpu_and_gpu("gpu_matches_cpu_on_the_stand_in_model") else {
         return;
     };
-    let pixels: Vec<f32> = (0..2 * 3 * 16 * 16u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 8) as f32 / (1u32 << 24) as f32)
-        .collect();
-    let x = Tensor::from_vec(pixels, (2, 3, 16, 16), &Device::Cpu).unwrap();
-    let observe = QuantHook::new(InitPlan::baseline(4, InitMethod::MinMax).unwrap()).unwrap();
-    cpu.forward_with(&x, &observe).unwrap();
-    let bounds = observe.bounds().unwrap();
-    let (fp_c, q_c, loss_c, g_c) = pass(&cpu, &x, &bounds);
-    let (fp_g, q_g, loss_g, g_g) = pass(&gpu, &x, &bounds);
-    let max_diff =
-        |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    let mean_diff = |a: &[f32], b: &[f32]| {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32
-    };
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let dg: Vec<f32> = g_c.iter().zip(&g_g).map(|(a, b)| a - b).collect();
-    println!(
-        "GPU vs CPU: FP max |Δ| {:e}; W4A4 max |Δ| {:e}, mean {:e}; loss {loss_c} vs {loss_g}; bound gradients ‖Δ‖/‖g‖ {:e}",
-        max_diff(&fp_c, &fp_g),
-        max_diff(&q_c, &q_g),
-        mean_diff(&q_c, &q_g),
-        norm(&dg) / norm(&g_c)
-    );
-    assert!(max_diff(&fp_c, &fp_g) <= 1e-4);
-    assert!(mean_diff(&q_c, &q_g) <= 1e-5 && max_diff(&q_c, &q_g) <= 0.05);
-    assert!((loss_c - loss_g).abs() <= 1e-3 * loss_c.abs());
-    assert!(norm(&dg) <= 1e-3 * norm(&g_c));
+    let x = test_batch();
+    let bounds = minmax_bounds(&cpu, &x);
+    let (on_cpu, on_gpu) = (pass(&cpu, &x, &bounds), pass(&gpu, &x, &bounds));
+    assert_same_within_reassociation("GPU vs CPU", &on_cpu, &on_gpu);
 }
 
 #[test]

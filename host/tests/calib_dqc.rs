@@ -207,8 +207,6 @@ fn resume_gives_byte_identical_bounds() {
         return;
     };
     let opts = RunOptions {
-        stop_after: None,
-        progress: false,
         skip_eval: true,
         ..Default::default()
     };

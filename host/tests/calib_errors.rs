@@ -261,12 +261,7 @@ fn calibrate_fails_before_long_work() {
     let Some(root) = data_root_for("calib_errors calibrate", TestData::Bundle) else {
         return;
     };
-    let opts = RunOptions {
-        stop_after: None,
-        progress: false,
-        skip_eval: false,
-        ..Default::default()
-    };
+    let opts = RunOptions::default();
     let base = CalibConfig::preset(Preset::Quick, &root);
     let out = tmp("runs");
     let cases: Vec<(CalibConfig, &str)> = vec![
@@ -347,50 +342,29 @@ fn eval_rejects_foreign_bounds() {
     let p = d.join("b.safetensors");
     save_bounds(&p, &bounds(), &meta(4, SHA_A)).unwrap();
     let sets = vec!["Set5".to_string()];
-    let m = err_chain(tdquant_host::app::eval_quant(
-        &model,
-        tdquant_host::compute_device::ComputeDevice::Cpu,
-        &p,
-        None,
-        &root,
-        &sets,
-        &d,
-    ));
+    let eval = |bounds: &std::path::Path, bits: Option<u8>| {
+        err_chain(tdquant_host::app::eval_quant(
+            &model,
+            tdquant_host::compute_device::ComputeDevice::Cpu,
+            bounds,
+            bits,
+            &root,
+            &sets,
+            &d,
+        ))
+    };
+    let m = eval(&p, None);
     assert!(m.contains("another model"), "{m}");
-    let m = err_chain(tdquant_host::app::eval_quant(
-        &model,
-        tdquant_host::compute_device::ComputeDevice::Cpu,
-        &p,
-        Some(5),
-        &root,
-        &sets,
-        &d,
-    ));
+    let m = eval(&p, Some(5));
     assert!(m.contains("unsupported bit width 5"), "{m}");
     let sha = tdquant_host::weights::file_sha256(&model).unwrap();
     save_bounds(&p, &bounds(), &meta(4, &sha)).unwrap();
-    let m = err_chain(tdquant_host::app::eval_quant(
-        &model,
-        tdquant_host::compute_device::ComputeDevice::Cpu,
-        &p,
-        Some(2),
-        &root,
-        &sets,
-        &d,
-    ));
+    let m = eval(&p, Some(2));
     assert!(
         m.contains("calibrated for W4A4, but W2A2 was requested"),
         "{m}"
     );
     let golden = root.join("golden/dobi_released_w2.safetensors");
-    let m = err_chain(tdquant_host::app::eval_quant(
-        &model,
-        tdquant_host::compute_device::ComputeDevice::Cpu,
-        &golden,
-        None,
-        &root,
-        &sets,
-        &d,
-    ));
+    let m = eval(&golden, None);
     assert!(m.contains("--bits"), "{m}");
 }

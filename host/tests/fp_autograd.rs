@@ -167,20 +167,26 @@ fn linear_and_bmm_match() {
         |t| portable::linear_scaled(&t[0], &t[1], &t[2], 0.5),
         1e-5,
     );
-    check(
-        "bmm_nt",
-        &[randn(&[4, 6, 64, 10]), randn(&[4, 6, 64, 10])],
-        |t| kernels::bmm_nt(&t[0], &t[1]),
-        |t| portable::bmm(&t[0], &t[1], true),
-        1e-5,
-    );
-    check(
-        "bmm",
-        &[randn(&[4, 6, 64, 64]), randn(&[4, 6, 64, 10])],
-        |t| kernels::bmm(&t[0], &t[1]),
-        |t| portable::bmm(&t[0], &t[1], false),
-        1e-5,
-    );
+    // (a·bᵀ: q·kᵀ shapes; a·b: P·v shapes)
+    for (transpose_b, a_dims, b_dims) in [
+        (true, [4, 6, 64, 10], [4, 6, 64, 10]),
+        (false, [4, 6, 64, 64], [4, 6, 64, 10]),
+    ] {
+        let fused = if transpose_b {
+            kernels::bmm_nt
+        } else {
+            kernels::bmm
+        };
+        let name = if transpose_b { "bmm_nt" } else { "bmm" };
+        let inputs = [randn(&a_dims), randn(&b_dims)];
+        check(
+            name,
+            &inputs,
+            |t| fused(&t[0], &t[1]),
+            |t| portable::bmm(&t[0], &t[1], transpose_b),
+            1e-5,
+        );
+    }
 }
 
 #[test]

@@ -137,18 +137,26 @@ impl QuantGrid {
     }
 }
 
+/// The grid of `(l, u, bits)` for an element-wise slice function `what`,
+/// whose input and output must have the same length.
+fn slice_grid(
+    what: &str,
+    (l, u, bits): (f32, f32, u8),
+    n_in: usize,
+    n_out: usize,
+) -> Result<QuantGrid> {
+    let grid = QuantGrid::new(l, u, bits)?;
+    if n_in != n_out {
+        bail!("{what}: input has {n_in} elements, output {n_out}");
+    }
+    Ok(grid)
+}
+
 /// Fake-quantize `x` into `out` (same length) with bounds `(l, u)` at
 /// `bits` bits: exactly the f32 forward of [`FakeQuantizer::forward`], no
 /// autograd. Parallel over blocks for large inputs.
 pub fn fake_quant_f32_slice(x: &[f32], l: f32, u: f32, bits: u8, out: &mut [f32]) -> Result<()> {
-    let grid = QuantGrid::new(l, u, bits)?;
-    if x.len() != out.len() {
-        bail!(
-            "fake_quant_f32_slice: input has {} elements, output {}",
-            x.len(),
-            out.len()
-        );
-    }
+    let grid = slice_grid("fake_quant_f32_slice", (l, u, bits), x.len(), out.len())?;
     par::map_blocks_mut(out, BLOCK, |r, o| fwd_block_dispatch(&x[r], &grid, o));
     Ok(())
 }
@@ -253,14 +261,7 @@ fn bwd_block_dispatch(x: &[f32], g: &[f32], grid: &QuantGrid, dx: &mut [f32]) ->
 /// The `bits`-bit codes `r ∈ 0..=N` of `x` (same f32 arithmetic as
 /// [`fake_quant_f32_slice`]; `s·code + l` reproduces its output bit for bit).
 pub fn codes_f32_slice(x: &[f32], l: f32, u: f32, bits: u8, out: &mut [u8]) -> Result<()> {
-    let grid = QuantGrid::new(l, u, bits)?;
-    if x.len() != out.len() {
-        bail!(
-            "codes_f32_slice: input has {} elements, output {}",
-            x.len(),
-            out.len()
-        );
-    }
+    let grid = slice_grid("codes_f32_slice", (l, u, bits), x.len(), out.len())?;
     par::map_blocks_mut(out, BLOCK, |r, o| {
         for (c, &v) in o.iter_mut().zip(&x[r]) {
             *c = grid.code(v);

@@ -8,17 +8,24 @@ use tdquant_host::compute_device::ComputeDevice;
 
 use super::{bits_parser, model_or_default};
 
+/// The FP model of `bench fp` and `bench dqc`, and where it runs.
+#[derive(clap::Args, Debug)]
+pub struct FpModelArgs {
+    /// SwinIR-light weights. Default: the stand-in x4 model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Where the model runs (cuda: needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
+    device: ComputeDevice,
+}
+
 /// The benchmarks of `tdquant bench`.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Full-precision forward time (candle) for one LR image.
     Fp {
-        /// SwinIR-light weights. Default: the stand-in x4 model.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Where the model runs (cuda: needs a build with `--features cuda`).
-        #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
-        device: ComputeDevice,
+        #[command(flatten)]
+        fp: FpModelArgs,
         /// LR image size (square).
         #[arg(long, default_value_t = 256)]
         size: usize,
@@ -28,12 +35,8 @@ pub enum BenchCommand {
     },
     /// One DQC step (teacher + fake-quant student forward, backward, Adam).
     Dqc {
-        /// SwinIR-light weights. Default: the stand-in x4 model.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Where the step runs (cuda: needs a build with `--features cuda`).
-        #[arg(long, value_enum, default_value_t = ComputeDevice::Cpu)]
-        device: ComputeDevice,
+        #[command(flatten)]
+        fp: FpModelArgs,
         /// Bit width (W = A).
         #[arg(long, default_value_t = 4, value_parser = bits_parser())]
         bits: u8,
@@ -78,25 +81,24 @@ pub enum BenchCommand {
 impl BenchCommand {
     pub fn run(self, root: &Path) -> anyhow::Result<()> {
         match self {
-            Self::Fp {
-                model,
-                device,
+            Self::Fp { fp, size, iters } => app::bench_fp(
+                &model_or_default(fp.model, root),
+                fp.device,
+                size,
                 size,
                 iters,
-            } => {
-                app::bench_fp(&model_or_default(model, root), device, size, size, iters).map(|_| ())
-            }
+            )
+            .map(|_| ()),
             Self::Dqc {
-                model,
-                device,
+                fp,
                 bits,
                 batch,
                 micro_batch,
                 patch,
                 iters,
             } => app::bench_dqc(
-                &model_or_default(model, root),
-                device,
+                &model_or_default(fp.model, root),
+                fp.device,
                 bits,
                 batch,
                 micro_batch,

@@ -24,8 +24,15 @@ impl ComputeDevice {
                 "--device cuda: this tdquant was built without CUDA; rebuild it with \
                  `cargo build --release --features cuda` (see the README, \"GPU calibration\")"
             ),
-            Self::Cuda => Device::new_cuda(0)
-                .map_err(|e| anyhow::anyhow!("--device cuda: CUDA device 0 cannot be used: {e}")),
+            Self::Cuda => Device::new_cuda(0).map_err(|e| {
+                // The driver's error, without the backtrace candle attaches
+                // under RUST_BACKTRACE.
+                let e = match e {
+                    candle_core::Error::WithBacktrace { inner, .. } => *inner,
+                    e => e,
+                };
+                anyhow::anyhow!("--device cuda: CUDA device 0 cannot be used: {e}")
+            }),
         }
     }
 }

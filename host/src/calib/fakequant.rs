@@ -418,7 +418,12 @@ pub fn fake_quant(x: &Tensor, lower: &Tensor, upper: &Tensor, bits: u8) -> Resul
 fn fake_quant_portable(x: &Tensor, lower: &Tensor, upper: &Tensor, levels: f32) -> Result<Tensor> {
     let dev = x.device();
     let shape = x.shape();
-    let (l, u) = (lower.reshape(())?, upper.reshape(())?);
+    // The bound variables live on the CPU; candle moves them here and their
+    // gradients back.
+    let (l, u) = (
+        lower.to_device(dev)?.reshape(())?,
+        upper.to_device(dev)?.reshape(())?,
+    );
     let n = Tensor::new(levels, dev)?;
     let s = (&u - &l)?.div(&n)?;
     let (lb, ub) = (l.broadcast_as(shape)?, u.broadcast_as(shape)?);

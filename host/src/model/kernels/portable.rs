@@ -23,7 +23,18 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `scale·(x·wᵀ + b)` over the last dim of `x` (`w`: `[out, in]`).
 pub fn linear_scaled(x: &Tensor, w: &Tensor, b: &Tensor, scale: f64) -> Result<Tensor> {
-    let y = x.broadcast_matmul(&w.t()?)?.broadcast_add(b)?;
+    // One 2-D product (a plain cuBLAS GEMM with `w` transposed), not a broadcast batch.
+    let (n, k) = w.dims2()?;
+    let mut dims = x.dims().to_vec();
+    let m = x.elem_count() / k;
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    let y = x
+        .reshape((m, k))?
+        .matmul(&w.t()?)?
+        .broadcast_add(b)?
+        .reshape(dims)?;
     if scale == 1.0 {
         Ok(y)
     } else {

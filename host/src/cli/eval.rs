@@ -64,7 +64,7 @@ impl EvalArgs {
         if let Some(int) = int {
             if device != ComputeDevice::Cpu {
                 anyhow::bail!(
-                    "--int runs the integer model on the CPU (`tdquant parity --b cuda` runs it on a GPU); drop --device"
+                    "--int runs the integer model on the CPU (`tdquant parity --b cuda-fused` runs it on a GPU); drop --device"
                 );
             }
             let tiles = tile.map(|t| TileChoice {

@@ -43,8 +43,10 @@ def main() -> None:
         'static const char *tdq_stub_msg __attribute__((unused)) = "no CUDA (tdquant stub library)";',
         "static void *tdq_stub_handle[1] __attribute__((unused));",
     ]
-    for lib, test, code in LIBS:
-        mine = [s for s in symbols if test(s) and not any(t(s) for _, t, _ in LIBS[: LIBS.index((lib, test, code))])]
+    for k, (lib, test, code) in enumerate(LIBS):
+        # A symbol belongs to the first library whose test it passes.
+        earlier = [t for _, t, _ in LIBS[:k]]
+        mine = [s for s in symbols if test(s) and not any(t(s) for t in earlier)]
         out.append(f"\n#if defined(TDQ_STUB_{lib})")
         for s in mine:
             if STRING_RESULT.search(s):

@@ -60,8 +60,14 @@ fn with_window_terms(logits: &Tensor, terms: &WindowTerms) -> Result<Tensor> {
     let Some(mask) = &terms.mask else {
         return Ok(x);
     };
+    // Built on the device from the 4 mask classes and each window's class, so a
+    // block uploads 64 KiB and a byte per window, not the whole `nW·64·64` mask.
     let nw = terms.n_windows;
-    let mask = Tensor::from_vec(mask.expand(), (1, nw, 1, N, N), dev)?;
+    let classes = Tensor::from_slice(&mask.classes, (mask.classes.len() / (N * N), N * N), dev)?;
+    let class_of = Tensor::from_iter(mask.window_class.iter().map(|&c| u32::from(c)), dev)?;
+    let mask = classes
+        .index_select(&class_of, 0)?
+        .reshape((1, nw, 1, N, N))?;
     x.reshape((bw / nw, nw, heads, N, N))?
         .broadcast_add(&mask)?
         .reshape((bw, heads, N, N))

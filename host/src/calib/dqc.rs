@@ -399,20 +399,25 @@ pub fn teacher(model: &SwinIR, x: &Tensor) -> anyhow::Result<(Tensor, Vec<Tensor
     ))
 }
 
-/// What one micro-batch adds to a DQC step: the loss gradient of each bound
-/// variable (`None` where the loss does not reach it) and the loss terms.
-struct MicroStep {
-    grads: Vec<Option<f32>>,
-    total: f64,
-    output: f64,
-    feature: f64,
+/// What one micro-batch adds to a DQC step.
+pub struct MicroStep {
+    /// The loss gradient of each bound variable (`None` where the loss does
+    /// not reach it).
+    pub grads: Vec<Option<f32>>,
+    /// The loss.
+    pub total: f64,
+    /// Its output term.
+    pub output: f64,
+    /// Its feature term.
+    pub feature: f64,
 }
 
 /// The teacher and fake-quant student passes, loss and backward of the `n`
 /// samples of `x` from `start`, part of a batch of `full_batch`, through a
-/// hook over `quantizers` (another thread's, sharing their variables).
+/// hook over `quantizers` (another thread's, sharing their variables), on
+/// the model's device.
 #[allow(clippy::too_many_arguments)]
-fn micro_step(
+pub fn micro_step(
     model: &SwinIR,
     bits: u8,
     quantizers: &[FakeQuantizer],

@@ -1,10 +1,10 @@
 //! One pass of the stand-in model for comparing two ways of running it (fused CPU kernels,
-//! their device compositions, a GPU): FP output, W4A4 fake-quant output, DQC loss and bound
-//! gradients, and the tolerances such runs must meet. Included by `portable_model.rs` and
+//! their device compositions, a GPU): FP output, W4A4 fake-quant output, and the DQC loss and
+//! bound gradients of `calib::dqc::micro_step`, and the tolerances such runs must meet. Included by `portable_model.rs` and
 //! `calib_cuda.rs`.
 
 use candle_core::{Device, Tensor};
-use tdquant_host::calib::dqc::{dqc_loss, teacher, DqcConfig};
+use tdquant_host::calib::dqc::{micro_step, DqcConfig};
 use tdquant_host::calib::quantmodel::{HookMode, InitMethod, InitPlan};
 use tdquant_host::calib::QuantHook;
 use tdquant_host::model::SwinIR;
@@ -13,7 +13,7 @@ use tdquant_host::model::SwinIR;
 pub struct Pass {
     fp: Vec<f32>,
     quant: Vec<f32>,
-    loss: f32,
+    loss: f64,
     grads: Vec<f32>,
 }
 
@@ -40,22 +40,15 @@ pub fn pass(model: &SwinIR, x: &Tensor, bounds: &[(f32, f32)]) -> Pass {
     let hook = QuantHook::from_bounds(4, bounds).unwrap();
     hook.set_mode(HookMode::Quantize);
     let quant = model.forward_with(&x, &hook).unwrap();
-    let (out_fp, feats_fp) = teacher(model, &x).unwrap();
-    hook.set_differentiable(true);
-    hook.record_features(true);
-    let out_q = model.forward_with(&x, &hook).unwrap();
-    let feats_q = hook.take_features().unwrap();
-    let loss = dqc_loss(&out_q, &out_fp, &feats_q, &feats_fp, &DqcConfig::paper()).unwrap();
-    let grads = loss.total.backward().unwrap();
+    // What a DQC step computes for the whole batch as one micro-batch.
+    let batch = x.dim(0).unwrap();
+    let (quantizers, vars, cfg) = (hook.quantizers(), hook.vars(), DqcConfig::paper());
+    let step = micro_step(model, 4, quantizers, &vars, &x, 0, batch, &cfg, batch).unwrap();
     Pass {
         fp: flat(&fp),
         quant: flat(&quant),
-        loss: loss.total.to_vec0::<f32>().unwrap(),
-        grads: hook
-            .vars()
-            .iter()
-            .map(|v| grads.get(v.as_tensor()).map_or(0.0, |g| flat(g)[0]))
-            .collect(),
+        loss: step.total,
+        grads: step.grads.iter().map(|g| g.unwrap_or(0.0)).collect(),
     }
 }
 

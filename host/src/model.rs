@@ -500,10 +500,13 @@ pub fn bench_fp_forward(model: &SwinIR, h: usize, w: usize, iters: usize) -> Res
         .collect();
     let x = Tensor::from_vec(data, (1, 3, h, w), model.device())?;
     let _ = model.upscale(&x)?;
+    model.device().synchronize()?;
     let mut times = Vec::with_capacity(iters.max(1));
     for _ in 0..iters.max(1) {
         let t0 = Instant::now();
         let y = model.upscale(&x)?;
+        // A GPU runs the launches asynchronously: time their completion.
+        model.device().synchronize()?;
         drop(y);
         times.push(t0.elapsed());
     }

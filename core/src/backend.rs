@@ -166,7 +166,14 @@ impl IntegerBackend for ScalarOracle {
         let mut words = alloc::vec![0i32; len.words];
         let mut bytes = alloc::vec![0u8; len.bytes];
         crate::int::upscale(
-            args.model, args.img, args.h, args.w, args.out, &mut words, &mut bytes,
+            &mut crate::int::ScalarKernels,
+            args.model,
+            args.img,
+            args.h,
+            args.w,
+            args.out,
+            &mut words,
+            &mut bytes,
         )?;
         Ok(())
     }

@@ -120,6 +120,10 @@ pub mod kernels;
 pub mod parity;
 pub mod profile;
 
+/// The integer `.tdq` model the upscaling binaries embed: the file `TDQ_INT_MODEL` names at
+/// build time (`build.rs`), or nothing, which they reject at run time.
+pub static INT_MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
+
 /// Ends the run with status 0 if `ok`, else 1, through semihosting (so
 /// QEMU's own exit code carries it).
 pub fn exit(ok: bool) -> ! {

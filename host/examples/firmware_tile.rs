@@ -8,7 +8,7 @@
 //! ```
 
 use anyhow::{bail, Context, Result};
-use tdquant_core::int::{runner, IntModel};
+use tdquant_core::int::{runner, IntModel, ScalarKernels};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,8 +35,17 @@ fn main() -> Result<()> {
     let need = runner::scratch_len(side, side).context("tile too large")?;
     let mut words = vec![0i32; need.words];
     let mut work = vec![0u8; need.bytes];
-    runner::upscale(&model, &tile, side, side, &mut out, &mut words, &mut work)
-        .map_err(|e| anyhow::anyhow!("integer oracle: {e}"))?;
+    runner::upscale(
+        &mut ScalarKernels,
+        &model,
+        &tile,
+        side,
+        side,
+        &mut out,
+        &mut words,
+        &mut work,
+    )
+    .map_err(|e| anyhow::anyhow!("integer oracle: {e}"))?;
     std::fs::write(out_path, &tile).with_context(|| format!("writing {out_path}"))?;
     let hex = tdquant_host::weights::sha256_hex(&out);
     println!("TDQ tile h={side} w={side} scale={s} sha256={hex}");

@@ -58,8 +58,17 @@ impl IntSr {
         let mut bytes = vec![0u8; need.bytes];
         let s = self.scale;
         let mut out = vec![0u8; h * w * 3 * s * s];
-        int::upscale(&self.model(), img, h, w, &mut out, &mut words, &mut bytes)
-            .map_err(|e| anyhow::anyhow!("integer upscale: {e}"))?;
+        int::upscale(
+            &mut int::ScalarKernels,
+            &self.model(),
+            img,
+            h,
+            w,
+            &mut out,
+            &mut words,
+            &mut bytes,
+        )
+        .map_err(|e| anyhow::anyhow!("integer upscale: {e}"))?;
         Ok(out)
     }
 

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use common::Rng;
 use tdquant_core::int::model::meta;
 use tdquant_core::int::{
-    self, IntModel, IntModelError, RunError, SectionKind, SectionLayout, Tiling,
+    self, IntModel, IntModelError, RunError, ScalarKernels, SectionKind, SectionLayout, Tiling,
 };
 use tdquant_core::BitWidth;
 use tdquant_host::data_root::{data_root_for, TestData};
@@ -41,7 +41,16 @@ fn run_random(
     let mut words = vec![0i32; need.words];
     let mut bytes = vec![0u8; need.bytes];
     let mut out = vec![0u8; h * w * 3 * s * s];
-    int::upscale(model, &img, h, w, &mut out, &mut words, &mut bytes)?;
+    int::upscale(
+        &mut ScalarKernels,
+        model,
+        &img,
+        h,
+        w,
+        &mut out,
+        &mut words,
+        &mut bytes,
+    )?;
     Ok(out)
 }
 
@@ -247,36 +256,31 @@ fn random_images_sizes_and_buffers() {
     let mut words = vec![0i32; need.words];
     let mut bytes = vec![0u8; need.bytes];
     let mut out = vec![0u8; h * w * 3 * 16];
+    let upscale = |img: &[u8], h, w, out: &mut [u8], words: &mut [i32], bytes: &mut [u8]| {
+        int::upscale(&mut ScalarKernels, &model, img, h, w, out, words, bytes)
+    };
     assert!(matches!(
-        int::upscale(&model, &img[1..], h, w, &mut out, &mut words, &mut bytes),
+        upscale(&img[1..], h, w, &mut out, &mut words, &mut bytes),
         Err(RunError::InputLength { .. })
     ));
     assert!(matches!(
-        int::upscale(&model, &img, h, w, &mut out[1..], &mut words, &mut bytes),
+        upscale(&img, h, w, &mut out[1..], &mut words, &mut bytes),
         Err(RunError::OutputLength { .. })
     ));
     assert!(matches!(
-        int::upscale(&model, &img, h, w, &mut out, &mut words[1..], &mut bytes),
+        upscale(&img, h, w, &mut out, &mut words[1..], &mut bytes),
         Err(RunError::ScratchTooSmall { .. })
     ));
     assert!(matches!(
-        int::upscale(&model, &img, h, w, &mut out, &mut words, &mut bytes[1..]),
+        upscale(&img, h, w, &mut out, &mut words, &mut bytes[1..]),
         Err(RunError::ScratchTooSmall { .. })
     ));
     assert!(matches!(
-        int::upscale(&model, &[], 0, w, &mut [], &mut words, &mut bytes),
+        upscale(&[], 0, w, &mut [], &mut words, &mut bytes),
         Err(RunError::BadSize)
     ));
     assert!(matches!(
-        int::upscale(
-            &model,
-            &img,
-            usize::MAX,
-            2,
-            &mut out,
-            &mut words,
-            &mut bytes
-        ),
+        upscale(&img, usize::MAX, 2, &mut out, &mut words, &mut bytes),
         Err(RunError::BadSize)
     ));
     assert!(int::scratch_len(usize::MAX, usize::MAX).is_none());
@@ -296,7 +300,7 @@ fn random_images_sizes_and_buffers() {
     // Larger buffers than needed are fine.
     let mut words2 = vec![0i32; need.words + 17];
     let mut bytes2 = vec![0u8; need.bytes + 3];
-    int::upscale(&model, &img, h, w, &mut out, &mut words2, &mut bytes2).unwrap();
+    upscale(&img, h, w, &mut out, &mut words2, &mut bytes2).unwrap();
 }
 
 #[test]
@@ -310,6 +314,7 @@ fn tiling_rules() {
         let need = int::scratch_len(h, w).unwrap();
         let mut out = vec![0u8; h * w * 48];
         int::upscale(
+            &mut ScalarKernels,
             &model,
             &img,
             h,

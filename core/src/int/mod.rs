@@ -47,8 +47,8 @@ use core::fmt;
 pub use kernels::{IntKernels, ScalarKernels};
 pub use model::{IntModel, IntModelError};
 pub use runner::{
-    check_io, scratch_len, upscale, upscale_tiled, upscale_tiled_with, upscale_with, PixelSink,
-    RunError, ScratchLen, Tiling,
+    check_io, scratch_len, upscale, upscale_tiled, upscale_tiled_with, PixelSink, RunError,
+    ScratchLen, Tiling,
 };
 pub use section_layout::{SectionKind, SectionLayout};
 pub use view::{I32Src, LeI16, LeI32};

@@ -45,8 +45,9 @@
 //! # Kernels
 //!
 //! The hot operators go through an [`IntKernels`] implementation:
-//! [`upscale`] and [`upscale_tiled`] use [`ScalarKernels`] (the oracle);
-//! [`upscale_with`] and [`upscale_tiled_with`] take a backend's own.
+//! [`upscale`] and [`upscale_tiled_with`] take a backend's own
+//! ([`ScalarKernels`](super::kernels::ScalarKernels) is the oracle);
+//! [`upscale_tiled`] runs the oracle's.
 //!
 //! # Tiling ([`upscale_tiled`])
 //!
@@ -76,7 +77,7 @@ use core::fmt;
 
 use super::arith::{clamp_i16, clamp_stream, rshift_round};
 use super::attention::{AvCall, SoftmaxCall};
-use super::kernels::{IntKernels, ScalarKernels};
+use super::kernels::IntKernels;
 use super::layernorm::LnParams;
 use super::linear::LinearCall;
 use super::ln_codes::LnQuantizer;
@@ -198,7 +199,8 @@ fn mirror(i: usize, n: usize) -> usize {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+/// A rectangle of LR pixels: rows `y..y + h`, columns `x..x + w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Rect {
     pub(crate) y: usize,
     pub(crate) x: usize,
@@ -232,24 +234,13 @@ pub fn check_io(
 }
 
 /// Upscales an `h × w` RGB image (`img`: `h·w·3` bytes, row-major,
-/// interleaved) into `out` (`(s·h)·(s·w)·3` bytes) as one region: pads to a
-/// multiple of 8 with the edge-repeating mirror, runs the integer network,
-/// crops. Scratch: [`scratch_len`]`(h, w)`.
-pub fn upscale(
-    model: &IntModel<'_>,
-    img: &[u8],
-    h: usize,
-    w: usize,
-    out: &mut [u8],
-    words: &mut [i32],
-    bytes: &mut [u8],
-) -> Result<(), RunError> {
-    upscale_with(&mut ScalarKernels, model, img, h, w, out, words, bytes)
-}
-
-/// [`upscale`] with the operators of `kernels`.
+/// interleaved) into `out` (`(s·h)·(s·w)·3` bytes) as one region with the
+/// operators of `kernels` (the oracle's:
+/// [`ScalarKernels`](super::kernels::ScalarKernels)): pads to a multiple of
+/// 8 with the edge-repeating mirror, runs the integer network, crops.
+/// Scratch: [`scratch_len`]`(h, w)`.
 #[allow(clippy::too_many_arguments)]
-pub fn upscale_with<K: IntKernels>(
+pub fn upscale<K: IntKernels>(
     kernels: &mut K,
     model: &IntModel<'_>,
     img: &[u8],
@@ -367,7 +358,13 @@ pub(crate) fn run_region<K: IntKernels, S: PixelSink>(
         r0.copy_from_slice(r);
         for b in 0..DEPTH {
             let index = l * DEPTH + b;
-            swin_block(kernels, model, index, &model.block(index), r, hp, wp, work)?;
+            let block = SwinBlock {
+                model,
+                index,
+                params: model.block(index),
+            };
+            block.attention(kernels, r, hp, wp, work)?;
+            block.mlp(kernels, r, hp * wp, work)?;
         }
         to_i16(r, model.rstb_shift(l));
         let skip = &mut *r0;
@@ -491,23 +488,6 @@ fn layer_norm_stream<K: IntKernels>(
     Ok(())
 }
 
-/// One Swin block on the stream `r` (`hp × wp × 60`), in place.
-#[allow(clippy::too_many_arguments)]
-#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-fn swin_block<K: IntKernels>(
-    kernels: &mut K,
-    model: &IntModel<'_>,
-    index: usize,
-    bp: &BlockParams<'_>,
-    r: &mut [i32],
-    hp: usize,
-    wp: usize,
-    work: &mut [u8],
-) -> Result<(), RunError> {
-    attention(kernels, model, index, bp, r, hp, wp, work)?;
-    mlp(kernels, model, index, bp, r, hp * wp, work)
-}
-
 /// Region label (0, 1, 2) of rolled coordinate `i` of a side of length `n`:
 /// `[0, n−8)`, `[n−8, n−4)`, `[n−4, n)`.
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
@@ -549,131 +529,138 @@ pub fn window_tokens(
     }
 }
 
-/// The attention branch of a block, window by window.
-///
-/// Work planes: the q, k, v input codes in planes 0, 1, 2; the q codes go to
-/// plane 3, then the k codes overwrite the spent q inputs (plane 0), the v
-/// codes the k inputs (plane 1), and the P·v codes the v inputs (plane 2).
-#[allow(clippy::too_many_arguments)]
-#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-fn attention<K: IntKernels>(
-    kernels: &mut K,
-    model: &IntModel<'_>,
+/// One Swin block of the model: its attention branch and then its MLP
+/// branch update the stream `r` (`hp × wp × 60`) in place.
+struct SwinBlock<'m, 'a> {
+    model: &'m IntModel<'a>,
+    /// Block number (`layer · DEPTH + block`), which selects its weight rows.
     index: usize,
-    bp: &BlockParams<'_>,
-    r: &mut [i32],
-    hp: usize,
-    wp: usize,
-    work: &mut [u8],
-) -> Result<(), RunError> {
-    let levels = model.bits().levels();
-    let plane = TOKENS * EMBED;
-    let (p0, rest) = work.split_at_mut(plane);
-    let (p1, rest) = rest.split_at_mut(plane);
-    let (p2, rest) = rest.split_at_mut(plane);
-    let (p3, rest) = rest.split_at_mut(plane);
-    let probs = rest.get_mut(..TOKENS * TOKENS).ok_or(RunError::BadSize)?;
-    let row0 = u32::try_from(index * 4 * EMBED).map_err(|_| RunError::BadSize)?;
-    let e32 = EMBED as u32;
-    let mut xhat = [0i32; EMBED];
-    let mut pos = [0usize; TOKENS];
-    let mut labels = [0u8; TOKENS];
-    let w = model.w_attn();
-    let ln1 = decode_ln(&bp.ln1);
-    // One at a time: each is a 4 KiB table, and a temporary array of three
-    // results would sit beside the three on a firmware's stack.
-    let quant_q = LnQuantizer::new(&ln1, &bp.fq_q)?;
-    let quant_k = LnQuantizer::new(&ln1, &bp.fq_k)?;
-    let quant_v = LnQuantizer::new(&ln1, &bp.fq_v)?;
-    for wy in 0..hp / WINDOW {
-        for wx in 0..wp / WINDOW {
-            window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);
-            for (t, &p) in pos.iter().enumerate() {
-                normalize_pixel(kernels, ln1.eps_t, r, p, &mut xhat)?;
-                let token = t * EMBED..(t + 1) * EMBED;
-                quant_q.codes(&xhat, token_codes(p0, token.clone())?);
-                quant_k.codes(&xhat, token_codes(p1, token.clone())?);
-                quant_v.codes(&xhat, token_codes(p2, token)?);
-            }
-            let q = LinearCall::new(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q);
-            kernels.linear_codes(&q, levels, p3)?;
-            let (qc, kin, vin) = (&*p3, &*p1, &*p2);
-            let (k0, v0) = (row0 + e32, row0 + 2 * e32);
-            let k = LinearCall::new(kin, EMBED, w, k0, EMBED, &bp.aff_k, &bp.c_k);
-            kernels.linear_codes(&k, levels, p0)?;
-            let v = LinearCall::new(vin, EMBED, w, v0, EMBED, &bp.aff_v, &bp.c_v);
-            kernels.linear_codes(&v, levels, p1)?;
-            let (kc, vc, oc) = (&*p0, &*p1, &mut *p2);
-            let mask = bp.shifted.then_some(&labels[..]);
-            for h in 0..HEADS {
-                let col = h * HEAD_DIM;
-                let softmax = SoftmaxCall {
-                    q: qc,
-                    k: kc,
-                    stride: EMBED,
-                    col,
-                    qk: &bp.qk,
-                    rpb: bp.rpb.sub(h * RPB_ROWS, RPB_ROWS),
-                    labels: mask,
-                    thresholds: &bp.prob,
-                };
-                kernels.softmax_codes(&softmax, probs)?;
-                let av = AvCall {
-                    probs,
-                    v: vc,
-                    stride: EMBED,
-                    col,
-                    av: &bp.av,
-                    levels,
-                    out_stride: EMBED,
-                };
-                kernels.av_codes(&av, oc)?;
-            }
-            let proj_row0 = row0 + 3 * e32;
-            let proj = LinearCall::new(oc, EMBED, w, proj_row0, EMBED, &bp.aff_proj, &bp.c_proj);
-            kernels.linear_stream(&proj, &pos, EMBED, r)?;
-        }
-    }
-    Ok(())
+    params: BlockParams<'a>,
 }
 
-/// The MLP branch of a block, 64 tokens at a time.
-#[allow(clippy::too_many_arguments)]
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)] // see the module docs, Index arithmetic
-fn mlp<K: IntKernels>(
-    kernels: &mut K,
-    model: &IntModel<'_>,
-    index: usize,
-    bp: &BlockParams<'_>,
-    r: &mut [i32],
-    pixels: usize,
-    work: &mut [u8],
-) -> Result<(), RunError> {
-    let (fc1in, rest) = work.split_at_mut(TOKENS * EMBED);
-    let hidden = rest.get_mut(..TOKENS * MLP).ok_or(RunError::BadSize)?;
-    let row1 = u32::try_from(index * MLP).map_err(|_| RunError::BadSize)?;
-    let row2 = u32::try_from(index * EMBED).map_err(|_| RunError::BadSize)?;
-    let mut xhat = [0i32; EMBED];
-    let ln2 = decode_ln(&bp.ln2);
-    let quant_fc1 = LnQuantizer::new(&ln2, &bp.fq_fc1)?;
-    let mut p0 = 0;
-    while p0 < pixels {
-        let n = TOKENS.min(pixels - p0);
-        for t in 0..n {
-            normalize_pixel(kernels, ln2.eps_t, r, p0 + t, &mut xhat)?;
-            quant_fc1.codes(&xhat, token_codes(fc1in, t * EMBED..(t + 1) * EMBED)?);
-        }
-        let (x1, w1) = (&fc1in[..n * EMBED], model.w_fc1());
-        let fc1 = LinearCall::new(x1, EMBED, w1, row1, MLP, &bp.aff_fc1, &bp.c_fc1);
-        kernels.linear_gelu(&fc1, &bp.gelu, hidden)?;
+impl SwinBlock<'_, '_> {
+    /// The attention branch of a block, window by window.
+    ///
+    /// Work planes: the q, k, v input codes in planes 0, 1, 2; the q codes go to
+    /// plane 3, then the k codes overwrite the spent q inputs (plane 0), the v
+    /// codes the k inputs (plane 1), and the P·v codes the v inputs (plane 2).
+    fn attention<K: IntKernels>(
+        &self,
+        kernels: &mut K,
+        r: &mut [i32],
+        hp: usize,
+        wp: usize,
+        work: &mut [u8],
+    ) -> Result<(), RunError> {
+        let bp = &self.params;
+        let levels = self.model.bits().levels();
+        let plane = TOKENS * EMBED;
+        let (p0, rest) = work.split_at_mut(plane);
+        let (p1, rest) = rest.split_at_mut(plane);
+        let (p2, rest) = rest.split_at_mut(plane);
+        let (p3, rest) = rest.split_at_mut(plane);
+        let probs = rest.get_mut(..TOKENS * TOKENS).ok_or(RunError::BadSize)?;
+        let row0 = u32::try_from(self.index * 4 * EMBED).map_err(|_| RunError::BadSize)?;
+        let e32 = EMBED as u32;
+        let mut xhat = [0i32; EMBED];
         let mut pos = [0usize; TOKENS];
-        for (t, p) in pos.iter_mut().enumerate() {
-            *p = p0 + t;
+        let mut labels = [0u8; TOKENS];
+        let w = self.model.w_attn();
+        let ln1 = decode_ln(&bp.ln1);
+        // One at a time: each is a 4 KiB table, and a temporary array of three
+        // results would sit beside the three on a firmware's stack.
+        let quant_q = LnQuantizer::new(&ln1, &bp.fq_q)?;
+        let quant_k = LnQuantizer::new(&ln1, &bp.fq_k)?;
+        let quant_v = LnQuantizer::new(&ln1, &bp.fq_v)?;
+        for wy in 0..hp / WINDOW {
+            for wx in 0..wp / WINDOW {
+                window_tokens(wy, wx, hp, wp, bp.shifted, &mut pos, &mut labels);
+                for (t, &p) in pos.iter().enumerate() {
+                    normalize_pixel(kernels, ln1.eps_t, r, p, &mut xhat)?;
+                    let token = t * EMBED..(t + 1) * EMBED;
+                    quant_q.codes(&xhat, token_codes(p0, token.clone())?);
+                    quant_k.codes(&xhat, token_codes(p1, token.clone())?);
+                    quant_v.codes(&xhat, token_codes(p2, token)?);
+                }
+                let q = LinearCall::new(p0, EMBED, w, row0, EMBED, &bp.aff_q, &bp.c_q);
+                kernels.linear_codes(&q, levels, p3)?;
+                let (qc, kin, vin) = (&*p3, &*p1, &*p2);
+                let (k0, v0) = (row0 + e32, row0 + 2 * e32);
+                let k = LinearCall::new(kin, EMBED, w, k0, EMBED, &bp.aff_k, &bp.c_k);
+                kernels.linear_codes(&k, levels, p0)?;
+                let v = LinearCall::new(vin, EMBED, w, v0, EMBED, &bp.aff_v, &bp.c_v);
+                kernels.linear_codes(&v, levels, p1)?;
+                let (kc, vc, oc) = (&*p0, &*p1, &mut *p2);
+                let mask = bp.shifted.then_some(&labels[..]);
+                for h in 0..HEADS {
+                    let col = h * HEAD_DIM;
+                    let softmax = SoftmaxCall {
+                        q: qc,
+                        k: kc,
+                        stride: EMBED,
+                        col,
+                        qk: &bp.qk,
+                        rpb: bp.rpb.sub(h * RPB_ROWS, RPB_ROWS),
+                        labels: mask,
+                        thresholds: &bp.prob,
+                    };
+                    kernels.softmax_codes(&softmax, probs)?;
+                    let av = AvCall {
+                        probs,
+                        v: vc,
+                        stride: EMBED,
+                        col,
+                        av: &bp.av,
+                        levels,
+                        out_stride: EMBED,
+                    };
+                    kernels.av_codes(&av, oc)?;
+                }
+                let proj_row0 = row0 + 3 * e32;
+                let proj =
+                    LinearCall::new(oc, EMBED, w, proj_row0, EMBED, &bp.aff_proj, &bp.c_proj);
+                kernels.linear_stream(&proj, &pos, EMBED, r)?;
+            }
         }
-        let (x2, w2) = (&hidden[..n * MLP], model.w_fc2());
-        let fc2 = LinearCall::new(x2, MLP, w2, row2, EMBED, &bp.aff_fc2, &bp.c_fc2);
-        kernels.linear_stream(&fc2, &pos[..n], EMBED, r)?;
-        p0 += n;
+        Ok(())
     }
-    Ok(())
+
+    /// The MLP branch of a block, 64 tokens at a time.
+    fn mlp<K: IntKernels>(
+        &self,
+        kernels: &mut K,
+        r: &mut [i32],
+        pixels: usize,
+        work: &mut [u8],
+    ) -> Result<(), RunError> {
+        let bp = &self.params;
+        let (fc1in, rest) = work.split_at_mut(TOKENS * EMBED);
+        let hidden = rest.get_mut(..TOKENS * MLP).ok_or(RunError::BadSize)?;
+        let row1 = u32::try_from(self.index * MLP).map_err(|_| RunError::BadSize)?;
+        let row2 = u32::try_from(self.index * EMBED).map_err(|_| RunError::BadSize)?;
+        let mut xhat = [0i32; EMBED];
+        let ln2 = decode_ln(&bp.ln2);
+        let quant_fc1 = LnQuantizer::new(&ln2, &bp.fq_fc1)?;
+        let mut p0 = 0;
+        while p0 < pixels {
+            let n = TOKENS.min(pixels - p0);
+            for t in 0..n {
+                normalize_pixel(kernels, ln2.eps_t, r, p0 + t, &mut xhat)?;
+                quant_fc1.codes(&xhat, token_codes(fc1in, t * EMBED..(t + 1) * EMBED)?);
+            }
+            let (x1, w1) = (&fc1in[..n * EMBED], self.model.w_fc1());
+            let fc1 = LinearCall::new(x1, EMBED, w1, row1, MLP, &bp.aff_fc1, &bp.c_fc1);
+            kernels.linear_gelu(&fc1, &bp.gelu, hidden)?;
+            let mut pos = [0usize; TOKENS];
+            for (t, p) in pos.iter_mut().enumerate() {
+                *p = p0 + t;
+            }
+            let (x2, w2) = (&hidden[..n * MLP], self.model.w_fc2());
+            let fc2 = LinearCall::new(x2, MLP, w2, row2, EMBED, &bp.aff_fc2, &bp.c_fc2);
+            kernels.linear_stream(&fc2, &pos[..n], EMBED, r)?;
+            p0 += n;
+        }
+        Ok(())
+    }
 }

@@ -18,9 +18,8 @@ use sha2::{Digest, Sha256};
 use tdquant_core::int::{runner, IntModel, PixelSink, Tiling};
 use tdquant_firmware_example::clock::{self, Clock};
 use tdquant_firmware_example::kernels::DspKernels;
-use tdquant_firmware_example::{exit, hex, parse_usize};
+use tdquant_firmware_example::{exit, hex, parse_usize, INT_MODEL};
 
-static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
 static IMAGE: &[u8] = include_bytes!(env!("TDQ_IMAGE_PATH"));
 const IMAGE_H: usize = parse_usize(env!("TDQ_IMAGE_H"));
 const IMAGE_W: usize = parse_usize(env!("TDQ_IMAGE_W"));
@@ -129,11 +128,11 @@ fn main() -> ! {
 /// allocated in `run`'s.
 #[inline(never)]
 fn parse_model() -> Option<IntModel<'static>> {
-    IntModel::parse(MODEL)
+    IntModel::parse(INT_MODEL)
         .map_err(|e| {
             defmt::error!(
                 "TDQ model rejected ({=usize} bytes): {}",
-                MODEL.len(),
+                INT_MODEL.len(),
                 defmt::Display2Format(&e)
             );
         })

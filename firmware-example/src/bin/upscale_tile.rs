@@ -22,9 +22,8 @@ use tdquant_core::int::{runner, IntKernels, IntModel, ScalarKernels};
 use tdquant_firmware_example::clock::{self, Clock};
 use tdquant_firmware_example::kernels::DspKernels;
 use tdquant_firmware_example::profile::{Profiled, N_OPS, OPS};
-use tdquant_firmware_example::{exit, parse_usize};
+use tdquant_firmware_example::{exit, parse_usize, INT_MODEL};
 
-static MODEL: &[u8] = include_bytes!(env!("TDQ_INT_MODEL_PATH"));
 static TILE: &[u8] = include_bytes!(env!("TDQ_TILE_PATH"));
 const TILE_H: usize = parse_usize(env!("TDQ_TILE_H"));
 const TILE_W: usize = parse_usize(env!("TDQ_TILE_W"));
@@ -61,7 +60,7 @@ fn infer<K: IntKernels>(
     bytes: &mut [u8],
 ) -> (Result<(), runner::RunError>, [u64; N_OPS], [u32; N_OPS]) {
     let mut profiled = Profiled::new(kernels, clock);
-    let result = runner::upscale_with(
+    let result = runner::upscale(
         &mut profiled,
         model,
         TILE,
@@ -84,12 +83,12 @@ fn run() -> bool {
     let Some(cp) = cortex_m::Peripherals::take() else {
         return false;
     };
-    let model = match IntModel::parse(MODEL) {
+    let model = match IntModel::parse(INT_MODEL) {
         Ok(m) => m,
         Err(e) => {
             defmt::error!(
                 "TDQ model rejected ({=usize} bytes): {}",
-                MODEL.len(),
+                INT_MODEL.len(),
                 defmt::Display2Format(&e)
             );
             return false;
@@ -133,7 +132,7 @@ fn run() -> bool {
     let hex = core::str::from_utf8(&hex).unwrap_or("?");
     defmt::info!(
         "TDQ sizes model_bytes={=usize} scratch_bytes={=usize} output_bytes={=usize}",
-        MODEL.len(),
+        INT_MODEL.len(),
         WORDS * 4 + runner::WORK_BYTES,
         out_len
     );

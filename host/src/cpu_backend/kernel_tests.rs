@@ -171,7 +171,7 @@ fn i64_words(v: &[i64]) -> Vec<i32> {
 
 isa_kernel_test! {
     fn conv(isa in [Portable, Avx2, Avx512Vnni];
-        shape in prop_oneof![Just((3usize, 60usize)), Just((60, 60)), Just((60, 48)), Just((5, 20)), Just((64, 64))],
+        shape in prop_oneof![Just((3usize, 60usize)), Just((60, 60)), Just((60, 48)), Just((5, 20)), Just((64, 64)), Just((8, 16))],
         h in 1usize..6,
         w in 1usize..11,
         wmax in prop_oneof![Just(1i16), Just(20i16), Just(127i16), Just(i16::MAX)],

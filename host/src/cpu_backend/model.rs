@@ -15,6 +15,8 @@ use super::dispatch::Kernels;
 use super::prepared::{decode, unpack, FastBlock, FastConv, Lin};
 use super::prepared_vnni::VBlock;
 use super::scalar::layernorm::layer_norm_stream;
+#[cfg(target_arch = "x86_64")]
+use super::scalar::stream::pad_i16;
 use super::scalar::stream::{add_skip, mirror, pad8, sized, to_i16};
 use crate::cpu_features::Isa;
 
@@ -381,13 +383,15 @@ pub(crate) fn run_conv(
     padded: &mut Vec<i16>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(bk) = kernels.block_kernels() {
-        if let Some(cv) = conv.v.as_ref() {
+    if let (Some(bk), Some(cv)) = (kernels.block_kernels(), conv.v.as_ref()) {
+        let padded: &[i16] = pad_i16(input, h, w, conv.cin, cv.cin_pad, padded);
+        let row = bk.conv_row;
+        out.par_chunks_mut(w * conv.cout)
+            .enumerate()
             // SAFETY: `Kernels::for_isa` installs explicit entries only when
             // the CPU has the features.
-            unsafe { (bk.conv_rows)(conv, cv, input, h, w, out, padded) };
-            return;
-        }
+            .for_each(|(y, orow)| unsafe { row(conv, cv, padded, w, y, orow) });
+        return;
     }
     let row = kernels.conv_row;
     out.par_chunks_mut(w * conv.cout)

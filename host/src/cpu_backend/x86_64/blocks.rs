@@ -20,12 +20,6 @@ use crate::cpu_backend::prepared_vnni::{
 use crate::cpu_backend::scalar::layernorm::{
     code_of, ln_apply, ln_stats, quant_token, rsr, LnStats,
 };
-use crate::cpu_backend::scalar::stream::pad_i16;
-
-/// Every output row of a convolution: `(conv, layout, input, h, w, out,
-/// padded-input scratch)`.
-pub(crate) type ConvRows =
-    unsafe fn(&FastConv, &ConvV, &[i32], usize, usize, &mut [i64], &mut Vec<i16>);
 
 /// One output row of a convolution on the zero-bordered `i16` input:
 /// `(conv, layout, padded input, w, y, row)`.
@@ -47,8 +41,8 @@ pub(crate) type WindowFn = unsafe fn(
 /// A level's entries of the dispatch table (they work on the layouts of
 /// `prepared_vnni`, which the model builds where its codes allow).
 pub(crate) struct BlockKernels {
-    /// Convolutions.
-    pub(crate) conv_rows: ConvRows,
+    /// Convolution rows.
+    pub(crate) conv_row: ConvRow,
     /// The attention branch of one block, updating the stream in place:
     /// `(model, block, layout, stream, hp, wp)`.
     pub(crate) attention: unsafe fn(&FastIntModel<'_>, usize, &VBlock, &mut [i32], usize, usize),
@@ -72,32 +66,6 @@ pub(crate) trait CodeOps {
 
     /// Core's `gelu_code` of every `t[j]` (`t.len()` a multiple of 8).
     unsafe fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]);
-}
-
-/// Every output row of `conv` (`out[p·cout + o]`, exactly as core's
-/// `Conv::run` emits it) through `row`, rows in parallel, on the
-/// zero-bordered `i16` copy of the input in `padded`.
-///
-/// # Safety
-/// The CPU must be able to run `row`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn conv_rows(
-    conv: &FastConv,
-    cv: &ConvV,
-    input: &[i32],
-    h: usize,
-    w: usize,
-    out: &mut [i64],
-    padded: &mut Vec<i16>,
-    row: ConvRow,
-) {
-    let padded: &[i16] = pad_i16(input, h, w, conv.cin, cv.cin_pad, padded);
-    out.par_chunks_mut(w * conv.cout)
-        .enumerate()
-        .for_each(|(y, orow)| {
-            // SAFETY: the caller's CPU runs `row`.
-            unsafe { row(conv, cv, padded, w, y, orow) };
-        });
 }
 
 /// The attention branch of block `index`, windows in parallel, each
@@ -333,17 +301,18 @@ pub(crate) unsafe fn mlp_chunk<K: CodeOps>(
 
 /// One level's dispatch-table entries (`KERNELS`) and its [`CodeOps`]
 /// (`$ops`), in a level module with the same kernel names as every other
-/// (`conv::conv_rows`, `linear::linear`, `softmax::softmax_head`,
-/// `av::av_head`, `gelu::gelu_search`): the shared orchestration
+/// (`conv::PX`, `conv::requantize`, `linear::linear`, `softmax::softmax_head`,
+/// `av::av_head`, `gelu::gelu_search`) and its dot-product lanes (`$lanes`,
+/// for the shared convolution row `dot::conv_row`): the shared orchestration
 /// instantiated inside `#[target_feature]` functions of the level's
 /// `$features`, so that every primitive inlined into it is compiled for the
 /// level. The table installs `KERNELS` only on a CPU that has the features.
 macro_rules! level_kernels {
-    ($level:literal, $ops:ident, $features:literal) => {
+    ($level:literal, $ops:ident, $lanes:ty, $features:literal) => {
         #[doc = concat!("The ", $level, " entries of the dispatch table.")]
         pub(crate) const KERNELS: $crate::cpu_backend::x86_64::blocks::BlockKernels =
             $crate::cpu_backend::x86_64::blocks::BlockKernels {
-                conv_rows: conv_rows_level,
+                conv_row: conv_row_level,
                 attention: attention_level,
                 mlp_chunk: mlp_chunk_level,
             };
@@ -389,22 +358,27 @@ macro_rules! level_kernels {
             }
         }
 
-        /// Every output row of `conv` (see `blocks::conv_rows`).
+        /// Output row `y` of `conv` on the zero-bordered `i16` input,
+        /// compiled for the level (see `dot::conv_row`).
         ///
         /// # Safety
         /// The CPU must have the level's features.
-        unsafe fn conv_rows_level(
+        #[target_feature(enable = $features)]
+        unsafe fn conv_row_level(
             conv: &$crate::cpu_backend::prepared::FastConv,
             cv: &$crate::cpu_backend::prepared_vnni::ConvV,
-            input: &[i32],
-            h: usize,
+            padded: &[i16],
             w: usize,
-            out: &mut [i64],
-            padded: &mut Vec<i16>,
+            y: usize,
+            orow: &mut [i64],
         ) {
-            use $crate::cpu_backend::x86_64::blocks;
-            // SAFETY: the caller's CPU has the features `conv::conv_row` needs.
-            unsafe { blocks::conv_rows(conv, cv, input, h, w, out, padded, conv::conv_row) }
+            use $crate::cpu_backend::x86_64::dot;
+            // SAFETY: the features are enabled on this function.
+            unsafe {
+                dot::conv_row::<$lanes, { conv::PX }>(conv, cv, padded, w, y, orow, |sums, out| {
+                    conv::requantize(conv, cv, sums, out)
+                })
+            }
         }
 
         /// The attention branch of block `index` (see `blocks::attention`).

@@ -7,6 +7,7 @@
 //! The loops keep the products exact the way each width's operations
 //! document; the accumulators are the `i32` sums core computes.
 
+use crate::cpu_backend::prepared::FastConv;
 use crate::cpu_backend::prepared_vnni::{ConvV, LinV};
 
 /// The `i32`-lane operations of one vector width. Each is `unsafe`: it may
@@ -104,7 +105,7 @@ pub(crate) use dot_lanes;
 /// `acc[p·cout_pad + o]`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn conv_px<S: DotLanes, const NV: usize, const PX: usize>(
+unsafe fn conv_px<S: DotLanes, const NV: usize, const PX: usize>(
     cv: &ConvV,
     cin: usize,
     padded: &[i16],
@@ -154,6 +155,71 @@ pub(crate) unsafe fn conv_px<S: DotLanes, const NV: usize, const PX: usize>(
             // SAFETY: p·cp + o0 + LANES·(v + 1) ≤ PX·cp ≤ acc.len() (asserted).
             unsafe { S::store(acc.as_mut_ptr().add(p * cp + o0 + S::LANES * v), av) };
         }
+    }
+}
+
+/// The `i32` sums of `PX` output pixels from `x0` of row `y` for every
+/// output (`acc[p·cout_pad + o]`), up to four vectors of outputs at a time.
+#[inline(always)]
+unsafe fn conv_sums<S: DotLanes, const PX: usize>(
+    cv: &ConvV,
+    padded: &[i16],
+    w: usize,
+    y: usize,
+    x0: usize,
+    acc: &mut [i32],
+) {
+    let (cin, cp) = (cv.cin_pad, cv.cout_pad);
+    let mut o0 = 0;
+    while o0 < cp {
+        let nv = ((cp - o0) / S::LANES).min(4);
+        // SAFETY (each call): the caller runs on the width's features;
+        // `cout_pad` is a multiple of 16, so of `LANES`.
+        unsafe {
+            match nv {
+                4 => conv_px::<S, 4, PX>(cv, cin, padded, w, y, x0, o0, acc),
+                3 => conv_px::<S, 3, PX>(cv, cin, padded, w, y, x0, o0, acc),
+                2 => conv_px::<S, 2, PX>(cv, cin, padded, w, y, x0, o0, acc),
+                _ => conv_px::<S, 1, PX>(cv, cin, padded, w, y, x0, o0, acc),
+            }
+        }
+        o0 += nv.max(1) * S::LANES;
+    }
+}
+
+/// Output row `y` of `conv` on the zero-bordered `i16` input, `PX ≤ 4`
+/// pixels at a time (one at a time at the end of the row);
+/// `requantize(sums, out)` turns one pixel's `i32` sums into its `cout`
+/// outputs.
+#[inline(always)]
+pub(crate) unsafe fn conv_row<S: DotLanes, const PX: usize>(
+    conv: &FastConv,
+    cv: &ConvV,
+    padded: &[i16],
+    w: usize,
+    y: usize,
+    orow: &mut [i64],
+    requantize: impl Fn(&[i32], &mut [i64]),
+) {
+    let (cout, cp) = (conv.cout, cv.cout_pad);
+    assert!(PX <= 4 && cp <= 64);
+    let mut acc = [0i32; 4 * 64];
+    let mut x0 = 0;
+    while x0 < w {
+        let m = if w - x0 >= PX { PX } else { 1 };
+        // SAFETY: the caller runs on the width's features.
+        unsafe {
+            if m == PX {
+                conv_sums::<S, PX>(cv, padded, w, y, x0, &mut acc);
+            } else {
+                conv_sums::<S, 1>(cv, padded, w, y, x0, &mut acc);
+            }
+        }
+        for p in 0..m {
+            let dst = &mut orow[(x0 + p) * cout..(x0 + p + 1) * cout];
+            requantize(&acc[p * cp..(p + 1) * cp], dst);
+        }
+        x0 += m;
     }
 }
 

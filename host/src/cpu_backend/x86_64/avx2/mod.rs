@@ -46,4 +46,4 @@ super::dot::dot_lanes! {
         _mm256_add_epi32(acc, _mm256_loadu_si256(lin.wsum128.as_ptr().add(r).cast()));
 }
 
-super::blocks::level_kernels!("AVX2", Avx2Ops, "avx2");
+super::blocks::level_kernels!("AVX2", Avx2Ops, Avx2Lanes, "avx2");

@@ -3,10 +3,11 @@
 
 use std::arch::x86_64::*;
 
-use super::Avx512Lanes;
 use crate::cpu_backend::prepared::FastConv;
 use crate::cpu_backend::prepared_vnni::{ConvEpi, ConvV};
-use crate::cpu_backend::x86_64::dot::conv_px;
+
+/// Output pixels per pass of the shared row loop (`dot::conv_row`).
+pub(crate) const PX: usize = 4;
 
 /// `out[o] = requant_o.apply_i64(acc[o]) + bias_o` for `o < out.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
@@ -39,46 +40,13 @@ fn conv_epilogue_v(acc: &[i32], epi: &ConvEpi, out: &mut [i64]) {
     }
 }
 
-/// Output row `y` of `conv` on the zero-bordered `i16` input (AVX-512).
+/// One pixel's outputs from its `i32` sums: in `i64` lanes where the
+/// layout has the vector epilogue.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-pub(crate) unsafe fn conv_row(
-    conv: &FastConv,
-    cv: &ConvV,
-    padded: &[i16],
-    w: usize,
-    y: usize,
-    orow: &mut [i64],
-) {
-    const PX: usize = 4;
-    let (cin, cout, cp) = (cv.cin_pad, conv.cout, cv.cout_pad);
-    let mut acc = [0i32; PX * 64];
-    let mut x0 = 0;
-    while x0 < w {
-        let m = if w - x0 >= PX { PX } else { 1 };
-        // SAFETY: the features are enabled on this function.
-        unsafe {
-            match (cp, m) {
-                (16, PX) => conv_px::<Avx512Lanes, 1, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                (16, _) => conv_px::<Avx512Lanes, 1, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                (32, PX) => conv_px::<Avx512Lanes, 2, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                (32, _) => conv_px::<Avx512Lanes, 2, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                (48, PX) => conv_px::<Avx512Lanes, 3, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                (48, _) => conv_px::<Avx512Lanes, 3, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                (64, PX) => conv_px::<Avx512Lanes, 4, PX>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                (64, _) => conv_px::<Avx512Lanes, 4, 1>(cv, cin, padded, w, y, x0, 0, &mut acc),
-                _ => unreachable!("cout_pad is 16, 32, 48 or 64"),
-            }
-        }
-        for p in 0..m {
-            let (dst, sums) = (
-                &mut orow[(x0 + p) * cout..(x0 + p + 1) * cout],
-                &acc[p * cp..(p + 1) * cp],
-            );
-            match &cv.epi {
-                Some(epi) => conv_epilogue_v(sums, epi, dst),
-                None => conv.requantize_i32(sums, dst),
-            }
-        }
-        x0 += m;
+#[inline]
+pub(crate) fn requantize(conv: &FastConv, cv: &ConvV, sums: &[i32], out: &mut [i64]) {
+    match &cv.epi {
+        Some(epi) => conv_epilogue_v(sums, epi, out),
+        None => conv.requantize_i32(sums, out),
     }
 }

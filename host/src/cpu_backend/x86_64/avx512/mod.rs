@@ -37,5 +37,6 @@ super::dot::dot_lanes! {
 super::blocks::level_kernels!(
     "AVX-512 VNNI",
     Avx512Ops,
+    Avx512Lanes,
     "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"
 );

@@ -310,11 +310,7 @@ struct FakeQuantOp {
 }
 
 impl CustomOp3 for FakeQuantOp {
-    fn name(&self) -> &'static str {
-        "tdquant-fake-quant"
-    }
-
-    cpu_fwd!(|op, (x, l1), (lo, l2), (up, l3)| {
+    cpu_fwd!("tdquant-fake-quant", |op, (x, l1), (lo, l2), (up, l3)| {
         let (lo, up) = (one_value(lo, "lower bound")?, one_value(up, "upper bound")?);
         let mut out = vec![0f32; x.len()];
         fake_quant_f32_slice(x, lo, up, op.bits, &mut out)?;
@@ -354,11 +350,7 @@ struct FakeQuantBwdOp {
 }
 
 impl CustomOp2 for FakeQuantBwdOp {
-    fn name(&self) -> &'static str {
-        "tdquant-fake-quant-bwd"
-    }
-
-    cpu_fwd!(|op, (x, l1), (g, l2)| {
+    cpu_fwd!("tdquant-fake-quant-bwd", |op, (x, l1), (g, l2)| {
         if x.len() != g.len() {
             bail!(
                 "fake-quant backward: input has {} elements, gradient {}",

@@ -26,11 +26,7 @@ fn gelu_grad_slice(x: &[f32], g: &[f32], out: &mut [f32]) {
 }
 
 impl CustomOp1 for GeluOp {
-    fn name(&self) -> &'static str {
-        "tdq-gelu-erf"
-    }
-
-    cpu_fwd!(|op, (x, l)| {
+    cpu_fwd!("tdq-gelu-erf", |op, (x, l)| {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
@@ -49,11 +45,7 @@ impl CustomOp1 for GeluOp {
 }
 
 impl CustomOp2 for GeluGradOp {
-    fn name(&self) -> &'static str {
-        "tdq-gelu-erf-grad"
-    }
-
-    cpu_fwd!(|op, (x, l1), (g, l2)| {
+    cpu_fwd!("tdq-gelu-erf-grad", |op, (x, l1), (g, l2)| {
         let out = zip2_par(x, g, "gelu grad", |xi, gi, o| {
             dispatch!(k, (xi: &[f32], gi: &[f32], o: &mut [f32]), gelu_grad_slice(xi, gi, o));
         })?;

@@ -19,11 +19,7 @@ struct Col2Im {
 }
 
 impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "tdq-im2col3x3"
-    }
-
-    cpu_fwd!(|op, (x, l)| {
+    cpu_fwd!("tdq-im2col3x3", |op, (x, l)| {
         let (b, hw, c) = l.shape().dims3()?;
         let (h, w) = (op.h, op.w);
         if hw != h * w {
@@ -63,11 +59,7 @@ impl CustomOp1 for Im2Col {
 }
 
 impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "tdq-col2im3x3"
-    }
-
-    cpu_fwd!(|op, (g, l)| {
+    cpu_fwd!("tdq-col2im3x3", |op, (g, l)| {
         let (b, hw, c9) = l.shape().dims3()?;
         let c = c9 / 9;
         let (h, w) = (op.h, op.w);

@@ -55,11 +55,7 @@ fn ln_rows(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
 }
 
 impl CustomOp3 for LayerNormOp {
-    fn name(&self) -> &'static str {
-        "tdq-layer-norm"
-    }
-
-    cpu_fwd!(|op, (x, l1), (w, l2), (b, l3)| {
+    cpu_fwd!("tdq-layer-norm", |op, (x, l1), (w, l2), (b, l3)| {
         let c = w.len();
         let mut out = vec![0f32; x.len()];
         let rows_per_task = 256;

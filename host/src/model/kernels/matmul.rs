@@ -65,11 +65,7 @@ struct LinearOp {
 }
 
 impl CustomOp3 for LinearOp {
-    fn name(&self) -> &'static str {
-        "tdq-linear"
-    }
-
-    cpu_fwd!(|op, (x, l1), (w, l2), (b, l3)| {
+    cpu_fwd!("tdq-linear", |op, (x, l1), (w, l2), (b, l3)| {
         let (n, k) = l2.shape().dims2()?;
         let m = x.len() / k;
         let mut out = Vec::with_capacity(m * n);
@@ -153,11 +149,7 @@ struct BmmOp {
 }
 
 impl CustomOp2 for BmmOp {
-    fn name(&self) -> &'static str {
-        "tdq-bmm"
-    }
-
-    cpu_fwd!(|op, (a, l1), (b, l2)| {
+    cpu_fwd!("tdq-bmm", |op, (a, l1), (b, l2)| {
         let ad = l1.dims();
         let bd = l2.dims();
         let r = ad.len();

@@ -63,12 +63,16 @@ macro_rules! dispatch {
     }};
 }
 
-/// candle's `cpu_fwd` of a custom op (`CustomOp1`/`2`/`3` by the number of inputs):
-/// `cpu_fwd!(|op, (x, l1), (w, l2)| { … })` binds `op` to `self` and each input to its
-/// contiguous `f32` data and layout, then runs the block, which returns the
-/// `Result<(CpuStorage, Shape)>`.
+/// candle's `name` and `cpu_fwd` of a custom op (`CustomOp1`/`2`/`3` by the number of
+/// inputs): `cpu_fwd!("tdq-op", |op, (x, l1), (w, l2)| { … })` names the op, binds `op` to
+/// `self` and each input to its contiguous `f32` data and layout, then runs the block, which
+/// returns the `Result<(CpuStorage, Shape)>`.
 macro_rules! cpu_fwd {
-    (|$op:ident, $(($x:ident, $l:ident)),+| $body:block) => {
+    ($name:literal, |$op:ident, $(($x:ident, $l:ident)),+| $body:block) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+
         fn cpu_fwd(&self, $($x: &CpuStorage, $l: &Layout),+) -> Result<(CpuStorage, Shape)> {
             let $op = self;
             $(let $x = $crate::model::kernels::f32_slice($x, $l, $op.name())?;)+

@@ -11,11 +11,7 @@ use super::{portable, zip2_par};
 struct AddOp;
 
 impl CustomOp2 for AddOp {
-    fn name(&self) -> &'static str {
-        "tdq-add"
-    }
-
-    cpu_fwd!(|op, (a, l1), (b, l2)| {
+    cpu_fwd!("tdq-add", |op, (a, l1), (b, l2)| {
         let out = zip2_par(a, b, "add", |x, y, o| {
             for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
                 *o = x + y;
@@ -53,11 +49,7 @@ struct WindowReverseAdd {
 }
 
 impl CustomOp2 for WindowReverseAdd {
-    fn name(&self) -> &'static str {
-        "tdq-window-reverse-add"
-    }
-
-    cpu_fwd!(|op, (x, l1), (o, l2)| {
+    cpu_fwd!("tdq-window-reverse-add", |op, (x, l1), (o, l2)| {
         let (_, l, c) = l1.shape().dims3()?;
         if x.len() != o.len() || op.inverse.len() != l {
             candle_core::bail!("window reverse add: bad sizes");

@@ -113,11 +113,7 @@ fn softmax_block(x: &[f32], bias: &[f32], mask: Option<&[f32]>, out: &mut [f32])
 }
 
 impl CustomOp1 for AttnSoftmax {
-    fn name(&self) -> &'static str {
-        "tdq-attn-softmax"
-    }
-
-    cpu_fwd!(|op, (x, l)| {
+    cpu_fwd!("tdq-attn-softmax", |op, (x, l)| {
         let blk = N * N;
         let mut out = vec![0f32; x.len()];
         let (heads, nw) = (op.0.heads, op.0.n_windows);
@@ -166,11 +162,7 @@ pub fn attention_softmax(logits: &Tensor, terms: &WindowTerms) -> Result<Tensor>
 struct AttnProbs(WindowTerms);
 
 impl CustomOp2 for AttnProbs {
-    fn name(&self) -> &'static str {
-        "tdq-attn-probs"
-    }
-
-    cpu_fwd!(|op, (q, l1), (k, l2)| {
+    cpu_fwd!("tdq-attn-probs", |op, (q, l1), (k, l2)| {
         let (bw, heads, n, d) = l1.shape().dims4()?;
         if l2.dims() != l1.dims() || n != N || heads != op.0.heads {
             candle_core::bail!("attention_probs: q {:?}, k {:?}", l1.dims(), l2.dims());

@@ -198,19 +198,30 @@ fn every_truncation_is_an_error() {
 #[test]
 fn strided_and_other_dtypes_read_exactly() {
     let vals: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+    // (name, storage class, storage key, storage numel, offset, size, stride): row-major,
+    // column-major (a transposed weight), an arbitrary strided view with an offset, a size-1
+    // dimension with a meaningless stride, and the f64 and f16 storages.
+    type View = (
+        &'static str,
+        &'static str,
+        &'static str,
+        i64,
+        i64,
+        &'static [i64],
+        &'static [i64],
+    );
+    const VIEWS: [View; 6] = [
+        ("c", "FloatStorage", "0", 24, 0, &[4, 6], &[6, 1]),
+        ("f", "FloatStorage", "0", 24, 0, &[4, 6], &[1, 4]),
+        ("s", "FloatStorage", "0", 24, 1, &[2, 3], &[12, 3]),
+        ("one", "FloatStorage", "0", 24, 5, &[1, 2], &[i64::MAX, 2]),
+        ("d", "DoubleStorage", "1", 2, 0, &[2], &[1]),
+        ("h", "HalfStorage", "2", 2, 0, &[2], &[1]),
+    ];
     let pkl = Pickler::state_dict(|p| {
-        // Row-major, column-major (a transposed weight), an arbitrary strided view with an
-        // offset, and a size-1 dimension with a meaningless stride.
-        p.str("c")
-            .tensor("FloatStorage", "0", 24, 0, &[4, 6], &[6, 1]);
-        p.str("f")
-            .tensor("FloatStorage", "0", 24, 0, &[4, 6], &[1, 4]);
-        p.str("s")
-            .tensor("FloatStorage", "0", 24, 1, &[2, 3], &[12, 3]);
-        p.str("one")
-            .tensor("FloatStorage", "0", 24, 5, &[1, 2], &[i64::MAX, 2]);
-        p.str("d").tensor("DoubleStorage", "1", 2, 0, &[2], &[1]);
-        p.str("h").tensor("HalfStorage", "2", 2, 0, &[2], &[1]);
+        for (name, class, key, numel, offset, size, stride) in VIEWS {
+            p.str(name).tensor(class, key, numel, offset, size, stride);
+        }
     });
     let doubles: Vec<u8> = [1.25f64, -2.5]
         .iter()

@@ -92,11 +92,11 @@ pub fn expected_firmware_lines(model: &[u8]) -> Result<Vec<String>, String> {
         model.len(),
         tdquant_core::crc32(model)
     )];
+    let packed = container
+        .sections()
+        .filter(|section| section.dtype() == Dtype::Packed);
     let mut count = 0u32;
-    for section in container.sections() {
-        if section.dtype() != Dtype::Packed {
-            continue;
-        }
+    for section in packed {
         let shape = section.shape();
         let bits = section.bit_width().ok_or("packed section without bits")?;
         let layout = PackedLayout::new(bits, shape[0], shape[1]);

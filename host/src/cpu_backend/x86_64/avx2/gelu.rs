@@ -20,11 +20,7 @@ pub(crate) fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
         let (h, nh) = kept(&nw.h[3], i32::MAX);
         let (l, nl) = kept(&nw.l[3], i32::MIN);
         let (h, l) = (&h[..nh], &l[..nl]);
-        let (lo, lo1, hi1) = (
-            _mm256_set1_epi64x(nw.lo),
-            _mm256_set1_epi64x(nw.lo - 1),
-            _mm256_set1_epi64x(nw.hi + 1),
-        );
+        let [lo, lo1, hi1] = [nw.lo, nw.lo - 1, nw.hi + 1].map(|v| _mm256_set1_epi64x(v));
         // clamp(x, lo − 1, hi + 1) − lo, in [−1, 2^30 + 1]: the low halves.
         let narrow = |chunk: &[i64]| {
             // SAFETY: 4 i64 of the chunk.
@@ -34,18 +30,10 @@ pub(crate) fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
             let x = _mm256_sub_epi64(x, lo);
             _mm256_permutevar8x32_epi32(x, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7))
         };
-        let base = _mm256_set1_epi32((h.len() + l.len()) as i32);
         for (c, chunk) in t.chunks_exact(8).enumerate() {
             let (a, b) = (narrow(&chunk[..4]), narrow(&chunk[4..]));
             let x = _mm256_permute2x128_si256::<0x20>(a, b);
-            // #{H_k ≤ x} = |H| − #{H_k > x}; #{L_k ≥ x} = |L| − #{x > L_k}.
-            let mut cnt = base;
-            for &hk in h {
-                cnt = _mm256_add_epi32(cnt, _mm256_cmpgt_epi32(_mm256_set1_epi32(hk), x));
-            }
-            for &lk in l {
-                cnt = _mm256_add_epi32(cnt, _mm256_cmpgt_epi32(x, _mm256_set1_epi32(lk)));
-            }
+            let cnt = count_edges::<false, _>(h, l, x);
             let mut lanes = [0i32; 8];
             // SAFETY: 8 lanes into lanes.
             unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), cnt) };
@@ -59,17 +47,10 @@ pub(crate) fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
     let (h, nh) = kept(&gs.h, i64::MAX);
     let (l, nl) = kept(&gs.l, i64::MIN);
     let (h, l) = (&h[..nh], &l[..nl]);
-    let base = _mm256_set1_epi64x((h.len() + l.len()) as i64);
     for (c, chunk) in t.chunks_exact(4).enumerate() {
         // SAFETY: 4 i64 of the chunk.
         let x = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
-        let mut cnt = base;
-        for &hk in h {
-            cnt = _mm256_add_epi64(cnt, _mm256_cmpgt_epi64(_mm256_set1_epi64x(hk), x));
-        }
-        for &lk in l {
-            cnt = _mm256_add_epi64(cnt, _mm256_cmpgt_epi64(x, _mm256_set1_epi64x(lk)));
-        }
+        let cnt = count_edges::<true, _>(h, l, x);
         let mut lanes = [0i64; 4];
         // SAFETY: 4 lanes into lanes.
         unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), cnt) };
@@ -77,6 +58,36 @@ pub(crate) fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
             *o = v as u8;
         }
     }
+}
+
+/// `#{H_k ≤ x} + #{L_k ≥ x}` per lane, as `|H| + |L| − #{H_k > x} −
+/// #{x > L_k}` (a true lane comparison is −1), in 64-bit lanes (`WIDE`) or
+/// 32-bit ones.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn count_edges<const WIDE: bool, T: Copy + Into<i64>>(h: &[T], l: &[T], x: __m256i) -> __m256i {
+    let splat = |v: i64| {
+        if WIDE {
+            _mm256_set1_epi64x(v)
+        } else {
+            _mm256_set1_epi32(v as i32)
+        }
+    };
+    let add_gt = |cnt, a, b| {
+        if WIDE {
+            _mm256_add_epi64(cnt, _mm256_cmpgt_epi64(a, b))
+        } else {
+            _mm256_add_epi32(cnt, _mm256_cmpgt_epi32(a, b))
+        }
+    };
+    let mut cnt = splat((h.len() + l.len()) as i64);
+    for &hk in h {
+        cnt = add_gt(cnt, splat(hk.into()), x);
+    }
+    for &lk in l {
+        cnt = add_gt(cnt, x, splat(lk.into()));
+    }
+    cnt
 }
 
 /// The entries of `table` other than `pad`, first, and their number.

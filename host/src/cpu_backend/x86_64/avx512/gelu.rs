@@ -14,11 +14,7 @@ pub(crate) fn gelu_search(t: &[i64], gs: &GeluSearch, out: &mut [u8]) {
         // SAFETY: a 64-byte load of a 16-entry i32 table.
         let load = |a: &[i32; 16]| unsafe { _mm512_loadu_si512(a.as_ptr().cast()) };
         let (h, l) = (nw.h.map(|a| load(&a)), nw.l.map(|a| load(&a)));
-        let (lo, lo1, hi1) = (
-            _mm512_set1_epi64(nw.lo),
-            _mm512_set1_epi64(nw.lo - 1),
-            _mm512_set1_epi64(nw.hi + 1),
-        );
+        let [lo, lo1, hi1] = [nw.lo, nw.lo - 1, nw.hi + 1].map(|v| _mm512_set1_epi64(v));
         let narrow = |chunk: &[i64]| {
             // SAFETY: 8 i64 of the chunk.
             let x = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };

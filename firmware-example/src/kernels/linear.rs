@@ -59,22 +59,33 @@ impl Default for LinearScratch {
     }
 }
 
-/// What happens to the outputs `t_r = acc_r·A + sb + base_r` of a group of
-/// `g ≤ GROUP` weight rows `j..j + g` for a block of tokens from `token0`
-/// (`acc[t]` the token's sums, `sb[t]` its `Σa·B`, `base_r = C_{j+r} <<
-/// c_shift`). Code and stream outputs of different rows and tokens go to
-/// different places, so they are written token by token.
+/// A group of `g ≤ GROUP` weight rows `j..j + g` for a block of tokens
+/// from `token0`, with the terms of its outputs `t_r = acc_r·A + sb +
+/// base_r` other than the tokens' sums: `A` and `base_r = C_{j+r} <<
+/// c_shift`.
+#[derive(Clone, Copy)]
+struct RowBlock {
+    token0: usize,
+    j: usize,
+    g: usize,
+    bases: [i64; GROUP],
+    a: i64,
+}
+
+/// What happens to the outputs of a [`RowBlock`] for the block's tokens
+/// (`sums[t].acc` token t's sums, `sums[t].sb` its `Σa·B`). Code and stream
+/// outputs of different rows and tokens go to different places, so they are
+/// written token by token.
 trait Epilogue {
-    #[allow(clippy::too_many_arguments)]
-    fn block(
-        &mut self,
-        token0: usize,
-        j: usize,
-        g: usize,
-        sums: &[TokenSums],
-        bases: [i64; GROUP],
-        a: i64,
-    );
+    fn block(&mut self, block: &RowBlock, sums: &[TokenSums]);
+}
+
+/// Token `token0`'s codes from row `j` on, where a token's codes are `rows`
+/// bytes long (each later token's start `rows` bytes further), or `None`
+/// past the end of `out`.
+fn codes_from(out: &mut [u8], rows: usize, token0: usize, j: usize) -> Option<&mut [u8]> {
+    let start = token0.checked_mul(rows)?.checked_add(j)?;
+    out.get_mut(start..)
 }
 
 /// `f(output r, acc_r, base_r)` for the group's `g` rows whose outputs
@@ -115,15 +126,14 @@ fn rounding_in(mut bases: [i64; GROUP], frac: u32) -> [i64; GROUP] {
 struct Emit<F>(F);
 
 impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
-    fn block(
-        &mut self,
-        token0: usize,
-        j: usize,
-        g: usize,
-        sums: &[TokenSums],
-        bases: [i64; GROUP],
-        a: i64,
-    ) {
+    fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
+        let RowBlock {
+            token0,
+            j,
+            g,
+            bases,
+            a,
+        } = *block;
         for (r, &base) in bases.iter().enumerate().take(g) {
             for (t, s) in sums.iter().enumerate() {
                 (self.0)(token0 + t, j + r, i64::from(s.acc[r]) * a + (s.sb + base));
@@ -141,22 +151,16 @@ struct Codes<'o> {
 }
 
 impl Epilogue for Codes<'_> {
-    fn block(
-        &mut self,
-        token0: usize,
-        j: usize,
-        g: usize,
-        sums: &[TokenSums],
-        bases: [i64; GROUP],
-        a: i64,
-    ) {
+    fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
+        let RowBlock {
+            token0,
+            j,
+            g,
+            bases,
+            a,
+        } = *block;
         let (frac, levels, rows) = (self.frac, self.levels, self.rows);
-        // Token t's codes of rows j.. start at byte t·rows from token0's.
-        let Some(out) = token0
-            .checked_mul(rows)
-            .and_then(|start| start.checked_add(j))
-            .and_then(|start| self.out.get_mut(start..))
-        else {
+        let Some(out) = codes_from(self.out, rows, token0, j) else {
             return;
         };
         let tokens = out.chunks_mut(rows.max(1)).zip(sums);
@@ -263,15 +267,14 @@ impl Stream<'_, '_> {
 }
 
 impl Epilogue for Stream<'_, '_> {
-    fn block(
-        &mut self,
-        token0: usize,
-        j: usize,
-        g: usize,
-        sums: &[TokenSums],
-        bases: [i64; GROUP],
-        a: i64,
-    ) {
+    fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
+        let RowBlock {
+            token0,
+            j,
+            g,
+            bases,
+            a,
+        } = *block;
         let (frac, limit) = (self.frac, STREAM_LIMIT);
         if (1..=31).contains(&frac) {
             // w = t + 2^(frac−1); q = the low word of ⌊w/2^frac⌋ =
@@ -479,22 +482,16 @@ struct Gelu<'o, 'g, G: ?Sized> {
 }
 
 impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
-    fn block(
-        &mut self,
-        token0: usize,
-        j: usize,
-        g: usize,
-        sums: &[TokenSums],
-        bases: [i64; GROUP],
-        a: i64,
-    ) {
+    fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
+        let RowBlock {
+            token0,
+            j,
+            g,
+            bases,
+            a,
+        } = *block;
         let rows = self.rows;
-        // Token t's codes of rows j.. start at byte t·rows from token0's.
-        let Some(out) = token0
-            .checked_mul(rows)
-            .and_then(|start| start.checked_add(j))
-            .and_then(|start| self.out.get_mut(start..))
-        else {
+        let Some(out) = codes_from(self.out, rows, token0, j) else {
             return;
         };
         let tokens = out.chunks_mut(rows.max(1)).zip(sums);
@@ -673,7 +670,14 @@ fn linear_with<W: I32Src + ?Sized, E: Epilogue>(
             for (r, b) in bases.iter_mut().enumerate().take(g) {
                 *b = i64::from(c.at(j + r)) << affine.c_shift;
             }
-            epi.block(token0, j, g, sums, bases, affine.a);
+            let at = RowBlock {
+                token0,
+                j,
+                g,
+                bases,
+                a: affine.a,
+            };
+            epi.block(&at, sums);
             j += g;
         }
     }

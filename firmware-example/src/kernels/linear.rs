@@ -127,16 +127,13 @@ struct Emit<F>(F);
 
 impl<F: FnMut(usize, usize, i64)> Epilogue for Emit<F> {
     fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
-        let RowBlock {
-            token0,
-            j,
-            g,
-            bases,
-            a,
-        } = *block;
-        for (r, &base) in bases.iter().enumerate().take(g) {
+        for (r, &base) in block.bases.iter().enumerate().take(block.g) {
             for (t, s) in sums.iter().enumerate() {
-                (self.0)(token0 + t, j + r, i64::from(s.acc[r]) * a + (s.sb + base));
+                (self.0)(
+                    block.token0 + t,
+                    block.j + r,
+                    i64::from(s.acc[r]) * block.a + (s.sb + base),
+                );
             }
         }
     }
@@ -152,15 +149,9 @@ struct Codes<'o> {
 
 impl Epilogue for Codes<'_> {
     fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
-        let RowBlock {
-            token0,
-            j,
-            g,
-            bases,
-            a,
-        } = *block;
+        let (g, a) = (block.g, block.a);
         let (frac, levels, rows) = (self.frac, self.levels, self.rows);
-        let Some(out) = codes_from(self.out, rows, token0, j) else {
+        let Some(out) = codes_from(self.out, rows, block.token0, block.j) else {
             return;
         };
         let tokens = out.chunks_mut(rows.max(1)).zip(sums);
@@ -168,7 +159,7 @@ impl Epilogue for Codes<'_> {
             // Only the high word of t matters (with the rounding in the
             // bases); codes of a b-bit quantizer (N = 2^b − 1) clamp with
             // one USAT.
-            let bases = rounding_in(bases, frac);
+            let bases = rounding_in(block.bases, frac);
             let (shift, m) = (frac - 32, Multiplier::new(a));
             macro_rules! codes {
                 ($clamp:expr) => {
@@ -188,7 +179,7 @@ impl Epilogue for Codes<'_> {
             }
         } else {
             for (dst, TokenSums { acc: acc_t, sb: s }) in tokens {
-                for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                for_outputs(dst, g, acc_t, &block.bases, |o, x, base| {
                     let v = i64::from(x) * a + (s + base);
                     *o = clamp_code(rshift_round(v, frac), levels);
                 });
@@ -268,22 +259,16 @@ impl Stream<'_, '_> {
 
 impl Epilogue for Stream<'_, '_> {
     fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
-        let RowBlock {
-            token0,
-            j,
-            g,
-            bases,
-            a,
-        } = *block;
+        let (g, a) = (block.g, block.a);
         let (frac, limit) = (self.frac, STREAM_LIMIT);
         if (1..=31).contains(&frac) {
             // w = t + 2^(frac−1); q = the low word of ⌊w/2^frac⌋ =
             // `lo >> frac | hi << (32 − frac)`, which is the quotient when
             // the bits above it (`hi >> frac`) are its sign; otherwise the
             // quotient is beyond ±2^31 and clamps to ±L by the sign of `hi`.
-            let bases = rounding_in(bases, frac);
+            let bases = rounding_in(block.bases, frac);
             let (right, left) = (frac & 31, (32 - frac) & 31);
-            self.tokens(token0, j, sums, |dst, acc_t, s| {
+            self.tokens(block.token0, block.j, sums, |dst, acc_t, s| {
                 for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                     let w = raw(x, a, s + base);
                     let (lo, hi) = (w as u32, (w >> 32) as i32);
@@ -301,16 +286,16 @@ impl Epilogue for Stream<'_, '_> {
         } else if (32..=62).contains(&frac) {
             // The rounded quotient is the high word of w shifted right by
             // frac − 32 (|w| < 2^63: it fits i32).
-            let bases = rounding_in(bases, frac);
+            let bases = rounding_in(block.bases, frac);
             let (shift, m) = (frac - 32, Multiplier::new(a));
-            self.tokens(token0, j, sums, |dst, acc_t, s| {
+            self.tokens(block.token0, block.j, sums, |dst, acc_t, s| {
                 for_outputs(dst, g, acc_t, &bases, |o, x, base| {
                     *o = add_clamped(*o, m.high_word(x, s + base) >> shift);
                 });
             });
         } else {
-            self.tokens(token0, j, sums, |dst, acc_t, s| {
-                for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+            self.tokens(block.token0, block.j, sums, |dst, acc_t, s| {
+                for_outputs(dst, g, acc_t, &block.bases, |o, x, base| {
                     *o = add_stream(*o, rshift_round(i64::from(x) * a + (s + base), frac));
                 });
             });
@@ -483,29 +468,23 @@ struct Gelu<'o, 'g, G: ?Sized> {
 
 impl<G: I32Src + ?Sized> Epilogue for Gelu<'_, '_, G> {
     fn block(&mut self, block: &RowBlock, sums: &[TokenSums]) {
-        let RowBlock {
-            token0,
-            j,
-            g,
-            bases,
-            a,
-        } = *block;
+        let (g, a) = (block.g, block.a);
         let rows = self.rows;
-        let Some(out) = codes_from(self.out, rows, token0, j) else {
+        let Some(out) = codes_from(self.out, rows, block.token0, block.j) else {
             return;
         };
         let tokens = out.chunks_mut(rows.max(1)).zip(sums);
         match &self.search {
             Some(search) => {
                 for (dst, TokenSums { acc: acc_t, sb: s }) in tokens {
-                    for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                    for_outputs(dst, g, acc_t, &block.bases, |o, x, base| {
                         *o = search.code(raw(x, a, s + base));
                     });
                 }
             }
             None => {
                 for (dst, TokenSums { acc: acc_t, sb: s }) in tokens {
-                    for_outputs(dst, g, acc_t, &bases, |o, x, base| {
+                    for_outputs(dst, g, acc_t, &block.bases, |o, x, base| {
                         *o = gelu_code(raw(x, a, s + base), self.words);
                     });
                 }

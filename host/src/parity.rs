@@ -30,7 +30,7 @@ pub enum BackendName {
     CpuFast,
     /// The fast CPU backend, portable code only.
     CpuPortable,
-    /// The fast CPU backend, portable code compiled for AVX2.
+    /// The fast CPU backend with the AVX2 kernels.
     CpuAvx2,
     /// The fast CPU backend with the AVX-512 VNNI kernels.
     CpuAvx512Vnni,

@@ -320,7 +320,7 @@ impl SwinIR {
     /// Loads a `.pth` (zip, `"params"`) or `.safetensors` SwinIR-light checkpoint (see
     /// [`weights::load`]).
     pub fn load(path: impl AsRef<Path>) -> std::result::Result<SwinIR, WeightsError> {
-        SwinIR::from_weights(&weights::load(path)?)
+        SwinIR::load_on(path, &Device::Cpu)
     }
 
     /// Loads a checkpoint as [`SwinIR::load`] does, with every weight on `device`.

@@ -55,14 +55,19 @@ impl FastConv {
         })
     }
 
-    /// `dst[o] = requant_o(acc[o]) + bias_o` for `o < dst.len()`: core's
-    /// `Conv::run` output of one pixel from its `i32` sums.
+    /// `requant_o(acc) + bias_o`: core's `Conv::run` output `o` of a pixel
+    /// whose sum is `acc`.
+    #[inline(always)]
+    pub(crate) fn output(&self, o: usize, acc: i64) -> i64 {
+        self.requant[o].apply_i64(acc).saturating_add(self.bias[o])
+    }
+
+    /// `dst[o] = output(o, acc[o])` for `o < dst.len()`: one pixel's outputs
+    /// from its `i32` sums.
     #[inline(always)]
     pub(crate) fn requantize_i32(&self, acc: &[i32], dst: &mut [i64]) {
         for (o, (d, &a)) in dst.iter_mut().zip(acc).enumerate() {
-            *d = self.requant[o]
-                .apply_i64(i64::from(a))
-                .saturating_add(self.bias[o]);
+            *d = self.output(o, i64::from(a));
         }
     }
 }

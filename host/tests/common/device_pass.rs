@@ -1,7 +1,7 @@
 //! One pass of the stand-in model for comparing two ways of running it (fused CPU kernels,
 //! their device compositions, a GPU): FP output, W4A4 fake-quant output, and the DQC loss and
-//! bound gradients of `calib::dqc::micro_step`, and the tolerances such runs must meet. Included by `portable_model.rs` and
-//! `calib_cuda.rs`.
+//! bound gradients of `calib::dqc::micro_step`, and the tolerances such runs must meet.
+//! Included by `portable_model.rs` and `calib_cuda.rs`.
 
 use candle_core::{Device, Tensor};
 use tdquant_host::calib::dqc::{micro_step, DqcConfig};

@@ -38,7 +38,7 @@ pub(crate) fn conv_row(
                     acc + i64::from(i32::from(a) * i32::from(b))
                 })
             };
-            *dst = this.requant[o].apply_i64(acc).saturating_add(this.bias[o]);
+            *dst = this.output(o, acc);
         }
     }
 }
